@@ -1,0 +1,47 @@
+# Two commands matter: `make demo` (the main job) and `make test` (the whole suite).
+# Both create or reuse .venv and install what they need. On a machine without an NVIDIA GPU
+# the CPU build torch==2.13.0 is installed (no multi-GB CUDA wheels); any torch >= 2.6 already
+# in the venv is kept.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.qwr_fast-installed
+
+.PHONY: demo test lint format bench aot clean
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if $(PY) -c "import sys, torch; v = tuple(int(x) for x in torch.__version__.split('+')[0].split('.')[:2]); sys.exit(v < (2, 6))" 2>/dev/null; then \
+		echo "keeping installed torch"; \
+	elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		$(PY) -m pip install "torch>=2.6"; \
+	else \
+		$(PY) -m pip install torch==2.13.0; \
+	fi
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m pytest bench -q --benchmark-columns=median,iqr,rounds --benchmark-sort=name
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest tests -q
+	TRITON_INTERPRET=1 $(PY) -m pytest tests/kernels -q -m kernel
+	$(PY) -m qwr_fast.kernels.aot
+
+bench: $(STAMP)
+	$(PY) -m pytest bench -q --benchmark-columns=median,iqr,rounds --benchmark-sort=name
+
+aot: $(STAMP)
+	$(PY) -m qwr_fast.kernels.aot
+
+lint: $(STAMP)
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix . && $(PY) -m ruff format .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

@@ -1,0 +1,1 @@
+"""Neural-network modules built on the fused ops of :mod:`qwr_fast.kernels`."""
