@@ -127,14 +127,12 @@ def check_tensor(
                 f"{name} must have {' or '.join(map(str, allowed))} dims{layout}, "
                 f"got shape {tuple(t.shape)}"
             )
-    if shape is not None:
-        if t.dim() != len(shape) or any(
-            s is not None and s != ts for s, ts in zip(shape, t.shape, strict=True)
-        ):
-            expected = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
-            raise ValueError(
-                f"{name} must have shape {expected}{layout}, got {tuple(t.shape)}"
-            )
+    if shape is not None and (
+        t.dim() != len(shape)
+        or any(s is not None and s != ts for s, ts in zip(shape, t.shape, strict=True))
+    ):
+        expected = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
+        raise ValueError(f"{name} must have shape {expected}{layout}, got {tuple(t.shape)}")
     if kind == "float" and not t.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor{layout}, got {t.dtype}")
     if kind == "int" and t.dtype not in (torch.int64, torch.int32):
@@ -150,7 +148,9 @@ def check_positive(name: str, value: float | torch.Tensor, device: torch.device)
     """``value`` (a float or a 0-dim tensor) must be finite and > 0."""
     if isinstance(value, torch.Tensor):
         if value.dim() != 0:
-            raise ValueError(f"{name} must be a float or a 0-dim tensor, got shape {tuple(value.shape)}")
+            raise ValueError(
+                f"{name} must be a float or a 0-dim tensor, got shape {tuple(value.shape)}"
+            )
         if not value.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
         if value.device != device:
