@@ -43,10 +43,15 @@ class AOTResult:
 
 
 def _ptxas() -> str:
+    """The newest ptxas bundled with Triton (Triton's PTX version can be newer than the plain
+    ``ptxas`` it ships accepts; ``ptxas-blackwell`` reads every PTX version Triton writes)."""
     import triton
 
-    bundled = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas"
-    return str(bundled) if bundled.exists() else "ptxas"
+    bundled = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
+    for name in ("ptxas-blackwell", "ptxas"):
+        if (bundled / name).exists():
+            return str(bundled / name)
+    return "ptxas"
 
 
 def _parse_ptxas(text: str) -> tuple[int, int, int]:
@@ -94,16 +99,16 @@ def compile_all(ops: tuple[str, ...] = OPS, workers: int = 2) -> list[AOTResult]
 
 def format_table(results: list[AOTResult]) -> str:
     lines = [
-        f"{'op':<16} {'kernel / config':<58} {'sm':>3} {'regs':>5} {'spill st/ld':>11} "
+        f"{'op':<16} {'kernel / config':<64} {'sm':>3} {'regs':>5} {'spill st/ld':>11} "
         f"{'smem B':>7}",
     ]
     for r in results:
         if r.error:
-            lines.append(f"{r.op:<16} {r.name:<58} {r.arch:>3} COMPILE ERROR: {r.error}")
+            lines.append(f"{r.op:<16} {r.name:<64} {r.arch:>3} COMPILE ERROR: {r.error}")
             continue
         spills = f"{r.spill_stores}/{r.spill_loads}"
         lines.append(
-            f"{r.op:<16} {r.name:<58} {r.arch:>3} {r.registers:>5} {spills:>11} "
+            f"{r.op:<16} {r.name:<64} {r.arch:>3} {r.registers:>5} {spills:>11} "
             f"{r.shared_bytes:>7}"
         )
     return "\n".join(lines)
@@ -117,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         parser.error("unset TRITON_INTERPRET: the AOT check needs Triton's real compiler")
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # Triton 3.9's default, made explicit
     results = compile_all(tuple(args.ops), args.workers)
     print(format_table(results))
     errors = [r for r in results if r.error]

@@ -1,1 +1,5 @@
 """Neural-network modules built on the fused ops of :mod:`qwr_fast.kernels`."""
+
+from .sampled_q import SampledQ, TwinSampledQ
+
+__all__ = ["SampledQ", "TwinSampledQ"]
