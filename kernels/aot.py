@@ -108,8 +108,7 @@ def format_table(results: list[AOTResult]) -> str:
             continue
         spills = f"{r.spill_stores}/{r.spill_loads}"
         lines.append(
-            f"{r.op:<16} {r.name:<64} {r.arch:>3} {r.registers:>5} {spills:>11} "
-            f"{r.shared_bytes:>7}"
+            f"{r.op:<16} {r.name:<64} {r.arch:>3} {r.registers:>5} {spills:>11} {r.shared_bytes:>7}"
         )
     return "\n".join(lines)
 
