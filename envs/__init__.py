@@ -1,1 +1,53 @@
-"""Vector environments."""
+"""Vector environments: ``make(env_id, num_envs, seed=...)`` -> ``gymnasium.vector.VectorEnv``.
+
+Every env returned by ``make`` follows one contract (``list_envs()`` gives the ids):
+
+- Batched ``reset(seed=..., options=None)`` -> ``(obs, {})`` and ``step(actions)`` ->
+  ``(obs, reward, terminated, truncated, infos)``; ``single_observation_space`` /
+  ``single_action_space`` and their batched versions. Actions must have the batched shape
+  (``(num_envs,)`` for ``Discrete``, ``(num_envs, N)`` for ``MultiBinary``) and an integer
+  (or bool) dtype; anything else, or a value outside the space, raises ``TypeError`` /
+  ``ValueError`` before any env moves.
+- Autoreset: ``metadata["autoreset_mode"] == gymnasium.vector.AutoresetMode.SAME_STEP``, for
+  every family. When env i's episode ends at a step, that step already returns the *reset*
+  observation in ``obs[i]``, and ``infos["final_obs"][i]`` holds the episode's last
+  observation (``infos["_final_obs"][i]`` is True). There is no extra no-op step. When any
+  episode ends, ``infos["final_obs"]`` is a full ``[num_envs, ...]`` array whose rows for
+  envs that did not finish equal ``obs``, so it is the true next observation s_{t+1} of every
+  env; when none ends, ``infos`` is ``{}``.
+- Termination and truncation are separate: ``terminated`` means the MDP reached a terminal
+  state (no bootstrap), ``truncated`` means a time limit cut the episode (bootstrap from
+  ``infos["final_obs"]``). BitFlip episodes end by truncation only (unless
+  ``terminate_when_all_ones=True``).
+- Episode statistics: when env i's episode ends, ``infos["episode"]["r"][i]`` (return,
+  float32) and ``infos["episode"]["l"][i]`` (length, int32) are set and
+  ``infos["_episode"][i]`` is True (the layout of gymnasium's ``RecordEpisodeStatistics``
+  vector wrapper; other rows are 0).
+- Buffers: with ``copy=True`` (default) every returned array is a fresh copy. With
+  ``copy=False`` the env returns its preallocated buffers, overwritten by the next call: the
+  step then allocates no arrays, and the caller copies what it keeps and never writes to them.
+- Snapshots: ``env.get_state(indices=None) -> EnvState`` copies the exact state (RNG streams,
+  step counters, episode statistics); ``env.set_state(state, indices=None)`` writes it back
+  (a 1-env state broadcasts) and returns the observations; after it, the same actions give
+  bit-identical observations, rewards and flags. ``env.clone_states(source, targets=None)``
+  copies env ``source`` into ``targets`` (default: all envs), for planners that launch many
+  rollouts from one real state; clones share the RNG stream, so their autoresets agree too.
+- Seeding: ``reset(seed=s)`` gives env i the stream ``(s, i)``; ``reset(seed=[s0, s1, ...])``
+  one seed per env; ``reset()`` keeps the current streams, except that the first ``reset()``
+  after ``make(..., seed=s)`` behaves as ``reset(seed=s)``.
+
+Families: ``BitFlip-<N>`` and ``BitFlipSubset-<N>`` (Numba, see ``qwr_fast.envs.bitflip``).
+"""
+
+from qwr_fast.envs._registry import list_envs, make
+from qwr_fast.envs._vector import ArrayVectorEnv, EnvState
+from qwr_fast.envs.bitflip import BitFlipSubsetVectorEnv, BitFlipVectorEnv
+
+__all__ = [
+    "ArrayVectorEnv",
+    "BitFlipSubsetVectorEnv",
+    "BitFlipVectorEnv",
+    "EnvState",
+    "list_envs",
+    "make",
+]
