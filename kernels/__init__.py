@@ -4,31 +4,27 @@ Public API::
 
     from qwr_fast.kernels import lse_backup, awr_loss, sampled_q_head, QHeadParams, proposal_sample
 
-Every op takes ``backend="auto"|"triton"|"torch"|"reference"`` and is registered as a
-``torch.library`` custom op under the ``qwr_fast`` namespace.
+Every op takes ``backend="auto"|"triton"|"torch"|"reference"``, validates its inputs, and is
+registered as a ``torch.library`` custom op under the ``qwr_fast`` namespace. The function
+names shadow their module names on this package; import a module's internals with
+``from qwr_fast.kernels.<op> import ...``.
 """
 
-import importlib
-
 from ._common import skip_value_checks
+from .awr_loss import awr_loss, awr_loss_reference
+from .lse_backup import lse_backup, lse_backup_reference
+from .proposal_sample import proposal_sample, proposal_sample_reference
+from .sampled_q_head import QHeadParams, sampled_q_head, sampled_q_head_reference
 
-_EXPORTS = {
-    "lse_backup": "lse_backup",
-    "lse_backup_reference": "lse_backup",
-    "awr_loss": "awr_loss",
-    "awr_loss_reference": "awr_loss",
-    "sampled_q_head": "sampled_q_head",
-    "sampled_q_head_reference": "sampled_q_head",
-    "QHeadParams": "sampled_q_head",
-    "proposal_sample": "proposal_sample",
-    "proposal_sample_reference": "proposal_sample",
-}
-
-__all__ = [*_EXPORTS, "skip_value_checks"]
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = [
+    "QHeadParams",
+    "awr_loss",
+    "awr_loss_reference",
+    "lse_backup",
+    "lse_backup_reference",
+    "proposal_sample",
+    "proposal_sample_reference",
+    "sampled_q_head",
+    "sampled_q_head_reference",
+    "skip_value_checks",
+]
