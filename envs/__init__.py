@@ -36,18 +36,34 @@ Every env returned by ``make`` follows one contract (``list_envs()`` gives the i
   one seed per env; ``reset()`` keeps the current streams, except that the first ``reset()``
   after ``make(..., seed=s)`` behaves as ``reset(seed=s)``.
 
-Families: ``BitFlip-<N>`` and ``BitFlipSubset-<N>`` (Numba, see ``qwr_fast.envs.bitflip``).
+Families: ``BitFlip-<N>`` and ``BitFlipSubset-<N>`` (Numba, see ``qwr_fast.envs.bitflip``);
+MuJoCo ``<Task>-v5`` (``qwr_fast.envs.mujoco``, extra ``[mujoco]``), ``MinAtar/<Game>``
+(``qwr_fast.envs.minatar``, extra ``[minatar]``) and ``ALE/<Game>-v5`` (``qwr_fast.envs.atari``,
+extra ``[atari]``), which step real single envs in one Python loop (``qwr_fast.envs._loop``).
+``discretize(env, bins)`` (or ``make(..., bins=k)``) turns a Box action space into
+``MultiDiscrete`` bins.
 """
 
+from qwr_fast.envs._loop import LoopVectorEnv
 from qwr_fast.envs._registry import list_envs, make
 from qwr_fast.envs._vector import ArrayVectorEnv, EnvState
+from qwr_fast.envs.atari import AtariVectorEnv
 from qwr_fast.envs.bitflip import BitFlipSubsetVectorEnv, BitFlipVectorEnv
+from qwr_fast.envs.discretize import DiscretizedVectorEnv, discretize
+from qwr_fast.envs.minatar import MinAtarVectorEnv
+from qwr_fast.envs.mujoco import MujocoVectorEnv
 
 __all__ = [
     "ArrayVectorEnv",
+    "AtariVectorEnv",
     "BitFlipSubsetVectorEnv",
     "BitFlipVectorEnv",
+    "DiscretizedVectorEnv",
     "EnvState",
+    "LoopVectorEnv",
+    "MinAtarVectorEnv",
+    "MujocoVectorEnv",
+    "discretize",
     "list_envs",
     "make",
 ]

@@ -1,0 +1,299 @@
+"""The vector env that the MuJoCo, MinAtar and Atari families share: one Python loop over
+``num_envs`` single envs behind the ``qwr_fast.envs`` contract.
+
+A family subclasses ``LoopVectorEnv`` and provides the spaces, ``num_envs`` single envs and
+four per-env hooks: reset (seeded or continuing its stream), step, snapshot and restore. The
+loop owns everything else: action checks, the time limit, SAME_STEP autoreset, ``infos``,
+episode statistics, seeding, and ``get_state``/``set_state``/``clone_states``.
+
+An ``EnvState`` of a loop env holds, per env, the family's snapshot object (an ``object``
+array ``arrays["game"]``), the observation, and the loop's counters (``t``, ``ep_return``).
+A snapshot is never a view of a live env and ``restore`` copies it, so one snapshot can be
+restored into many envs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from qwr_fast.envs._rng import fresh_seed, seed_streams
+from qwr_fast.envs._vector import EnvState, IndexLike, _row_count, _rows
+
+
+def missing_extra(package: str, extra: str, family: str) -> ImportError:
+    """The error for a family whose optional dependency is not installed."""
+    return ImportError(
+        f"the {family} environments need the `{package}` package: pip install qwr_fast[{extra}]"
+    )
+
+
+def check_num_envs(num_envs: Any) -> int:
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
+        raise TypeError(f"num_envs must be a positive int, got {type(num_envs).__name__}")
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be a positive int, got {num_envs}")
+    return int(num_envs)
+
+
+def check_positive_int_or_none(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a positive int or None, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int or None, got {value}")
+    return int(value)
+
+
+class LoopVectorEnv(VectorEnv):
+    """Base of the families that step real single envs (see ``qwr_fast.envs``)."""
+
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        num_envs: int,
+        single_observation_space: spaces.Box,
+        single_action_space: spaces.Discrete | spaces.Box,
+        *,
+        max_episode_steps: int | None,
+        seed: int | None,
+        copy: bool,
+    ) -> None:
+        n = self.num_envs = check_num_envs(num_envs)
+        if not isinstance(copy, bool):
+            raise TypeError(f"copy must be a bool, got {type(copy).__name__}")
+        self.max_episode_steps = check_positive_int_or_none(max_episode_steps, "max_episode_steps")
+        self.render_mode = None
+        self.single_observation_space = single_observation_space
+        self.single_action_space = single_action_space
+        self.observation_space = batch_space(single_observation_space, n)
+        self.action_space = batch_space(single_action_space, n)
+        self._copy = copy
+        self._discrete = isinstance(single_action_space, spaces.Discrete)
+        if not self._discrete:
+            low, high = single_action_space.low, single_action_space.high
+            self._a_low, self._a_high = low.astype(np.float64), high.astype(np.float64)
+        obs_shape, obs_dtype = single_observation_space.shape, single_observation_space.dtype
+        self._obs = np.zeros((n, *obs_shape), dtype=obs_dtype)
+        self._final_obs = np.zeros_like(self._obs)
+        self._reward = np.zeros(n, dtype=np.float32)
+        self._terminated = np.zeros(n, dtype=np.bool_)
+        self._truncated = np.zeros(n, dtype=np.bool_)
+        self._done = np.zeros(n, dtype=np.bool_)
+        self._ep_r = np.zeros(n, dtype=np.float32)
+        self._ep_l = np.zeros(n, dtype=np.int32)
+        self._t = [0] * n  # Python lists: the per-env loop reads and writes them as scalars
+        self._ep_return = [0.0] * n
+        self._pending_seed = seed
+        self._reset_rows(range(n), seed_streams(fresh_seed() if seed is None else seed, n))
+
+    # -- family hooks ---------------------------------------------------------------------
+    @property
+    def config(self) -> tuple:
+        """The family name and parameters; a state only fits an env with the same config."""
+        raise NotImplementedError
+
+    def _reset_one(self, i: int, seed: int | None) -> np.ndarray:
+        """Reset env i (reseeding its RNG from ``seed`` if given); return its observation."""
+        raise NotImplementedError
+
+    def _step_one(self, i: int, action: Any) -> tuple[np.ndarray, float, bool, bool]:
+        """Step env i; return ``(obs, reward, terminated, truncated_by_the_env_itself)``."""
+        raise NotImplementedError
+
+    def _snapshot_one(self, i: int) -> Any:
+        """A private, exact copy of env i's state (RNG included)."""
+        raise NotImplementedError
+
+    def _restore_one(self, i: int, snapshot: Any) -> None:
+        """Make env i's state a copy of ``snapshot`` (which stays unchanged)."""
+        raise NotImplementedError
+
+    # -- gymnasium API --------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset all envs (or those in ``options["reset_mask"]``); return ``(obs, {})``.
+
+        ``seed``: an int (env i gets a seed derived from ``(seed, i)``), one int per env, or
+        None (keep the current streams; the first reset after ``make(seed=s)`` uses ``s``).
+        """
+        rows: Sequence[int] = range(self.num_envs)
+        if options:
+            unknown = set(options) - {"reset_mask"}
+            if unknown:
+                raise ValueError(f"options: unknown keys {sorted(unknown)}; known: ['reset_mask']")
+            mask = np.asarray(options["reset_mask"])
+            if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), "
+                    f"got shape {mask.shape} dtype {mask.dtype}"
+                )
+            rows = np.flatnonzero(mask).tolist()
+        if seed is None:
+            seed, self._pending_seed = self._pending_seed, None
+        else:
+            self._pending_seed = None
+        streams = None
+        if seed is not None:
+            streams = seed_streams(seed, self.num_envs)
+            self.action_space.seed(seed if isinstance(seed, (int, np.integer)) else None)
+        self._reset_rows(rows, streams)
+        return (self._obs.copy() if self._copy else self._obs), {}
+
+    def _reset_rows(self, rows: Sequence[int], streams: np.ndarray | None) -> None:
+        for i in rows:
+            self._obs[i] = self._reset_one(i, None if streams is None else int(streams[i]))
+            self._t[i] = 0
+            self._ep_return[i] = 0.0
+
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        a = actions if isinstance(actions, np.ndarray) else np.asarray(actions)
+        space = self.single_action_space
+        if self._discrete:
+            if a.dtype.kind not in "iu":
+                raise TypeError(f"actions must be integers for {space}, got {a.dtype}")
+            if a.shape != (self.num_envs,):
+                raise ValueError(
+                    f"actions must have shape ({self.num_envs},) (one {space} action per env), "
+                    f"got {a.shape}"
+                )
+            bad = (a < 0) | (a >= space.n)
+        else:
+            shape = (self.num_envs, *space.shape)
+            if a.dtype.kind != "f":
+                raise TypeError(f"actions must be floats for {space}, got {a.dtype}")
+            if a.shape != shape:
+                raise ValueError(
+                    f"actions must have shape {shape} (one {space} action per env), got {a.shape}"
+                )
+            bad = ~((a >= self._a_low) & (a <= self._a_high))  # NaN fails both comparisons
+            bad = bad.reshape(self.num_envs, -1).any(axis=1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"actions[{i}] = {a[i].tolist()} is outside {space}")
+        return a
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every env; see the ``qwr_fast.envs`` docstring for the autoreset contract."""
+        actions = self._check_actions(actions)
+        if self._discrete:
+            actions = actions.tolist()
+        obs, final_obs = self._obs, self._final_obs
+        t, ep_return = self._t, self._ep_return
+        limit = self.max_episode_steps or np.iinfo(np.int32).max
+        step_one = self._step_one
+        rewards, terms, truncs, ended = [], [], [], []
+        for i in range(self.num_envs):
+            o, r, te, tr = step_one(i, actions[i])
+            ti = t[i] + 1
+            tr = tr or ti >= limit
+            rewards.append(r)
+            terms.append(te)
+            truncs.append(tr)
+            if te or tr:
+                final_obs[i] = o
+                ended.append((i, ep_return[i] + r, ti))
+                t[i] = 0
+                ep_return[i] = 0.0
+                o = self._reset_one(i, None)
+            else:
+                t[i] = ti
+                ep_return[i] += r
+            obs[i] = o
+        reward, terminated, truncated = self._reward, self._terminated, self._truncated
+        reward[:] = rewards
+        terminated[:] = terms
+        truncated[:] = truncs
+        c = self._copy
+        out = (
+            obs.copy() if c else obs,
+            reward.copy() if c else reward,
+            terminated.copy() if c else terminated,
+            truncated.copy() if c else truncated,
+        )
+        if not ended:
+            return (*out, {})
+        self._done[:] = False
+        self._ep_r[:] = 0.0
+        self._ep_l[:] = 0
+        for i, ret, length in ended:
+            self._done[i] = True
+            self._ep_r[i] = ret
+            self._ep_l[i] = length
+        going_on = ~self._done
+        final_obs[going_on] = obs[going_on]
+        done = self._done.copy() if c else self._done
+        infos = {
+            "final_obs": final_obs.copy() if c else final_obs,
+            "_final_obs": done,
+            "episode": {
+                "r": self._ep_r.copy() if c else self._ep_r,
+                "l": self._ep_l.copy() if c else self._ep_l,
+            },
+            "_episode": done,
+        }
+        return (*out, infos)
+
+    # -- snapshot / restore ---------------------------------------------------------------
+    def get_state(self, indices: IndexLike = None) -> EnvState:
+        """An exact copy of the state of all envs, or of ``indices`` (in that order)."""
+        idx = np.arange(self.num_envs)[_rows(indices, self.num_envs, "indices")]
+        games = np.empty(len(idx), dtype=object)
+        for k, i in enumerate(idx.tolist()):
+            games[k] = self._snapshot_one(i)
+        arrays = {
+            "game": games,
+            "obs": self._obs[idx].copy(),
+            "t": np.array(self._t, dtype=np.int32)[idx],
+            "ep_return": np.array(self._ep_return, dtype=np.float64)[idx],
+        }
+        return EnvState(self.config, arrays)
+
+    def set_state(self, state: EnvState, indices: IndexLike = None) -> np.ndarray:
+        """Overwrite the state of all envs, or of ``indices``, with ``state``; return the obs.
+
+        ``state.num_envs`` must equal the number of rows written, or be 1 (broadcast to all of
+        them). Stepping afterwards with the same actions reproduces, bit for bit, what the envs
+        that the state was taken from produced (including their autoresets).
+        """
+        if not isinstance(state, EnvState):
+            raise TypeError(f"state must be an EnvState, got {type(state).__name__}")
+        if state.config != self.config:
+            raise ValueError(f"state was taken from {state.config}, this env is {self.config}")
+        rows = _rows(indices, self.num_envs, "indices")
+        k = _row_count(rows, self.num_envs)
+        if state.num_envs not in (1, k):
+            raise ValueError(
+                f"state holds {state.num_envs} envs; expected {k} (the rows written) or 1"
+            )
+        idx = np.arange(self.num_envs)[rows].tolist()
+        games, ts, rets = state.arrays["game"], state.arrays["t"], state.arrays["ep_return"]
+        for j, i in enumerate(idx):
+            k = 0 if state.num_envs == 1 else j
+            self._restore_one(i, games[k])
+            self._t[i] = int(ts[k])
+            self._ep_return[i] = float(rets[k])
+        self._obs[rows] = state.arrays["obs"]
+        return self._obs.copy() if self._copy else self._obs
+
+    def clone_states(self, source: int, targets: IndexLike = None) -> np.ndarray:
+        """Copy env ``source``'s exact state into ``targets`` (default: every env); return obs.
+
+        Clones share the RNG state of ``source``, so identical actions give identical rollouts,
+        autoresets included.
+        """
+        if isinstance(source, bool) or not isinstance(source, (int, np.integer)):
+            raise TypeError(f"source must be an int env index, got {type(source).__name__}")
+        if not -self.num_envs <= source < self.num_envs:
+            raise ValueError(f"source must lie in [0, {self.num_envs}), got {source}")
+        return self.set_state(self.get_state(int(source)), targets)

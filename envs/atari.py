@@ -1,0 +1,184 @@
+"""Atari (``ALE/<Game>-v5``, ale-py) with the standard preprocessing of sample-efficient Atari
+work, behind the ``qwr_fast.envs`` vector API.
+
+Per env: ``gymnasium.make("ALE/<Game>-v5", frameskip=1, repeat_action_probability=0.0,
+full_action_space=False, max_num_frames_per_episode=108_000).unwrapped``, wrapped in gymnasium's
+``StickyAction(repeat_action_probability=0.25)``, ``AtariPreprocessing(noop_max=30,
+frame_skip=4, screen_size=84, terminal_on_life_loss=False, grayscale_obs=True,
+scale_obs=False)`` and ``FrameStackObservation(stack_size=4)``. So:
+
+- an agent step repeats the action for 4 frames and observes the pixel-wise max of the last 2
+  grayscale frames, resized to 84x84 (``cv2.INTER_AREA``); observations are ``uint8
+  [4, 84, 84]``, the last 4 of those, oldest first (the stack is filled with the first frame
+  after a reset);
+- sticky actions as v5 defines them: on every emulator frame, with probability 0.25 the
+  previous frame's action is executed instead of the agent's (each of the 4 frames of a step
+  draws anew). The rule is applied by gymnasium's ``StickyAction`` wrapper on the frame-level
+  env (with the env's ``np_random``) instead of inside ALE (``repeat_action_probability=0``),
+  because ALE's ``cloneState(include_rng=True)`` does not save the last action (ale-py
+  0.12.1: on Pong with p=0.25, 3 of 10 restored replays diverged; 0 of 20 with p=0). The
+  distribution is v5's; the random stream is not ALE's;
+- up to 30 no-op starts: after a reset, ``U{1..30}`` no-op frames from the env's
+  ``np_random``;
+- the minimal action set (``full_action_space=False``); reward is the sum over the 4 frames,
+  unclipped; a life loss does not end the episode; the game over is termination and ALE's
+  108,000-frame cap (27,000 agent steps) is truncation.
+
+The kwargs ``sticky_action_prob``, ``noop_max``, ``frame_skip``, ``screen_size``,
+``stack_size``, ``terminal_on_life_loss``, ``full_action_space`` and ``max_num_frames`` change
+these defaults. ``AtariPreprocessing`` needs OpenCV (``opencv-python``).
+
+State: ALE's ``cloneState(include_rng=True)`` (emulator and frame counters), the env's
+``np_random`` state (no-op starts, sticky draws), ``StickyAction``'s last action and counters,
+``AtariPreprocessing``'s two max-pool buffers, lives and game-over flag, and the frame stack.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from qwr_fast.envs._loop import LoopVectorEnv, check_num_envs, missing_extra
+
+ATARI_100K_GAMES = (
+    "Alien", "Amidar", "Assault", "Asterix", "BankHeist", "BattleZone", "Boxing", "Breakout",
+    "ChopperCommand", "CrazyClimber", "DemonAttack", "Freeway", "Frostbite", "Gopher", "Hero",
+    "Jamesbond", "Kangaroo", "Krull", "KungFuMaster", "MsPacman", "Pong", "PrivateEye", "Qbert",
+    "RoadRunner", "Seaquest", "UpNDown",
+)  # fmt: skip
+ATARI_IDS = tuple(f"ALE/{game}-v5" for game in ATARI_100K_GAMES)
+_STICKY_FIELDS = ("last_action", "is_sticky_actions", "num_repeats", "repeats_taken")
+
+
+def _import_atari():
+    try:
+        import ale_py
+        import gymnasium
+    except ImportError as e:
+        raise missing_extra("ale-py", "atari", "Atari") from e
+    try:
+        import cv2  # noqa: F401
+    except ImportError as e:
+        raise ImportError(
+            "the Atari preprocessing (gymnasium's AtariPreprocessing) needs OpenCV: "
+            "pip install qwr_fast[atari] (or opencv-python)"
+        ) from e
+    gymnasium.register_envs(ale_py)
+    return gymnasium
+
+
+class AtariVectorEnv(LoopVectorEnv):
+    """``num_envs`` preprocessed ALE games of one kind; see the module docstring."""
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int = 1,
+        *,
+        sticky_action_prob: float = 0.25,
+        noop_max: int = 30,
+        frame_skip: int = 4,
+        screen_size: int = 84,
+        stack_size: int = 4,
+        terminal_on_life_loss: bool = False,
+        full_action_space: bool = False,
+        max_num_frames: int = 108_000,
+        max_episode_steps: int | None = None,
+        seed: int | None = None,
+        copy: bool = True,
+    ) -> None:
+        if not isinstance(env_id, str) or not env_id.startswith("ALE/"):
+            raise ValueError(f"unknown Atari id {env_id!r}; expected 'ALE/<Game>-v5'")
+        gymnasium = _import_atari()
+        from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, StickyAction
+
+        if env_id not in gymnasium.registry or not env_id.endswith("-v5"):
+            raise ValueError(f"unknown Atari id {env_id!r}; e.g. {', '.join(ATARI_IDS[:4])}, ...")
+        if not 0.0 <= sticky_action_prob < 1.0:
+            raise ValueError(f"sticky_action_prob must lie in [0, 1), got {sticky_action_prob}")
+        self.env_id = env_id
+        self.options = (
+            ("sticky_action_prob", float(sticky_action_prob)),
+            ("noop_max", int(noop_max)),
+            ("frame_skip", int(frame_skip)),
+            ("screen_size", int(screen_size)),
+            ("stack_size", int(stack_size)),
+            ("terminal_on_life_loss", bool(terminal_on_life_loss)),
+            ("full_action_space", bool(full_action_space)),
+            ("max_num_frames", int(max_num_frames)),
+        )
+        self._bases, self._stickies, self._pres, self._stacks = [], [], [], []
+        for _ in range(check_num_envs(num_envs)):
+            base = gymnasium.make(
+                env_id,
+                frameskip=1,
+                repeat_action_probability=0.0,
+                full_action_space=bool(full_action_space),
+                max_num_frames_per_episode=int(max_num_frames),
+            ).unwrapped
+            sticky = StickyAction(base, float(sticky_action_prob), repeat_action_duration=1)
+            pre = AtariPreprocessing(
+                sticky,
+                noop_max=noop_max,
+                frame_skip=frame_skip,
+                screen_size=screen_size,
+                terminal_on_life_loss=terminal_on_life_loss,
+                grayscale_obs=True,
+                scale_obs=False,
+            )
+            self._bases.append(base)
+            self._stickies.append(sticky)
+            self._pres.append(pre)
+            self._stacks.append(FrameStackObservation(pre, stack_size))
+        first = self._stacks[0]
+        super().__init__(
+            num_envs,
+            first.observation_space,
+            first.action_space,
+            max_episode_steps=max_episode_steps,
+            seed=seed,
+            copy=copy,
+        )
+
+    @property
+    def config(self) -> tuple:
+        return ("Atari", self.env_id, *self.options, ("max_episode_steps", self.max_episode_steps))
+
+    def _reset_one(self, i: int, seed: int | None) -> np.ndarray:
+        return self._stacks[i].reset(seed=seed)[0]
+
+    def _step_one(self, i: int, action: Any) -> tuple[np.ndarray, float, bool, bool]:
+        obs, reward, terminated, truncated, _ = self._stacks[i].step(action)
+        return obs, reward, terminated, truncated
+
+    def _snapshot_one(self, i: int) -> Any:
+        base, pre, stack = self._bases[i], self._pres[i], self._stacks[i]
+        sticky = self._stickies[i]
+        return (
+            base.ale.cloneState(include_rng=True),
+            copy.deepcopy(base.np_random.bit_generator.state),
+            tuple(getattr(sticky, k) for k in _STICKY_FIELDS),
+            [b.copy() for b in pre.obs_buffer],
+            pre.lives,
+            pre.game_over,
+            [o.copy() for o in stack.obs_queue],
+        )
+
+    def _restore_one(self, i: int, snapshot: Any) -> None:
+        base, pre, stack = self._bases[i], self._pres[i], self._stacks[i]
+        ale_state, rng_state, sticky_fields, buffers, lives, game_over, frames = snapshot
+        base.ale.restoreState(ale_state)
+        base.np_random.bit_generator.state = rng_state
+        for k, v in zip(_STICKY_FIELDS, sticky_fields, strict=True):
+            setattr(self._stickies[i], k, v)
+        for dst, src in zip(pre.obs_buffer, buffers, strict=True):
+            dst[...] = src
+        pre.lives, pre.game_over = lives, game_over
+        stack.obs_queue = deque((o.copy() for o in frames), maxlen=stack.stack_size)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self._stacks:
+            env.close()

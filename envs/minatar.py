@@ -1,0 +1,111 @@
+"""MinAtar (``MinAtar/Asterix``, ``MinAtar/Breakout``, ``MinAtar/Freeway``, ``MinAtar/Seaquest``,
+``MinAtar/SpaceInvaders``) behind the ``qwr_fast.envs`` vector API.
+
+Each env is a ``minatar.Environment`` with its defaults (sticky actions p=0.1, difficulty
+ramping on; both are kwargs). Observations are MinAtar's own ``bool [10, 10, C]`` grids.
+Actions: ``Discrete(6)``, MinAtar's full set (as ``MinAtar/<Game>-v0`` in ``minatar.gym``), or
+with ``minimal_action_set=True`` the game's minimal set (as ``-v1``). MinAtar has no time
+limit of its own and a good Breakout agent never loses, so the loop truncates at
+``max_episode_steps`` (default 10,000 agent steps; None disables it).
+
+Seeding: a seeded reset calls ``Environment.seed`` (one ``numpy.random.RandomState`` shared
+by the sticky actions and the game) with the env's derived seed mod 2^32. State: a deep copy
+of the ``Environment`` (game fields and the shared ``RandomState`` together), plus the loop's
+step counter and return.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from qwr_fast.envs._loop import LoopVectorEnv, check_num_envs, missing_extra
+
+MINATAR_GAMES = {
+    "Asterix": "asterix",
+    "Breakout": "breakout",
+    "Freeway": "freeway",
+    "Seaquest": "seaquest",
+    "SpaceInvaders": "space_invaders",
+}
+MINATAR_IDS = tuple(f"MinAtar/{name}" for name in MINATAR_GAMES)
+
+
+class MinAtarVectorEnv(LoopVectorEnv):
+    """``num_envs`` MinAtar games of one kind; see the module docstring."""
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int = 1,
+        *,
+        sticky_action_prob: float = 0.1,
+        difficulty_ramping: bool = True,
+        minimal_action_set: bool = False,
+        max_episode_steps: int | None = 10_000,
+        seed: int | None = None,
+        copy: bool = True,
+    ) -> None:
+        if env_id not in MINATAR_IDS:
+            raise ValueError(f"unknown MinAtar id {env_id!r}; known: {', '.join(MINATAR_IDS)}")
+        try:
+            from minatar import Environment
+        except ImportError as e:
+            raise missing_extra("minatar", "minatar", "MinAtar") from e
+        if not 0.0 <= sticky_action_prob <= 1.0:
+            raise ValueError(f"sticky_action_prob must lie in [0, 1], got {sticky_action_prob}")
+        self.env_id = env_id
+        self.sticky_action_prob = float(sticky_action_prob)
+        self.difficulty_ramping = bool(difficulty_ramping)
+        self.minimal_action_set = bool(minimal_action_set)
+        game = MINATAR_GAMES[env_id.split("/", 1)[1]]
+        self._games = [
+            Environment(game, self.sticky_action_prob, self.difficulty_ramping)
+            for _ in range(check_num_envs(num_envs))
+        ]
+        first = self._games[0]
+        if self.minimal_action_set:
+            self._action_set = [int(a) for a in first.minimal_action_set()]
+        else:
+            self._action_set = list(range(first.num_actions()))
+        obs_space = spaces.Box(0.0, 1.0, first.state_shape(), dtype=np.bool_)
+        super().__init__(
+            num_envs,
+            obs_space,
+            spaces.Discrete(len(self._action_set)),
+            max_episode_steps=max_episode_steps,
+            seed=seed,
+            copy=copy,
+        )
+
+    @property
+    def config(self) -> tuple:
+        return (
+            "MinAtar",
+            self.env_id,
+            ("sticky_action_prob", self.sticky_action_prob),
+            ("difficulty_ramping", self.difficulty_ramping),
+            ("minimal_action_set", self.minimal_action_set),
+            ("max_episode_steps", self.max_episode_steps),
+        )
+
+    def _reset_one(self, i: int, seed: int | None) -> np.ndarray:
+        game = self._games[i]
+        if seed is not None:
+            game.seed(seed % 2**32)
+        game.reset()
+        return game.state()
+
+    def _step_one(self, i: int, action: Any) -> tuple[np.ndarray, float, bool, bool]:
+        game = self._games[i]
+        reward, terminal = game.act(self._action_set[action])
+        return game.state(), reward, terminal, False
+
+    def _snapshot_one(self, i: int) -> Any:
+        return copy.deepcopy(self._games[i])
+
+    def _restore_one(self, i: int, snapshot: Any) -> None:
+        self._games[i] = copy.deepcopy(snapshot)

@@ -1,0 +1,120 @@
+"""MuJoCo (gymnasium v5 ids: ``HalfCheetah-v5``, ``Hopper-v5``, ``Humanoid-v5``, ...) behind the
+``qwr_fast.envs`` vector API.
+
+Each env is the bare gymnasium ``MujocoEnv`` (``gymnasium.make(id).unwrapped``: no
+``PassiveEnvChecker``/``OrderEnforcing``/``TimeLimit`` wrappers); the loop in
+``qwr_fast.envs._loop`` applies the id's time limit (1000 steps for the locomotion tasks) as
+truncation, checks the actions, and autoresets. Observations and the observation space are the
+env's own (float64); actions must lie in the env's Box (no clipping: out of range, NaN or the
+wrong shape raise before any env moves). ``bins=<k>`` (in ``make``) discretises the actions,
+see ``qwr_fast.envs.discretize``.
+
+State: the whole ``MjData`` (``mj_copyData``), not only qpos/qvel/act/time: gymnasium's
+observations and rewards read quantities that ``mj_step`` left from the previous forward pass
+(``cinert``/``cvel``/``cfrc_ext`` in Humanoid and Ant observations, the centre of mass
+"before" the step in their rewards) and the solver's warm start changes the next step, so a
+restore that recomputed them from qpos/qvel would not replay bit for bit (measured: after
+``MujocoEnv.set_state(qpos, qvel)`` every Humanoid-v5 obs and reward of a 5-step replay
+differed). Plus the env's ``np_random`` state (reset noise) and the loop's step counter and
+return.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from qwr_fast.envs._loop import LoopVectorEnv, check_num_envs, missing_extra
+
+MUJOCO_IDS = (
+    "Ant-v5",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Humanoid-v5",
+    "HumanoidStandup-v5",
+    "InvertedDoublePendulum-v5",
+    "InvertedPendulum-v5",
+    "Pusher-v5",
+    "Reacher-v5",
+    "Swimmer-v5",
+    "Walker2d-v5",
+)
+_DEFAULT = object()
+
+
+def _import_mujoco():
+    try:
+        import mujoco
+    except ImportError as e:
+        raise missing_extra("mujoco", "mujoco", "MuJoCo") from e
+    return mujoco
+
+
+class MujocoVectorEnv(LoopVectorEnv):
+    """``num_envs`` gymnasium MuJoCo envs of one id; see the module docstring."""
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int = 1,
+        *,
+        max_episode_steps: Any = _DEFAULT,
+        seed: int | None = None,
+        copy: bool = True,
+        **env_kwargs: Any,
+    ) -> None:
+        if env_id not in MUJOCO_IDS:
+            raise ValueError(f"unknown MuJoCo id {env_id!r}; known: {', '.join(MUJOCO_IDS)}")
+        self._mujoco = _import_mujoco()
+        import gymnasium
+
+        self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs)
+        spec = gymnasium.spec(env_id)
+        if max_episode_steps is _DEFAULT:
+            max_episode_steps = spec.max_episode_steps
+        n = check_num_envs(num_envs)
+        self._envs = [gymnasium.make(env_id, **env_kwargs).unwrapped for _ in range(n)]
+        first = self._envs[0]
+        super().__init__(
+            num_envs,
+            first.observation_space,
+            first.action_space,
+            max_episode_steps=max_episode_steps,
+            seed=seed,
+            copy=copy,
+        )
+
+    @property
+    def config(self) -> tuple:
+        return (
+            "MuJoCo",
+            self.env_id,
+            tuple(sorted(self.env_kwargs.items())),
+            ("max_episode_steps", self.max_episode_steps),
+        )
+
+    def _reset_one(self, i: int, seed: int | None) -> np.ndarray:
+        return self._envs[i].reset(seed=seed)[0]
+
+    def _step_one(self, i: int, action: Any) -> tuple[np.ndarray, float, bool, bool]:
+        obs, reward, terminated, truncated, _ = self._envs[i].step(action)
+        return obs, reward, terminated, truncated
+
+    def _snapshot_one(self, i: int) -> Any:
+        env = self._envs[i]
+        data = self._mujoco.MjData(env.model)
+        self._mujoco.mj_copyData(data, env.model, env.data)
+        return data, copy.deepcopy(env.np_random.bit_generator.state)
+
+    def _restore_one(self, i: int, snapshot: Any) -> None:
+        env = self._envs[i]
+        data, rng_state = snapshot
+        self._mujoco.mj_copyData(env.data, env.model, data)
+        env.np_random.bit_generator.state = rng_state
+
+    def close_extras(self, **kwargs: Any) -> None:
+        for env in self._envs:
+            env.close()
