@@ -1,1 +1,1 @@
-"""Trainers: each owns one loop (collect, update critic, update actor, evaluate, log, checkpoint)."""
+"""Trainers: each owns one loop (collect, update critic and actor, evaluate, log, save)."""
