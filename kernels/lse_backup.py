@@ -414,6 +414,10 @@ def lse_backup(
             q_next, reward, discount, mode=mode, tau=tau, lam=lam, stop=stop
         )
     tau_t, tau_f = (tau.detach(), 1.0) if isinstance(tau, torch.Tensor) else (None, float(tau))
+    if backend == "torch" and not torch.compiler.is_compiling():
+        # eager CPU: skip the custom-op dispatcher (~20 us a call), same implementation
+        args = (q_next, reward, discount, stop, tau_t, tau_f, mode, float(lam), may_exclude)
+        return _lse_backup_torch(*args)
     return torch.ops.qwr_fast.lse_backup(
         q_next, reward, discount, stop, tau_t, tau_f, mode, float(lam), may_exclude, backend
     )
