@@ -47,8 +47,7 @@ def summarize(path: str) -> str:
             median = b["stats"]["median"]
             ratio = f"{baseline['stats']['median'] / median:.2f}x" if baseline else "-"
             extra = b.get("extra_info", {})
-            gbs = next((v for k, v in extra.items() if "gb" in k.lower()), None)
-            gflops = next((v for k, v in extra.items() if "flop" in k.lower()), None)
+            gbs, gflops = extra.get("GB/s"), extra.get("GFLOP/s")
             lines.append(
                 f"| {group} | {b['param'] or b['name']} | {_fmt_time(median)} | {ratio} | "
                 f"{'-' if gbs is None else f'{gbs:.2f}'} | "
