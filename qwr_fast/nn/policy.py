@@ -45,6 +45,8 @@ class RunningNorm(nn.Module):
         """Fold a batch ``[N, *shape]`` into the statistics."""
         x = x.to(torch.float64)
         n = x.shape[0]
+        if n == 0:
+            return
         b_mean = x.mean(0)
         b_var = x.var(0, unbiased=False)
         total = self.count + n

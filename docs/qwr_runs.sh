@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Reproduces docs/results_qwr.md: QWR-LSE vs AWR on BitFlip-32 (horizon 5, random starts),
+# 3 seeds each, the bitflip preset, on CPU (the two algorithms of a seed run side by side).
+# Runs land in runs/bitflip32_<steps>/<algo>_s<seed>/; the summary table and curves.png at the end.
+# Usage: bash docs/qwr_runs.sh [TOTAL_STEPS]   (default 8000 env steps per run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+STEPS=${1:-8000}
+ROOT=runs/bitflip32_${STEPS}
+for seed in 0 1 2; do
+  for algo in qwr-lse awr; do
+    "$PY" -c 'import sys; from qwr_fast.cli import qwr_train_main; sys.exit(qwr_train_main())' \
+      --preset bitflip --env BitFlip-32 --algo "$algo" --total-steps "$STEPS" --seed "$seed" \
+      --run-dir "$ROOT/${algo}_s${seed}" --no-progress &
+  done
+  wait
+done
+"$PY" - "$ROOT" <<'PYEOF'
+import csv
+import os
+import sys
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+root = sys.argv[1]
+curves = defaultdict(list)
+for name in sorted(os.listdir(root)):
+    path = os.path.join(root, name, "eval.csv")
+    if not os.path.exists(path):
+        continue
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    algo = name.rsplit("_s", 1)[0]
+    curves[algo].append(([int(r["step"]) for r in rows], [float(r["return_mean"]) for r in rows]))
+fig, ax = plt.subplots(figsize=(6, 4))
+print("| algo | seeds | env steps | final eval return (temp 0), mean +- std over seeds |")
+print("|---|---|---|---|")
+for algo, runs in curves.items():
+    n = min(len(s) for s, _ in runs)
+    steps = np.array(runs[0][0][:n])
+    ret = np.array([r[:n] for _, r in runs])
+    final = ret[:, -1]
+    print(f"| {algo} | {len(runs)} | {steps[-1]} | {final.mean():.2f} +- {final.std():.2f} |")
+    ax.plot(steps, ret.mean(0), label=algo)
+    ax.fill_between(steps, ret.mean(0) - ret.std(0), ret.mean(0) + ret.std(0), alpha=0.2)
+ax.set_xlabel("env steps")
+ax.set_ylabel("eval return (temperature 0)")
+ax.set_title(os.path.basename(root.rstrip("/")))
+ax.legend()
+fig.tight_layout()
+fig.savefig(os.path.join(root, "curves.png"), dpi=100)
+print(f"plot: {os.path.join(root, 'curves.png')}")
+PYEOF

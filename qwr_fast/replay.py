@@ -1,0 +1,247 @@
+"""Replay of a vector environment, sized in env steps, sampled as margin slices for QWR.
+
+Each env step ``t`` of env ``e`` stores ``(s_t, mu_t, a_t, r_t, terminal_t, truncated_t)`` plus
+the observation that bootstraps it (``s_{t+1}``, or the final observation of an episode that
+ended at ``t``) and the behaviour distribution at that observation (``next_mu_t``). Storing the
+bootstrap observation per step makes time-limit truncation exact (the value of the final
+observation is used, never the first observation of the next episode) whatever the vector env's
+autoreset mode.
+
+A sample is a slice of ``T`` consecutive steps of one env, ``t .. t+T-1``; ``stop[:, i]`` marks
+the last valid step of the slice (episode end, truncation, or the newest stored step), so that
+the margin recursion of :func:`qwr_fast.kernels.lse_backup` never reads across an episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Replay", "ReplayBatch"]
+
+
+@dataclass(frozen=True)
+class ReplayBatch:
+    """A batch of ``B`` margin slices of length ``T``.
+
+    ``obs``: ``[B, *O]`` (s_t); ``mu``: ``[B, P]`` behaviour distribution parameters at s_t;
+    ``action``: ``[B, *A]`` (a_t); ``reward``: ``[B, T]`` (r_t .. r_{t+T-1});
+    ``terminal``/``truncated``/``stop``: ``[B, T]`` bool; ``next_obs``: ``[B, T, *O]``
+    (s_{t+1} .. s_{t+T}, each the bootstrap observation of its step); ``next_mu``: ``[B, T, P]``.
+    """
+
+    obs: torch.Tensor
+    mu: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    terminal: torch.Tensor
+    truncated: torch.Tensor
+    stop: torch.Tensor
+    next_obs: torch.Tensor
+    next_mu: torch.Tensor
+
+
+class Replay:
+    """Circular replay of ``capacity`` env steps spread over ``num_envs`` parallel envs.
+
+    Args:
+        capacity: total env steps kept (``capacity // num_envs`` per env, at least 1).
+        num_envs: number of envs stepped together (one :meth:`add` stores one step of each).
+        obs_shape: shape of one observation.
+        mu_dim: width ``P`` of the stored behaviour distribution parameters.
+        action_shape: shape of one action (``()`` for discrete actions).
+        action_dtype: ``torch.int64`` for discrete actions, a float dtype otherwise.
+        obs_dtype: storage dtype of observations (e.g. ``torch.uint8`` for pixels).
+        device: where the tensors live (sampling happens there too).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        mu_dim: int,
+        action_shape: tuple[int, ...] = (),
+        *,
+        action_dtype: torch.dtype = torch.float32,
+        obs_dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if not isinstance(capacity, int) or capacity < 1:
+            raise ValueError(f"capacity must be a positive int (env steps), got {capacity!r}")
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if mu_dim < 1:
+            raise ValueError(f"mu_dim must be >= 1, got {mu_dim}")
+        self.num_envs = num_envs
+        self.length = max(1, capacity // num_envs)
+        self.obs_shape = tuple(obs_shape)
+        self.action_shape = tuple(action_shape)
+        self.device = torch.device(device)
+        L, E = self.length, num_envs
+
+        def buf(*shape, dtype):
+            return torch.zeros((L, E, *shape), dtype=dtype, device=self.device)
+
+        self.obs = buf(*self.obs_shape, dtype=obs_dtype)
+        self.next_obs = buf(*self.obs_shape, dtype=obs_dtype)
+        self.mu = buf(mu_dim, dtype=torch.float32)
+        self.next_mu = buf(mu_dim, dtype=torch.float32)
+        self.action = buf(*self.action_shape, dtype=action_dtype)
+        self.reward = buf(dtype=torch.float32)
+        self.terminal = buf(dtype=torch.bool)
+        self.truncated = buf(dtype=torch.bool)
+        self.valid = torch.ones((L, E), dtype=torch.bool, device=self.device)
+        self.pos = 0
+        self.size = 0
+
+    _FIELDS = (
+        "obs",
+        "next_obs",
+        "mu",
+        "next_mu",
+        "action",
+        "reward",
+        "terminal",
+        "truncated",
+        "valid",
+    )
+
+    def __len__(self) -> int:
+        """Env steps stored (over all envs)."""
+        return self.size * self.num_envs
+
+    def add(
+        self,
+        obs: torch.Tensor,
+        mu: torch.Tensor,
+        action: torch.Tensor,
+        reward: torch.Tensor,
+        terminal: torch.Tensor,
+        truncated: torch.Tensor,
+        next_obs: torch.Tensor,
+        next_mu: torch.Tensor,
+        *,
+        valid: torch.Tensor | None = None,
+    ) -> None:
+        """Store one step of every env (leading dimension ``num_envs`` on every argument).
+
+        ``valid[num_envs]`` (bool, default all True) marks steps that are real transitions; a
+        False step (the reset step of a next-step-autoreset vector env) is stored but never
+        sampled as a slice start, and, following an episode end, never reached by a slice.
+        """
+        if valid is None:
+            valid = torch.ones(self.num_envs, dtype=torch.bool)
+        values = dict(
+            obs=obs,
+            next_obs=next_obs,
+            mu=mu,
+            next_mu=next_mu,
+            action=action,
+            reward=reward,
+            terminal=terminal,
+            truncated=truncated,
+            valid=valid,
+        )
+        for name, value in values.items():
+            store = getattr(self, name)
+            value = torch.as_tensor(value, device=self.device)
+            if tuple(value.shape) != tuple(store.shape[1:]):
+                raise ValueError(
+                    f"{name} must have shape {tuple(store.shape[1:])} "
+                    f"(num_envs first), got {tuple(value.shape)}"
+                )
+            store[self.pos] = value.to(store.dtype)
+        self.pos = (self.pos + 1) % self.length
+        self.size = min(self.size + 1, self.length)
+
+    def sample(
+        self, batch_size: int, margin: int = 1, *, generator: torch.Generator | None = None
+    ) -> ReplayBatch:
+        """Sample ``batch_size`` slices of ``margin`` steps uniformly over stored start steps."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay")
+        if margin < 1:
+            raise ValueError(f"margin must be >= 1, got {margin}")
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        oldest = (self.pos - self.size) % self.length
+        rows = (oldest + torch.arange(self.size, device=self.device)) % self.length
+        valid = self.valid[rows]  # [size, E]
+        if bool(valid.all()):
+            k = torch.randint(0, self.size, (batch_size,), generator=generator, device=gen_device)
+            env = torch.randint(
+                0, self.num_envs, (batch_size,), generator=generator, device=gen_device
+            )
+        else:
+            if not bool(valid.any()):
+                raise ValueError("the replay holds no valid step to sample")
+            flat = torch.multinomial(
+                valid.reshape(-1).float().to(gen_device), batch_size, True, generator=generator
+            )
+            k, env = flat // self.num_envs, flat % self.num_envs
+        k, env = k.to(self.device), env.to(self.device)
+        offsets = torch.arange(margin, device=self.device)
+        rel = k[:, None] + offsets  # [B, T], steps after the oldest
+        newest = rel >= self.size - 1
+        rel = rel.clamp(max=self.size - 1)
+        t = (oldest + rel) % self.length  # [B, T]
+        e = env[:, None].expand_as(t)
+        t0 = t[:, 0]
+        terminal = self.terminal[t, e]
+        truncated = self.truncated[t, e]
+        stop = terminal | truncated | newest
+        return ReplayBatch(
+            obs=self.obs[t0, env],
+            mu=self.mu[t0, env],
+            action=self.action[t0, env],
+            reward=self.reward[t, e],
+            terminal=terminal,
+            truncated=truncated,
+            stop=stop,
+            next_obs=self.next_obs[t, e],
+            next_mu=self.next_mu[t, e],
+        )
+
+    def load_arrays(self, **arrays: torch.Tensor) -> None:
+        """Fill a ``num_envs=1`` replay with ``N <= capacity`` consecutive steps at once (offline
+        datasets): keyword arguments as in :meth:`add`, each with leading dimension ``N``."""
+        if self.num_envs != 1:
+            raise ValueError("load_arrays needs a replay with num_envs=1")
+        arrays.setdefault("valid", torch.ones(arrays["reward"].shape[0], dtype=torch.bool))
+        N = arrays["reward"].shape[0]
+        if self.length < N:
+            raise ValueError(f"{N} steps do not fit a replay of {self.length} steps")
+        for name in self._FIELDS:
+            store = getattr(self, name)
+            value = torch.as_tensor(arrays[name], device=self.device)
+            if tuple(value.shape) != (N, *store.shape[2:]):
+                raise ValueError(
+                    f"{name} must have shape {(N, *store.shape[2:])}, got {tuple(value.shape)}"
+                )
+            store[:N, 0] = value.to(store.dtype)
+        self.pos, self.size = N % self.length, N
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly (tensors are stored as they are)."""
+        state = {name: getattr(self, name) for name in self._FIELDS}
+        state.update(pos=self.pos, size=self.size, num_envs=self.num_envs, length=self.length)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from :meth:`state_dict`; the replay must have been built with the same sizes."""
+        for key in ("num_envs", "length"):
+            if state[key] != getattr(self, key):
+                raise ValueError(
+                    f"replay state has {key}={state[key]}, this replay has {getattr(self, key)}"
+                )
+        for name in self._FIELDS:
+            store = getattr(self, name)
+            value = state[name]
+            if value.shape != store.shape:
+                raise ValueError(
+                    f"replay state {name} has shape {tuple(value.shape)}, "
+                    f"expected {tuple(store.shape)}"
+                )
+            store.copy_(value)
+        self.pos, self.size = int(state["pos"]), int(state["size"])

@@ -1,0 +1,815 @@
+"""QWR (and its AWR baseline) trainer: collect, update critic, update actor, evaluate, log,
+checkpoint.
+
+Kozakowski et al., "Q-Value Weighted Regression: Reinforcement Learning with Limited Data"
+(arXiv 2102.06782), Algorithm 2, with the final-config choices of the reference implementation
+(google/trax ``SamplingAWR``, summarised in ``REFERENCE.md`` section 1). Truncation bootstraps
+(the reference treated it as termination). Usage: ``qwr-train --help`` (:mod:`qwr_fast.cli`).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import json
+import math
+import os
+import pickle
+import random
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from qwr_fast.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from qwr_fast.losses import (
+    TargetSync,
+    awr_actor_loss,
+    awr_critic_loss,
+    qwr_actor_loss,
+    qwr_critic_loss,
+)
+from qwr_fast.nn.policy import (
+    CategoricalPolicy,
+    GaussianPolicy,
+    RunningNorm,
+    StateValue,
+    make_body,
+    sample_from_mu,
+)
+from qwr_fast.nn.sampled_q import SampledQ
+from qwr_fast.replay import Replay
+
+__all__ = ["QWRConfig", "PRESETS", "QWRTrainer", "make_env", "DATASET_SCHEMA_VERSION"]
+
+DATASET_SCHEMA_VERSION = 1
+CHECKPOINT_FORMAT = 1
+EVAL_COLUMNS = ["step", "return_mean", "return_std", "return_mean_t05", "return_std_t05"]
+TRAIN_COLUMNS = [
+    "step",
+    "epoch",
+    "critic_loss",
+    "actor_loss",
+    "q_mean",
+    "target_mean",
+    "train_return",
+    "steps_per_s",
+    "wall_s",
+]
+
+
+@dataclass
+class QWRConfig:
+    """Train QWR (LSE / MAX / AVG backup) or the AWR baseline on a vector env."""
+
+    env: str = "BitFlip-16"
+    """env id: qwr_fast.envs ids (BitFlip-16, ...) or any gymnasium id (Pendulum-v1, ...)"""
+    algo: Literal["qwr-lse", "qwr-max", "qwr-avg", "awr"] = "qwr-lse"
+    """algorithm: QWR with backup F = lse / max / mean, or the AWR state-value baseline"""
+    preset: Literal["none", "bitflip", "mujoco", "atari", "minatar"] = "none"
+    """family preset applied before the explicit flags (flags given on the command line win)"""
+    total_steps: int = 100_000
+    """env steps to train for (offline: pseudo env steps, steps_per_epoch per epoch)"""
+    seed: int = 0
+    """seed of every RNG (python, numpy, torch, envs)"""
+    run_dir: str = "runs/qwr"
+    """run directory: config.json, eval.csv, train.csv, checkpoints, curve.png, tb/"""
+    resume: str | None = None
+    """continue the run in this directory from its latest checkpoint"""
+    dataset: str | None = None
+    """offline training from this .npz dataset (written by qwr-collect); no env interaction"""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """torch device (auto: cuda when available)"""
+    num_envs: int = 1
+    """parallel training envs (one collection step steps all of them)"""
+    steps_per_epoch: int = 1000
+    """K: env steps collected per epoch (over all envs)"""
+    critic_steps: int = 1000
+    """C: critic gradient steps per epoch"""
+    actor_steps: int = 1000
+    """P: actor gradient steps per epoch"""
+    batch_size: int = 256
+    """states per gradient step"""
+    replay_size: int = 100_000
+    """replay capacity in env steps"""
+    policy_lr: float = 1e-4
+    """Adam learning rate of the policy"""
+    q_lr: float = 1e-3
+    """Adam learning rate of the critic"""
+    grad_clip: float = 50.0
+    """global grad-norm clip of both networks (0: off)"""
+    n_samples: int = 0
+    """n: actions sampled from the stored mu per state (0: 4 for Box, 8 for Discrete)"""
+    enumerate_actions: bool = False
+    """discrete only: actor scores all K actions weighted by mu(a|s) instead of n samples"""
+    tau: float = 0.3
+    """LSE temperature (qwr-lse)"""
+    normalize_q: bool = True
+    """divide Q by mean|Q - mean Q| + 1e-5 before the LSE (as in the reference)"""
+    margin: int = 3
+    """T: multi-step margin of the critic target"""
+    lam: float = 0.95
+    """lambda of the TD(lambda) mix over the margin (1 = pure T-step)"""
+    gamma: float = 0.99
+    """discount"""
+    bootstrap_truncation: bool = True
+    """bootstrap through time-limit truncation; off treats it as termination (the reference's
+    choice, and the poster's BitFlip, whose 5-step limit ends the task)"""
+    value_scale: bool = True
+    """networks predict (1 - gamma) * value (rewards scaled by 1 - gamma)"""
+    target_every: int = 50
+    """critic steps between hard target-network syncs"""
+    beta: float = 1.0
+    """advantage temperature of the actor weights"""
+    max_weight: float = 20.0
+    """clip of the actor weights"""
+    normalize_adv: bool = True
+    """standardise advantages over the batch before exp(A / beta)"""
+    policy_std: float = 0.4
+    """std of the Gaussian policy (initial value when learned)"""
+    learn_std: bool = False
+    """learn a state-independent log std"""
+    hidden: int = 256
+    """width of the MLP bodies and of the Q head"""
+    normalize_obs: bool = True
+    """running observation normaliser (vector observations; updated while collecting)"""
+    eval_every: int = 1000
+    """env steps between evaluations (rounded up to whole epochs)"""
+    eval_episodes: int = 5
+    """episodes per evaluation (one per eval env) at temperature 0 and 0.5"""
+    eval_max_steps: int = 27_000
+    """cap on the steps of one evaluation (an unfinished episode counts its partial return)"""
+    checkpoint_every: int = 10_000
+    """env steps between checkpoints (rounded up to whole epochs; one at the end always)"""
+    keep_checkpoints: int = 2
+    """checkpoints kept in the run directory"""
+    threads: int = 1
+    """torch CPU threads"""
+    compile: bool = False
+    """torch.compile the loss computations"""
+    progress: bool = True
+    """tqdm progress bar"""
+    tensorboard: bool = True
+    """TensorBoard logs in RUN_DIR/tb"""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field that is out of range."""
+        positive = (
+            "total_steps num_envs steps_per_epoch batch_size replay_size margin target_every "
+            "eval_every eval_episodes eval_max_steps checkpoint_every keep_checkpoints threads "
+            "hidden"
+        )
+        for name in positive.split():
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
+                )
+        for name in ("critic_steps", "actor_steps", "n_samples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+        for name in ("tau", "beta", "max_weight", "policy_std", "policy_lr", "q_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}"
+                )
+        if not 0 <= self.lam <= 1:
+            raise ValueError(f"--lam must be in [0, 1], got {self.lam}")
+        if not 0 <= self.gamma < 1:
+            raise ValueError(f"--gamma must be in [0, 1), got {self.gamma}")
+
+
+PRESETS: dict[str, dict] = {
+    "none": {},
+    "bitflip": dict(
+        steps_per_epoch=500,
+        critic_steps=500,
+        actor_steps=500,
+        batch_size=128,
+        hidden=128,
+        n_samples=8,
+        q_lr=3e-3,
+        policy_lr=1e-3,
+        num_envs=4,
+        eval_every=1000,
+        eval_episodes=32,
+        normalize_obs=False,
+        bootstrap_truncation=False,
+    ),
+    "mujoco": dict(grad_clip=50.0, n_samples=4, hidden=256),
+    "atari": dict(grad_clip=0.5, n_samples=8, normalize_obs=False, hidden=512, replay_size=100_000),
+    "minatar": dict(grad_clip=0.5, n_samples=8, normalize_obs=False, hidden=128),
+}
+
+
+def make_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorEnv:
+    """A vector env: ``qwr_fast.envs.make`` for its ids, else ``gymnasium.make_vec`` (sync,
+    same-step autoreset)."""
+    from qwr_fast.envs import make
+
+    try:
+        return make(env_id, num_envs, seed=seed)
+    except ValueError as e:
+        if not str(e).startswith("unknown env id"):
+            raise
+    try:
+        return gym.make_vec(
+            env_id,
+            num_envs=num_envs,
+            vectorization_mode="sync",
+            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+        )
+    except gym.error.Error as e:
+        raise ValueError(f"--env {env_id!r}: {e}") from e
+
+
+def _autoreset_mode(env) -> AutoresetMode:
+    mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    return AutoresetMode(mode) if not isinstance(mode, AutoresetMode) else mode
+
+
+class _Actor:
+    """Turns policy outputs into env actions and replay actions for one action space."""
+
+    def __init__(self, space: gym.Space) -> None:
+        if isinstance(space, gym.spaces.Discrete):
+            self.kind, self.num_actions, self.action_dim = "categorical", int(space.n), None
+            self.start = int(space.start)
+        elif isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+            self.kind, self.num_actions, self.action_dim = "gaussian", None, space.shape[0]
+            low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+            if not (np.isfinite(low).all() and np.isfinite(high).all()):
+                low, high = np.full_like(low, -1.0), np.full_like(high, 1.0)
+            self.low, self.high = low, high
+        else:
+            raise ValueError(f"action space must be Discrete or a 1-D Box, got {space}")
+
+    def to_env(self, a: torch.Tensor) -> np.ndarray:
+        a = a.cpu().numpy()
+        if self.kind == "categorical":
+            return a.astype(np.int64) + self.start
+        return (self.low + (a + 1.0) * 0.5 * (self.high - self.low)).astype(np.float32)
+
+    def from_env(self, a: np.ndarray) -> np.ndarray:
+        if self.kind == "categorical":
+            return a.astype(np.int64) - self.start
+        return np.clip(2.0 * (a - self.low) / (self.high - self.low) - 1.0, -1.0, 1.0)
+
+
+class QWRTrainer:
+    """Owns the loop of one run (see the module docstring); ``train()`` runs it to the end."""
+
+    def __init__(self, cfg: QWRConfig) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        if cfg.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available")
+        self.device = torch.device(
+            "cuda"
+            if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+            else "cpu"
+        )
+        torch.set_num_threads(cfg.threads)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)  # noqa: NPY002 (global stream used by third-party envs)
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+
+        self.dataset = None
+        if cfg.dataset is not None:
+            self.dataset = np.load(cfg.dataset, allow_pickle=False)
+            version = (
+                int(self.dataset["schema_version"]) if "schema_version" in self.dataset else -1
+            )
+            if version != DATASET_SCHEMA_VERSION:
+                raise ValueError(
+                    f"--dataset {cfg.dataset}: schema_version {version}, expected "
+                    f"{DATASET_SCHEMA_VERSION} (write it with qwr-collect)"
+                )
+            if str(self.dataset["env_id"]) != cfg.env:
+                raise ValueError(
+                    f"--dataset {cfg.dataset} was collected on {self.dataset['env_id']}, "
+                    f"not on --env {cfg.env}"
+                )
+        self.env = None if self.dataset is not None else make_env(cfg.env, cfg.num_envs, cfg.seed)
+        self.eval_env = make_env(cfg.env, cfg.eval_episodes, cfg.seed + 1)
+        obs_space = self.eval_env.single_observation_space
+        self.obs_shape = tuple(obs_space.shape)
+        self.actor = _Actor(self.eval_env.single_action_space)
+        self.kind = self.actor.kind
+        self.n = cfg.n_samples or (4 if self.kind == "gaussian" else 8)
+        pixels = len(self.obs_shape) == 3 and self.obs_shape[1:] == (84, 84)
+        self.obs_dtype = torch.uint8 if pixels else torch.float32
+
+        dev = self.device
+        self.norm = (
+            RunningNorm(self.obs_shape).to(dev)
+            if cfg.normalize_obs and len(self.obs_shape) == 1
+            else None
+        )
+        if self.kind == "gaussian":
+            self.policy = GaussianPolicy(
+                self.obs_shape,
+                self.actor.action_dim,
+                hidden=cfg.hidden,
+                std=cfg.policy_std,
+                learn_std=cfg.learn_std,
+            ).to(dev)
+        else:
+            self.policy = CategoricalPolicy(
+                self.obs_shape, self.actor.num_actions, hidden=cfg.hidden
+            ).to(dev)
+        self.awr = cfg.algo == "awr"
+        if self.awr:
+            self.critic: torch.nn.Module = StateValue(self.obs_shape, hidden=cfg.hidden).to(dev)
+        else:
+            body = make_body(self.obs_shape, cfg.hidden)
+            action_kw = (
+                {"action_dim": self.actor.action_dim}
+                if self.kind == "gaussian"
+                else {"num_actions": self.actor.num_actions}
+            )
+            obs_dim = int(np.prod(self.obs_shape))
+            self.critic = SampledQ(
+                obs_dim, hidden=cfg.hidden, body=body, body_dim=cfg.hidden, **action_kw
+            ).to(dev)
+        self.target = copy.deepcopy(self.critic)
+        self.sync = TargetSync(self.critic, self.target, every=cfg.target_every)
+        self.opt_pi = torch.optim.Adam(self.policy.parameters(), lr=cfg.policy_lr)
+        self.opt_q = torch.optim.Adam(self.critic.parameters(), lr=cfg.q_lr)
+        self.critic_fn = self._critic_loss
+        self.actor_fn = self._actor_loss
+        if cfg.compile:
+            self.critic_fn = torch.compile(self._critic_loss)
+            self.actor_fn = torch.compile(self._actor_loss)
+
+        mu_dim = self.policy.mu_dim
+        action_shape = (self.actor.action_dim,) if self.kind == "gaussian" else ()
+        action_dtype = torch.float32 if self.kind == "gaussian" else torch.int64
+        if self.dataset is not None:
+            self.replay = self._dataset_replay(mu_dim, action_shape, action_dtype)
+        else:
+            self.replay = Replay(
+                cfg.replay_size,
+                cfg.num_envs,
+                self.obs_shape,
+                mu_dim,
+                action_shape,
+                action_dtype=action_dtype,
+                obs_dtype=self.obs_dtype,
+                device=dev,
+            )
+            self.mode = _autoreset_mode(self.env)
+            self.obs, _ = self.env.reset(seed=cfg.seed)
+            self.prev_done = np.zeros(cfg.num_envs, dtype=bool)
+            self.ep_return = np.zeros(cfg.num_envs, dtype=np.float64)
+        self.global_step = 0
+        self.epoch = 0
+        self.num_evals = 0
+        self.train_returns: list[float] = []
+        self.last_eval = float("nan")
+        self.wall = 0.0
+
+    # ------------------------------------------------------------------ data
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(obs), device=self.device).to(self.obs_dtype)
+
+    def _net_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """Network input: normalised vectors, raw images (the torsos scale them)."""
+        if self.norm is not None:
+            return self.norm(obs)
+        return obs if self.obs_dtype == torch.uint8 else obs.to(torch.float32)
+
+    @torch.no_grad()
+    def _mu(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.policy.mu(self._net_obs(obs))
+
+    def _dataset_replay(self, mu_dim, action_shape, action_dtype) -> Replay:
+        d = self.dataset
+        N = d["reward"].shape[0]
+        action = torch.as_tensor(self.actor.from_env(d["action"]), device=self.device).to(
+            action_dtype
+        )
+        if "mu" in d and d["mu"].shape[-1] == mu_dim:
+            mu = torch.as_tensor(d["mu"], dtype=torch.float32, device=self.device)
+            next_mu = torch.as_tensor(d["next_mu"], dtype=torch.float32, device=self.device)
+        elif self.kind == "gaussian":
+            log_std = torch.full(
+                (N, mu_dim // 2), math.log(self.cfg.policy_std), device=self.device
+            )
+            mu = torch.cat([action, log_std], dim=-1)
+            next_mu = torch.cat([torch.roll(action, -1, 0), log_std], dim=-1)
+        else:
+            mu = torch.zeros(N, mu_dim, device=self.device)
+            next_mu = mu
+        replay = Replay(
+            N,
+            1,
+            self.obs_shape,
+            mu_dim,
+            action_shape,
+            action_dtype=action_dtype,
+            obs_dtype=self.obs_dtype,
+            device=self.device,
+        )
+        replay.load_arrays(
+            obs=self._obs_tensor(d["obs"]),
+            mu=mu,
+            action=action,
+            reward=torch.as_tensor(d["reward"], dtype=torch.float32),
+            terminal=torch.as_tensor(d["terminal"], dtype=torch.bool),
+            truncated=torch.as_tensor(d["truncated"], dtype=torch.bool),
+            next_obs=self._obs_tensor(d["next_obs"]),
+            next_mu=next_mu,
+        )
+        if self.norm is not None:
+            self.norm.update(replay.obs[:, 0])
+        return replay
+
+    def collect(self, steps: int) -> None:
+        """Step the training envs ``steps // num_envs`` times with the current policy."""
+        E = self.cfg.num_envs
+        for _ in range(max(1, steps // E)):
+            obs_t = self._obs_tensor(self.obs)
+            if self.norm is not None:
+                valid = ~self.prev_done if self.mode == AutoresetMode.NEXT_STEP else None
+                self.norm.update(
+                    obs_t if valid is None or valid.all() else obs_t[torch.as_tensor(valid)]
+                )
+            mu = self._mu(obs_t)
+            a = sample_from_mu(self.kind, mu, 1, generator=self.gen).squeeze(1)
+            next_obs, reward, term, trunc, infos = self.env.step(self.actor.to_env(a))
+            done = np.logical_or(term, trunc)
+            boot = np.array(next_obs, copy=True)
+            valid = np.ones(E, dtype=bool)
+            if self.mode == AutoresetMode.SAME_STEP and done.any():
+                final = infos["final_obs"]
+                for i in np.flatnonzero(done):
+                    boot[i] = final[i]
+            elif self.mode == AutoresetMode.NEXT_STEP:
+                valid = ~self.prev_done
+            elif self.mode == AutoresetMode.DISABLED and done.any():
+                next_obs, _ = self.env.reset(options={"reset_mask": done})
+            boot_t = self._obs_tensor(boot)
+            self.replay.add(
+                obs_t,
+                mu,
+                a,
+                torch.as_tensor(reward, dtype=torch.float32),
+                torch.as_tensor(term if self.cfg.bootstrap_truncation else done),
+                torch.as_tensor(trunc),
+                boot_t,
+                self._mu(boot_t),
+                valid=torch.as_tensor(valid),
+            )
+            self.ep_return += np.where(valid, reward, 0.0)
+            for i in np.flatnonzero(done & valid):
+                self.train_returns.append(float(self.ep_return[i]))
+                self.ep_return[i] = 0.0
+            self.prev_done = done & valid
+            self.obs = next_obs
+            self.global_step += E
+
+    # ---------------------------------------------------------------- losses
+    def _batch(self):
+        b = self.replay.sample(self.cfg.batch_size, self.cfg.margin, generator=self.gen)
+        B, T = b.reward.shape
+        next_obs = self._net_obs(b.next_obs.reshape(B * T, *self.obs_shape))
+        return dataclasses.replace(
+            b, obs=self._net_obs(b.obs), next_obs=next_obs.view(B, T, *next_obs.shape[1:])
+        )
+
+    def _critic_loss(self, batch):
+        c = self.cfg
+        if self.awr:
+            return awr_critic_loss(
+                self.critic, self.target, batch, gamma=c.gamma, lam=c.lam, value_scale=c.value_scale
+            )
+        return qwr_critic_loss(
+            self.critic,
+            self.target,
+            batch,
+            kind=self.kind,
+            n=self.n,
+            gamma=c.gamma,
+            mode={"qwr-lse": "lse", "qwr-max": "max", "qwr-avg": "mean"}[c.algo],
+            tau=c.tau,
+            lam=c.lam,
+            normalize_q=c.normalize_q,
+            value_scale=c.value_scale,
+            generator=self.gen,
+        )
+
+    def _actor_loss(self, batch):
+        c = self.cfg
+        if self.awr:
+            return awr_actor_loss(
+                self.policy,
+                self.target,
+                batch,
+                gamma=c.gamma,
+                lam=c.lam,
+                value_scale=c.value_scale,
+                beta=c.beta,
+                max_weight=c.max_weight,
+                normalize=c.normalize_adv,
+            )
+        return qwr_actor_loss(
+            self.policy,
+            self.target,
+            batch,
+            n=self.n,
+            beta=c.beta,
+            max_weight=c.max_weight,
+            normalize=c.normalize_adv,
+            enumerate_actions=c.enumerate_actions,
+            generator=self.gen,
+        )
+
+    def _step(self, opt, params, loss) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        opt.step()
+
+    def update(self) -> dict[str, float]:
+        """C critic steps then P actor steps; returns the last losses."""
+        stats: dict[str, torch.Tensor] = {}
+        for _ in range(self.cfg.critic_steps):
+            out = self.critic_fn(self._batch())
+            self._step(self.opt_q, self.critic.parameters(), out["critic_loss"])
+            self.sync.step()
+            stats.update({k: v.detach() for k, v in out.items()})
+        for _ in range(self.cfg.actor_steps):
+            out = self.actor_fn(self._batch())
+            self._step(self.opt_pi, self.policy.parameters(), out["actor_loss"])
+            stats.update({k: v.detach() for k, v in out.items()})
+        return {k: float(v) for k, v in stats.items()}
+
+    # ------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, temperature: float) -> np.ndarray:
+        """Return of the first episode of each eval env, seeded per evaluation."""
+        env = self.eval_env
+        E = self.cfg.eval_episodes
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 1000 + self.num_evals)
+        obs, _ = env.reset(seed=self.cfg.seed + 10_000 + self.num_evals)
+        ret = np.zeros(E)
+        finished = np.zeros(E, dtype=bool)
+        mode = _autoreset_mode(env)
+        for _ in range(self.cfg.eval_max_steps):
+            if finished.all():
+                break
+            mu = self._mu(self._obs_tensor(obs))
+            a = sample_from_mu(self.kind, mu, 1, temperature=temperature, generator=gen).squeeze(1)
+            obs, r, term, trunc, _ = env.step(self.actor.to_env(a))
+            ret += np.where(finished, 0.0, r)
+            finished |= np.logical_or(term, trunc)
+            if mode == AutoresetMode.DISABLED and np.logical_or(term, trunc).any():
+                obs, _ = env.reset(options={"reset_mask": np.logical_or(term, trunc)})
+        return ret
+
+    # ------------------------------------------------------------ checkpoint
+    def _env_state(self):
+        if self.env is None:
+            return None
+        if hasattr(self.env, "get_state"):
+            return ("get_state", self.env.get_state())
+        try:
+            fields = {k: v for k, v in vars(self.env).items() if k != "env_fns"}
+            return ("pickle", pickle.dumps(fields))
+        except Exception:
+            warnings.warn(
+                f"env {self.cfg.env} has no get_state and cannot be pickled: a resumed run "
+                "restarts its episodes and will not equal an uninterrupted one",
+                stacklevel=2,
+            )
+            return None
+
+    def state_dict(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": dataclasses.asdict(self.cfg),
+            "policy": self.policy.state_dict(),
+            "critic": self.critic.state_dict(),
+            "target": self.target.state_dict(),
+            "norm": None if self.norm is None else self.norm.state_dict(),
+            "opt_pi": self.opt_pi.state_dict(),
+            "opt_q": self.opt_q.state_dict(),
+            "sync_count": self.sync.count,
+            "replay": self.replay.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),  # noqa: NPY002
+                "torch": torch.get_rng_state(),
+                "gen": self.gen.get_state(),
+            },
+            "env": self._env_state(),
+            "env_obs": None if self.env is None else np.array(self.obs, copy=True),
+            "prev_done": None if self.env is None else self.prev_done.copy(),
+            "ep_return": None if self.env is None else self.ep_return.copy(),
+            "counters": {
+                "global_step": self.global_step,
+                "epoch": self.epoch,
+                "num_evals": self.num_evals,
+                "last_eval": self.last_eval,
+                "wall": self.wall,
+            },
+        }
+
+    def load_state_dict(self, s: dict) -> None:
+        if s.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {s.get('format')}, expected {CHECKPOINT_FORMAT}")
+        self.policy.load_state_dict(s["policy"])
+        self.critic.load_state_dict(s["critic"])
+        self.target.load_state_dict(s["target"])
+        if self.norm is not None:
+            self.norm.load_state_dict(s["norm"])
+        self.opt_pi.load_state_dict(s["opt_pi"])
+        self.opt_q.load_state_dict(s["opt_q"])
+        self.sync.count = s["sync_count"]
+        self.replay.load_state_dict(s["replay"])
+        random.setstate(s["rng"]["python"])
+        np.random.set_state(s["rng"]["numpy"])  # noqa: NPY002
+        torch.set_rng_state(s["rng"]["torch"])
+        self.gen.set_state(s["rng"]["gen"])
+        if self.env is not None:
+            env_state = s["env"]
+            if env_state is not None and env_state[0] == "get_state":
+                self.env.set_state(env_state[1])
+            elif env_state is not None:
+                vars(self.env).update(pickle.loads(env_state[1]))
+            else:
+                self.obs, _ = self.env.reset(seed=self.cfg.seed + s["counters"]["global_step"])
+            if env_state is not None:
+                self.obs = s["env_obs"]
+                self.prev_done = s["prev_done"]
+                self.ep_return = s["ep_return"]
+        c = s["counters"]
+        self.global_step, self.epoch = c["global_step"], c["epoch"]
+        self.num_evals, self.last_eval, self.wall = c["num_evals"], c["last_eval"], c["wall"]
+
+    def save(self) -> str:
+        path = os.path.join(self.cfg.run_dir, f"ckpt_{self.global_step}.pt")
+        save_checkpoint(path, self.state_dict())
+        ckpts = sorted(
+            (int(f[5:-3]), f)
+            for f in os.listdir(self.cfg.run_dir)
+            if f.startswith("ckpt_") and f.endswith(".pt")
+        )
+        for _, f in ckpts[: -self.cfg.keep_checkpoints]:
+            os.unlink(os.path.join(self.cfg.run_dir, f))
+        return path
+
+    # ----------------------------------------------------------------- logs
+    def _open_csv(self, name: str, columns: list[str], resume_step: int | None):
+        path = os.path.join(self.cfg.run_dir, name)
+        rows = []
+        if resume_step is not None and os.path.exists(path):
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        f = open(path, "w", newline="")  # noqa: SIM115 (kept open for the run)
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
+        f.flush()
+        return f, w
+
+    def train(self) -> dict:
+        """Run to ``total_steps``; returns the last evaluation."""
+        cfg = self.cfg
+        os.makedirs(cfg.run_dir, exist_ok=True)
+        resume_step = self.global_step if cfg.resume is not None else None
+        with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
+            json.dump(dataclasses.asdict(cfg), f, indent=2)
+        eval_f, eval_w = self._open_csv("eval.csv", EVAL_COLUMNS, resume_step)
+        train_f, train_w = self._open_csv("train.csv", TRAIN_COLUMNS, resume_step)
+        tb = None
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(os.path.join(cfg.run_dir, "tb"), purge_step=resume_step)
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=cfg.total_steps,
+            initial=self.global_step,
+            disable=not cfg.progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
+        next_ckpt = (self.global_step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+        last = {}
+        try:
+            while self.global_step < cfg.total_steps:
+                t0 = time.perf_counter()
+                before = self.global_step
+                if self.env is not None:
+                    self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
+                else:
+                    self.global_step += cfg.steps_per_epoch
+                stats = self.update()
+                self.epoch += 1
+                dt = time.perf_counter() - t0
+                self.wall += dt
+                sps = (self.global_step - before) / dt
+                train_ret = (
+                    float(np.mean(self.train_returns)) if self.train_returns else float("nan")
+                )
+                self.train_returns = []
+                row = {
+                    "step": self.global_step,
+                    "epoch": self.epoch,
+                    "critic_loss": stats.get("critic_loss", float("nan")),
+                    "actor_loss": stats.get("actor_loss", float("nan")),
+                    "q_mean": stats.get("q_mean", float("nan")),
+                    "target_mean": stats.get("target_mean", float("nan")),
+                    "train_return": train_ret,
+                    "steps_per_s": sps,
+                    "wall_s": self.wall,
+                }
+                train_w.writerow(row)
+                train_f.flush()
+                if self.global_step >= next_eval or self.global_step >= cfg.total_steps:
+                    r0, r5 = self.evaluate(0.0), self.evaluate(0.5)
+                    self.num_evals += 1
+                    self.last_eval = float(r0.mean())
+                    last = {
+                        "step": self.global_step,
+                        "return_mean": float(r0.mean()),
+                        "return_std": float(r0.std()),
+                        "return_mean_t05": float(r5.mean()),
+                        "return_std_t05": float(r5.std()),
+                    }
+                    eval_w.writerow(last)
+                    eval_f.flush()
+                    if tb is not None:
+                        tb.add_scalar("eval/return_t0", last["return_mean"], self.global_step)
+                        tb.add_scalar("eval/return_t05", last["return_mean_t05"], self.global_step)
+                    next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
+                if tb is not None:
+                    for k, v in row.items():
+                        if k not in ("step", "epoch"):
+                            tb.add_scalar(f"train/{k}", v, self.global_step)
+                bar.update(self.global_step - before)
+                bar.set_postfix(sps=f"{sps:.0f}", eval=f"{self.last_eval:.2f}")
+                if self.global_step >= next_ckpt or self.global_step >= cfg.total_steps:
+                    self.save()
+                    next_ckpt = (
+                        self.global_step // cfg.checkpoint_every + 1
+                    ) * cfg.checkpoint_every
+        finally:
+            bar.close()
+            eval_f.close()
+            train_f.close()
+            if tb is not None:
+                tb.close()
+        plot_curve(cfg.run_dir, title=f"{cfg.algo} on {cfg.env} (seed {cfg.seed})")
+        return last
+
+    @classmethod
+    def resumed(cls, run_dir: str, **overrides) -> QWRTrainer:
+        """A trainer restored from the latest checkpoint of ``run_dir`` (its saved config,
+        with ``overrides`` such as a larger ``total_steps``)."""
+        state = load_checkpoint(latest_checkpoint(run_dir))
+        cfg = QWRConfig(**{**state["config"], **overrides, "resume": run_dir, "run_dir": run_dir})
+        trainer = cls(cfg)
+        trainer.load_state_dict(state)
+        return trainer
+
+
+def plot_curve(run_dir: str, *, title: str = "") -> str | None:
+    """Write ``curve.png`` (eval return vs env steps) from ``eval.csv``; returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = os.path.join(run_dir, "eval.csv")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return None
+    step = np.array([float(r["step"]) for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("return_mean", "temperature 0"), ("return_mean_t05", "temperature 0.5")):
+        mean = np.array([float(r[key]) for r in rows])
+        std = np.array([float(r[key.replace("mean", "std")]) for r in rows])
+        ax.plot(step, mean, label=label)
+        ax.fill_between(step, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("eval return")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    out = os.path.join(run_dir, "curve.png")
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

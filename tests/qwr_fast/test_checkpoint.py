@@ -1,0 +1,59 @@
+import os
+
+import pytest
+import torch
+
+from qwr_fast.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+
+def test_round_trip_and_no_temp_files(tmp_path):
+    state = {"w": torch.randn(3, 4), "step": 7, "nested": {"rng": torch.get_rng_state()}}
+    path = tmp_path / "ckpt_7.pt"
+    save_checkpoint(path, state)
+    back = load_checkpoint(path)
+    assert torch.equal(back["w"], state["w"]) and back["step"] == 7
+    assert torch.equal(back["nested"]["rng"], state["nested"]["rng"])
+    assert sorted(os.listdir(tmp_path)) == ["ckpt_7.pt"]
+
+
+def test_overwrite_is_atomic_replace(tmp_path):
+    path = tmp_path / "ckpt_1.pt"
+    save_checkpoint(path, {"v": 1})
+    inode = os.stat(path).st_ino
+    save_checkpoint(path, {"v": 2})
+    assert load_checkpoint(path)["v"] == 2
+    assert os.stat(path).st_ino != inode  # a new file moved into place, not rewritten in place
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "header", "empty"])
+def test_damaged_checkpoint_raises_clear_error(tmp_path, damage):
+    path = tmp_path / "ckpt_3.pt"
+    save_checkpoint(path, {"w": torch.randn(100)})
+    data = path.read_bytes()
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data = data[:-20] + bytes([data[-20] ^ 0xFF]) + data[-19:]
+    elif damage == "header":
+        data = b"PK" + data[2:]
+    else:
+        data = b""
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError, match=r"ckpt_3\.pt.*(truncated|corrupt)"):
+        load_checkpoint(path)
+
+
+def test_missing_and_latest(tmp_path):
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        latest_checkpoint(tmp_path)
+    for step in (5, 40, 100, 9):
+        save_checkpoint(tmp_path / f"ckpt_{step}.pt", {"s": step})
+    (tmp_path / "ckpt_x.pt").write_bytes(b"")
+    assert latest_checkpoint(tmp_path).endswith("ckpt_100.pt")

@@ -1,0 +1,266 @@
+import csv
+import importlib.util
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode
+
+from qwr_fast.checkpoint import CheckpointError, latest_checkpoint
+from qwr_fast.cli import CollectConfig, collect_dataset, qwr_collect_main, qwr_train_main
+from qwr_fast.trainers.qwr import PRESETS, QWRConfig, QWRTrainer
+
+TINY = dict(
+    steps_per_epoch=40,
+    critic_steps=4,
+    actor_steps=4,
+    batch_size=16,
+    hidden=16,
+    num_envs=2,
+    eval_every=40,
+    eval_episodes=2,
+    checkpoint_every=40,
+    progress=False,
+    tensorboard=False,
+)
+
+
+def _run(run_dir, total, **kw):
+    trainer = QWRTrainer(QWRConfig(**{**TINY, **kw, "total_steps": total, "run_dir": str(run_dir)}))
+    trainer.train()
+    return trainer
+
+
+def _equal_state(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize(
+    "env,algo",
+    [("BitFlip-8", "qwr-lse"), ("Pendulum-v1", "qwr-lse"), ("CartPole-v1", "awr")],
+)
+def test_resume_equals_uninterrupted(tmp_path, env, algo):
+    straight = _run(tmp_path / "a", 120, env=env, algo=algo, seed=3)
+    _run(tmp_path / "b", 80, env=env, algo=algo, seed=3)
+    resumed = QWRTrainer.resumed(str(tmp_path / "b"), total_steps=120)
+    assert resumed.global_step == 80
+    resumed.train()
+    for name in ("policy", "critic", "target"):
+        assert _equal_state(getattr(straight, name), getattr(resumed, name)), name
+    assert (
+        straight.opt_q.state_dict()["state"][0]["step"]
+        == resumed.opt_q.state_dict()["state"][0]["step"]
+    )
+    eval_a = (tmp_path / "a" / "eval.csv").read_text()
+    assert eval_a == (tmp_path / "b" / "eval.csv").read_text()
+    assert eval_a.count("\n") == 4  # header + 3 evaluations, none duplicated by the resume
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
+    _run(tmp_path, 40, env="BitFlip-8")
+    path = latest_checkpoint(tmp_path)
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) - 100])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        QWRTrainer.resumed(str(tmp_path))
+    assert qwr_train_main(["--resume", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qwr-train: error: checkpoint") and err.count("\n") == 1
+
+
+def test_cli_contract(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = [
+        "--env",
+        "BitFlip-8",
+        "--algo",
+        "qwr-max",
+        "--total-steps",
+        "80",
+        "--seed",
+        "1",
+        "--run-dir",
+        str(run_dir),
+        "--preset",
+        "bitflip",
+        "--steps-per-epoch",
+        "40",
+        "--critic-steps",
+        "3",
+        "--actor-steps",
+        "3",
+        "--hidden",
+        "16",
+        "--eval-every",
+        "40",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
+    assert qwr_train_main(argv) == 0
+    assert "curve.png" in capsys.readouterr().out
+    files = set(os.listdir(run_dir))
+    assert {"config.json", "eval.csv", "train.csv", "curve.png", "ckpt_80.pt", "tb"} <= files
+    with open(run_dir / "eval.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [40, 80]
+    assert {"step", "return_mean", "return_std"} <= set(rows[0])
+    cfg = QWRTrainer.resumed(str(run_dir)).cfg
+    assert cfg.algo == "qwr-max" and cfg.batch_size == PRESETS["bitflip"]["batch_size"]
+    assert cfg.hidden == 16  # an explicit flag wins over the preset
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--env", "BitFlip-8", "--total-steps", "0"], "--total-steps must be >= 1"),
+        (["--env", "NoSuchEnv-v9"], "--env 'NoSuchEnv-v9'"),
+        (["--preset", "nope"], "--preset must be one of"),
+    ],
+)
+def test_bad_arguments_exit_2(tmp_path, capsys, argv, match):
+    assert qwr_train_main([*argv, "--run-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1
+
+
+def test_unknown_flag_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        qwr_train_main(["--no-such-flag", "3"])
+    assert e.value.code == 2
+
+
+@pytest.mark.parametrize("algo", ["qwr-avg", "awr"])
+@pytest.mark.parametrize("env", ["BitFlip-8", "Pendulum-v1"])
+def test_algorithms_run(tmp_path, algo, env):
+    trainer = _run(tmp_path, 40, env=env, algo=algo)
+    with open(tmp_path / "train.csv") as f:
+        row = next(csv.DictReader(f))
+    assert np.isfinite(float(row["critic_loss"])) and np.isfinite(float(row["actor_loss"]))
+    assert trainer.global_step == 40
+
+
+FAMILY_ENV = {
+    "bitflip": "BitFlip-8",
+    "mujoco": "HalfCheetah-v5",
+    "minatar": "MinAtar/Breakout",
+    "atari": "ALE/Breakout-v5",
+}
+FAMILY_DEP = {"mujoco": "mujoco", "minatar": "minatar", "atari": "ale_py"}
+
+
+@pytest.mark.parametrize("preset", ["bitflip", "mujoco", "minatar", "atari"])
+def test_every_preset_smoke(tmp_path, preset):
+    dep = FAMILY_DEP.get(preset)
+    if dep is not None and importlib.util.find_spec(dep) is None:
+        pytest.skip(f"preset {preset}: the '{dep}' package (extra) is not installed")
+    kw = {
+        **PRESETS[preset],
+        **TINY,
+        "hidden": 16,
+        "preset": preset,
+        "replay_size": 200,
+        "eval_max_steps": 50,
+    }
+    trainer = QWRTrainer(
+        QWRConfig(**kw, env=FAMILY_ENV[preset], total_steps=40, run_dir=str(tmp_path))
+    )
+    trainer.train()
+    assert os.path.exists(tmp_path / "curve.png")
+
+
+def test_next_step_autoreset_never_stores_the_reset_transition(tmp_path):
+    trainer = QWRTrainer(QWRConfig(**{**TINY, "env": "CartPole-v1", "run_dir": str(tmp_path)}))
+    trainer.env = gym.make_vec(
+        "CartPole-v1",
+        num_envs=2,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": AutoresetMode.NEXT_STEP},
+    )
+    trainer.mode = AutoresetMode.NEXT_STEP
+    trainer.obs, _ = trainer.env.reset(seed=0)
+    trainer.collect(400)
+    r = trainer.replay
+    n = r.size
+    done = (r.terminal | r.truncated)[:n]
+    valid = r.valid[:n]
+    assert done.any()
+    assert torch.equal(valid[1:], ~done[:-1])  # exactly the step after an episode end is invalid
+    cont = valid[:-1] & ~done[:-1]  # s_{t+1} is stored at t+1: it must equal the bootstrap obs
+    torch.testing.assert_close(r.next_obs[: n - 1][cont], r.obs[1:n][cont])
+    after = valid[1:] & done[:-1]
+    assert after.sum() == 0
+
+
+def test_offline_dataset_round_trip(tmp_path, capsys):
+    out = tmp_path / "data.npz"
+    assert (
+        qwr_collect_main(
+            [
+                "--env",
+                "Pendulum-v1",
+                "--steps",
+                "120",
+                "--num-envs",
+                "2",
+                "--out",
+                str(out),
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
+    with np.load(out) as d:
+        assert int(d["schema_version"]) == 1 and str(d["env_id"]) == "Pendulum-v1"
+        assert d["obs"].shape == (120, 3) and d["action"].shape == (120, 1)
+        assert d["truncated"][59] and d["truncated"][119]  # each env chunk ends a slice
+    trainer = _run(tmp_path / "off", 80, env="Pendulum-v1", dataset=str(out))
+    assert trainer.env is None and len(trainer.replay) == 120
+    with np.load(out) as d:
+        arrays = dict(d)
+    arrays["schema_version"] = np.int64(99)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match="schema_version 99"):
+        _run(tmp_path / "bad", 40, env="Pendulum-v1", dataset=str(tmp_path / "bad.npz"))
+
+
+def test_collect_from_checkpoint_stores_mu(tmp_path):
+    _run(tmp_path / "run", 40, env="BitFlip-8")
+    path = collect_dataset(
+        CollectConfig(
+            env="BitFlip-8",
+            steps=40,
+            out=str(tmp_path / "d.npz"),
+            policy="checkpoint",
+            checkpoint=str(tmp_path / "run"),
+        )
+    )
+    with np.load(path) as d:
+        assert d["mu"].shape == (40, 8) and d["next_mu"].shape == (40, 8)
+        assert str(d["policy"]) == "checkpoint"
+
+
+def test_short_bitflip_run_beats_random(tmp_path):
+    # Random flips on BitFlip-8 from random starts return 0 in expectation (std ~2.2 per episode).
+    kw = {
+        **PRESETS["bitflip"],
+        "progress": False,
+        "tensorboard": False,
+        "hidden": 64,
+        "batch_size": 64,
+        "steps_per_epoch": 200,
+        "critic_steps": 200,
+        "actor_steps": 200,
+        "eval_every": 1200,
+        "eval_episodes": 64,
+    }
+    last = QWRTrainer(
+        QWRConfig(**kw, env="BitFlip-8", total_steps=1200, run_dir=str(tmp_path))
+    ).train()
+    assert last["return_mean"] > 1.5, last
