@@ -388,6 +388,9 @@ def sampled_q_head(
     with torch.no_grad():
         if backend == "reference":
             return sampled_q_head_reference(gate, actions, params)
+        if backend == "torch" and not torch.compiler.is_compiling():
+            # eager CPU: skip the custom-op dispatcher, same implementation
+            return _sampled_q_head_torch(gate.detach(), actions.detach(), params)
         return torch.ops.qwr_fast.sampled_q_head(
             gate.detach(), actions.detach(), *(p.detach() for p in params), backend, precision
         )
