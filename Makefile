@@ -1,4 +1,4 @@
-# Two commands matter: `make demo` (the main job) and `make test` (the whole suite).
+# Two commands matter: `make demo` (the main job: QWR-LSE on BitFlip-16) and `make test` (the whole suite).
 # Both create or reuse .venv and install what they need. On a machine without an NVIDIA GPU
 # the CPU build torch==2.13.0 is installed (no multi-GB CUDA wheels); any torch >= 2.6 already
 # in the venv is kept.
@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml setup.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m pytest bench -q --benchmark-columns=median,iqr,rounds --benchmark-sort=name
+	$(VENV)/bin/qwr-train --preset bitflip --env BitFlip-16 --total-steps 8000 --seed 0 \
+		--run-dir runs/demo
 
 test: $(STAMP)
 	$(PY) -m ruff check .

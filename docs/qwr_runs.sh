@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces docs/results_qwr.md: QWR-LSE vs AWR on BitFlip-32 (horizon 5, random starts),
+# Reproduces the BitFlip table of docs/results.md: QWR-LSE vs AWR on BitFlip-32 (horizon 5, random starts),
 # 3 seeds each, the bitflip preset, on CPU (the two algorithms of a seed run side by side).
 # Runs land in runs/bitflip32_<steps>/<algo>_s<seed>/; the summary table and curves.png at the end.
 # Usage: bash docs/qwr_runs.sh [TOTAL_STEPS]   (default 8000 env steps per run)
