@@ -120,6 +120,14 @@ class ArrayVectorEnv(VectorEnv):
         """Rewrite ``self._obs[rows]`` from the state arrays (after ``set_state``)."""
         raise NotImplementedError
 
+    def _get_field(self, name: str, rows: np.ndarray | slice) -> np.ndarray:
+        """A private copy of state field ``name`` at ``rows`` (as ``EnvState`` stores it)."""
+        return getattr(self, "_" + name)[rows].copy()
+
+    def _set_field(self, name: str, rows: np.ndarray | slice, value: np.ndarray) -> None:
+        """Write ``value`` (``EnvState``'s layout, 1 row or one per row) into field ``name``."""
+        getattr(self, "_" + name)[rows] = value
+
     # -- gymnasium API --------------------------------------------------------------------
     def reset(
         self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
@@ -189,7 +197,7 @@ class ArrayVectorEnv(VectorEnv):
     def get_state(self, indices: IndexLike = None) -> EnvState:
         """An exact copy of the state of all envs, or of ``indices`` (in that order)."""
         rows = _rows(indices, self.num_envs, "indices")
-        arrays = {k: getattr(self, "_" + k)[rows].copy() for k in self._state_fields}
+        arrays = {k: self._get_field(k, rows) for k in self._state_fields}
         return EnvState(self.config, arrays)
 
     def set_state(self, state: EnvState, indices: IndexLike = None) -> np.ndarray:
@@ -210,7 +218,7 @@ class ArrayVectorEnv(VectorEnv):
                 f"state holds {state.num_envs} envs; expected {k} (the rows written) or 1"
             )
         for name in self._state_fields:
-            getattr(self, "_" + name)[rows] = state.arrays[name]
+            self._set_field(name, rows, state.arrays[name])
         self._refresh_obs(rows)
         return self._obs.copy() if self._copy else self._obs
 

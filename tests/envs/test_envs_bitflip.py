@@ -322,3 +322,51 @@ def test_copy_false_returns_preallocated_buffers():
     copied = envs.make("BitFlipSubset-8", 4, seed=0, horizon=2)
     c0, _ = copied.reset()
     assert not np.shares_memory(copied.step(a)[0], c0)
+
+
+@pytest.mark.parametrize("env_id", ["BitFlip-70", "BitFlipSubset-70"])
+def test_final_obs_after_reset_mask_and_set_state(env_id):
+    """``final_obs`` rows of envs that go on equal ``obs`` and ended rows hold the last obs,
+    also right after a masked reset or a ``set_state`` moved some rows mid-episode."""
+    env = envs.make(env_id, 6, seed=3, horizon=3, copy=False)
+    env.reset()
+    rng = np.random.default_rng(4)
+    other = env.get_state([5, 4])
+    checked = 0
+    for step in range(12):
+        if step == 4:
+            env.reset(options={"reset_mask": np.array([1, 0, 1, 0, 0, 1], bool)})
+        if step == 7:
+            env.set_state(other, [0, 3])
+        before = env.get_state().arrays["bits"].astype(np.float32)
+        actions = _random_actions(env, rng)
+        if isinstance(env, envs.BitFlipSubsetVectorEnv):
+            last = np.logical_xor(before, actions.astype(bool)).astype(np.float32)
+        else:
+            last = before.copy()
+            last[np.arange(6), actions] = 1.0 - last[np.arange(6), actions]
+        obs, _, terminated, truncated, infos = env.step(actions)
+        done = terminated | truncated
+        if not done.any():
+            assert infos == {}
+            continue
+        checked += 1
+        np.testing.assert_array_equal(infos["_final_obs"], done)
+        np.testing.assert_array_equal(infos["final_obs"][done], last[done])
+        np.testing.assert_array_equal(infos["final_obs"][~done], obs[~done])
+        np.testing.assert_array_equal(obs[~done], last[~done])
+        assert infos["episode"]["l"][~done].sum() == 0 and (infos["episode"]["l"][done] > 0).all()
+    assert checked >= 3
+
+
+def test_state_bits_layout():
+    """``EnvState`` keeps one uint8 per bit (``[k, n_bits]``) whatever the packing inside."""
+    env = envs.make("BitFlip-70", 3, seed=0)
+    obs, _ = env.reset()
+    bits = env.get_state().arrays["bits"]
+    assert bits.dtype == np.uint8 and bits.shape == (3, 70)
+    np.testing.assert_array_equal(bits, obs.astype(np.uint8))
+    state = env.get_state()
+    bad = envs.EnvState(state.config, {**state.arrays, "bits": bits.astype(np.int64)})
+    with pytest.raises(ValueError, match=r"state.arrays\['bits'\] must be uint8 \[k, 70\]"):
+        env.set_state(bad)
