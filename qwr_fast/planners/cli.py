@@ -1,0 +1,247 @@
+"""``rl-search``: play episodes with a planner on top of a blueprint and report the score.
+
+``rl-search --env ENV_ID --blueprint DIR/checkpoint.pt --planner {blueprint,sparta,mcts,
+policy-ft,q-ft} --episodes E --seed S [--budget-steps N | --budget-seconds X] [--horizon H]
+[--out FILE.csv]``. ``q-ft`` takes a DQN checkpoint (:mod:`qwr_fast.trainers.dqn`, whose
+replay is the global buffer), the others a ``ppo-train`` checkpoint. Prints a one-row table
+and appends one CSV row per run with the columns of :data:`CSV_COLUMNS` (score mean +- s.e.m.
+over episodes, env steps, gradient steps and seconds per move, the fraction of searches whose
+result was adopted). Exit code 0 on success, 2 on bad arguments with a one-line message.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from qwr_fast.checkpoint import CheckpointError
+from qwr_fast.planners.blueprint import BlueprintPlanner
+from qwr_fast.planners.core import Budget
+from qwr_fast.planners.mcts import MCTS, MCTSConfig
+from qwr_fast.planners.policy_ft import PolicyFineTune, PolicyFineTuneConfig
+from qwr_fast.planners.q_ft import QFineTune, QFineTuneConfig
+from qwr_fast.planners.sparta import Sparta, SpartaConfig
+
+__all__ = ["SearchConfig", "CSV_COLUMNS", "run_search", "main"]
+
+CSV_COLUMNS = [
+    "env",
+    "planner",
+    "blueprint",
+    "seed",
+    "episodes",
+    "score_mean",
+    "score_sem",
+    "score_std",
+    "moves_per_episode",
+    "env_steps_per_move",
+    "grad_steps_per_move",
+    "seconds_per_move",
+    "adopted_frac",
+    "budget_steps",
+    "budget_seconds",
+    "horizon",
+    "width",
+]
+
+
+@dataclass
+class SearchConfig:
+    """Evaluate a decision-time planner on top of a ppo-train blueprint."""
+
+    env: str = "MinAtar/Breakout"
+    """env id from qwr_fast.envs (must support get_state/set_state)"""
+    blueprint: str = "runs/ppo/checkpoint.pt"
+    """blueprint checkpoint: ppo-train (a DQN checkpoint for q-ft)"""
+    planner: Literal["blueprint", "sparta", "mcts", "policy-ft", "q-ft"] = "blueprint"
+    """planner to evaluate"""
+    episodes: int = 5
+    """episodes to play"""
+    seed: int = 0
+    """seed of the episodes and of the planner's sampling"""
+    out: str | None = None
+    """CSV file to append the result row to"""
+    budget_steps: int | None = None
+    """sim env steps per search (per move; per replan for policy-ft)"""
+    budget_seconds: float | None = None
+    """wall seconds per search"""
+    horizon: int = 30
+    """rollout horizon H (sparta, policy-ft); policy-ft also replans every --replan-every moves"""
+    replan_every: int = 0
+    """policy-ft / q-ft: moves played per search (0: horizon for policy-ft, 1 for q-ft)"""
+    width: int = 8
+    """sim envs stepped together (rollouts per batch; MCTS leaves per batch)"""
+    epsilon: float = 0.0
+    """sparta deviation / policy-ft acceptance threshold"""
+    accept_rounds: int = 1
+    """policy-ft: acceptance-test batches per policy (0: adopt without a test)"""
+    lr: float = 1e-4
+    """policy-ft / q-ft learning rate"""
+    updates: int = 200
+    """q-ft gradient steps per search"""
+    p_global: float = 0.5
+    """q-ft probability of drawing a transition from the blueprint's replay"""
+    c: float = 5.0
+    """mcts prior coefficient"""
+    beta: float = 0.1
+    """mcts prior exponent"""
+    max_depth: int = 100
+    """mcts depth limit"""
+    gamma: float = 0.99
+    """discount of the search returns"""
+    greedy: bool = False
+    """play (and roll out) the blueprint by argmax instead of sampling"""
+    max_moves: int = 10_000
+    """cap on the moves of one episode (an unfinished one counts its partial score)"""
+    threads: int = 1
+    """torch CPU threads"""
+    progress: bool = True
+    """print one line per finished episode"""
+
+
+def make_planner(cfg: SearchConfig, net, sim, replay=None):
+    """The planner object named by ``cfg.planner``."""
+    if cfg.planner == "q-ft":
+        qcfg = QFineTuneConfig(
+            horizon=cfg.horizon,
+            updates=cfg.updates,
+            p_global=cfg.p_global,
+            lr=cfg.lr,
+            gamma=cfg.gamma,
+            accept_rounds=cfg.accept_rounds,
+            epsilon=cfg.epsilon,
+            replan_every=cfg.replan_every or 1,
+        )
+        return QFineTune(net, sim, qcfg, replay=replay)
+    if cfg.planner == "blueprint":
+        return BlueprintPlanner(net, sim, greedy=cfg.greedy)
+    if cfg.planner == "sparta":
+        return Sparta(
+            net, sim, SpartaConfig(cfg.horizon, cfg.gamma, cfg.epsilon, greedy=cfg.greedy)
+        )
+    if cfg.planner == "mcts":
+        return MCTS(net, sim, MCTSConfig(cfg.c, cfg.beta, cfg.max_depth, cfg.gamma))
+    pcfg = PolicyFineTuneConfig(
+        horizon=cfg.horizon,
+        replan_every=cfg.replan_every or cfg.horizon,
+        accept_rounds=cfg.accept_rounds,
+        epsilon=cfg.epsilon,
+        gamma=cfg.gamma,
+        lr=cfg.lr,
+        greedy=cfg.greedy,
+    )
+    return PolicyFineTune(net, sim, pcfg)
+
+
+def run_search(cfg: SearchConfig) -> dict:
+    """Play ``cfg.episodes`` episodes; returns the CSV row (also appended to ``cfg.out``)."""
+    from qwr_fast.envs import make
+    from qwr_fast.trainers.dqn import load_q_blueprint
+    from qwr_fast.trainers.ppo import load_blueprint
+
+    for name in ("episodes", "width", "max_moves", "threads"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.planner != "blueprint" and cfg.budget_steps is None and cfg.budget_seconds is None:
+        raise ValueError(f"--planner {cfg.planner} needs --budget-steps and/or --budget-seconds")
+    torch.set_num_threads(cfg.threads)
+    replay = None
+    if cfg.planner == "q-ft":
+        net, bp_cfg, replay = load_q_blueprint(cfg.blueprint)
+    else:
+        net, bp_cfg = load_blueprint(cfg.blueprint)
+    if bp_cfg["env"] != cfg.env:
+        raise ValueError(f"--blueprint was trained on {bp_cfg['env']}, not on --env {cfg.env}")
+    env = make(cfg.env, 1, seed=cfg.seed)
+    sim = make(cfg.env, cfg.width, seed=cfg.seed)
+    budget = None if cfg.planner == "blueprint" else Budget(cfg.budget_steps, cfg.budget_seconds)
+    planner = make_planner(cfg, net, sim, replay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    scores, moves, steps, grads, secs, searches, adopted = [], 0, 0, 0, 0.0, 0, 0
+    for ep in range(cfg.episodes):
+        obs, _ = env.reset(seed=cfg.seed * 100_003 + ep)
+        planner.reset()
+        score = 0.0
+        for _ in range(cfg.max_moves):
+            res = planner.plan(env.get_state(0), obs[0], budget, generator=gen)
+            moves += 1
+            steps += res.env_steps
+            grads += res.grad_steps
+            secs += res.wall_s
+            if res.env_steps > 0 or cfg.planner == "mcts":
+                searches += 1
+                adopted += res.adopted
+            obs, r, term, trunc, _ = env.step(np.array([res.action], dtype=np.int64))
+            score += float(r[0])
+            if term[0] or trunc[0]:
+                break
+        scores.append(score)
+        if cfg.progress:
+            print(f"episode {ep}: score {score:g}", file=sys.stderr, flush=True)
+    s = np.array(scores)
+    row = {
+        "env": cfg.env,
+        "planner": cfg.planner,
+        "blueprint": cfg.blueprint,
+        "seed": cfg.seed,
+        "episodes": cfg.episodes,
+        "score_mean": float(s.mean()),
+        "score_sem": float(s.std(ddof=1) / np.sqrt(len(s))) if len(s) > 1 else float("nan"),
+        "score_std": float(s.std()),
+        "moves_per_episode": moves / cfg.episodes,
+        "env_steps_per_move": steps / moves,
+        "grad_steps_per_move": grads / moves,
+        "seconds_per_move": secs / moves,
+        "adopted_frac": adopted / searches if searches else float("nan"),
+        "budget_steps": cfg.budget_steps,
+        "budget_seconds": cfg.budget_seconds,
+        "horizon": cfg.horizon,
+        "width": cfg.width,
+    }
+    if cfg.out is not None:
+        new = not os.path.exists(cfg.out) or os.path.getsize(cfg.out) == 0
+        os.makedirs(os.path.dirname(os.path.abspath(cfg.out)), exist_ok=True)
+        with open(cfg.out, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+            if new:
+                w.writeheader()
+            w.writerow(row)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``rl-search`` entry point."""
+    import tyro
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg = tyro.cli(SearchConfig, args=argv, prog="rl-search")
+    t0 = time.perf_counter()
+    try:
+        row = run_search(cfg)
+    except (ValueError, TypeError, CheckpointError, FileNotFoundError) as e:
+        print(f"rl-search: error: {str(e).splitlines()[0] if str(e) else e!r}", file=sys.stderr)
+        return 2
+    print(
+        "| planner | episodes | score (mean +- s.e.m.) | moves/episode | env steps/move "
+        "| s/move | adopted |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| {row['planner']} | {row['episodes']} | {row['score_mean']:.2f} +- "
+        f"{row['score_sem']:.2f} | {row['moves_per_episode']:.1f} | "
+        f"{row['env_steps_per_move']:.0f} | "
+        f"{row['seconds_per_move']:.4f} | {row['adopted_frac']:.2f} |"
+    )
+    print(f"({time.perf_counter() - t0:.1f} s total)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

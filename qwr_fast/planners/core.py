@@ -1,0 +1,161 @@
+"""Types and rollouts shared by the planners: the blueprint interface, budgets, results.
+
+A planner searches from a snapshot of the real environment (``root``, a 1-env ``EnvState``
+from ``env.get_state(i)``) on its own simulation env ``sim`` (same id and config, ``W`` envs:
+the rollouts of one batch step together). The real env is never touched. Clones share the
+root's RNG stream (``qwr_fast.envs`` contract), so env randomness is common to all rollouts
+of a batch; their diversity comes from the policies' sampling.
+
+Budgets are counted in env steps of ``sim`` (every env of a batch step counts, also one whose
+rollout already ended) and/or wall-clock seconds; a planner starts a unit of work (a batch of
+rollouts, an update) only if its whole cost fits the step budget, so ``env_steps <= budget``
+always holds exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from qwr_fast.envs import EnvState
+
+__all__ = [
+    "Blueprint",
+    "Budget",
+    "SearchResult",
+    "check_root",
+    "obs_tensor",
+    "pick",
+    "rollout_returns",
+]
+
+
+class Blueprint(Protocol):
+    """A network ``obs[B, *O] -> (logits[B, K], value[B])`` (e.g. the PPO ``ActorCritic``)."""
+
+    def __call__(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Search budget per planning call: at most ``env_steps`` sim env steps and/or about
+    ``seconds`` of wall time (a unit of work starts only while time is left). At least one of
+    the two must be given."""
+
+    env_steps: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.env_steps is None and self.seconds is None:
+            raise ValueError("Budget needs env_steps and/or seconds, got neither")
+        if self.env_steps is not None and (
+            isinstance(self.env_steps, bool) or not isinstance(self.env_steps, (int, np.integer))
+        ):
+            raise TypeError(f"env_steps must be an int, got {type(self.env_steps).__name__}")
+        if self.env_steps is not None and self.env_steps < 0:
+            raise ValueError(f"env_steps must be >= 0, got {self.env_steps}")
+        if self.seconds is not None and not self.seconds >= 0:
+            raise ValueError(f"seconds must be >= 0, got {self.seconds}")
+
+    def allows(self, used: int, cost: int, t0: float) -> bool:
+        """Whether a unit costing ``cost`` steps may start after ``used`` steps (timer ``t0``)."""
+        if self.env_steps is not None and used + cost > self.env_steps:
+            return False
+        return self.seconds is None or time.perf_counter() - t0 < self.seconds
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What one planning call returns.
+
+    action: the action to play now (int in ``[0, K)``).
+    env_steps: sim env steps this call used (0 on an amortised move).
+    grad_steps: gradient steps this call took.
+    wall_s: wall time of the call in seconds.
+    adopted: True when the searched choice replaced the blueprint (SPARTA deviated, a
+        fine-tuned policy passed the acceptance test, MCTS chose by visit counts).
+    action_values: ``[K]`` float64 value estimates of the root actions (SPARTA: Monte-Carlo
+        means, MCTS: root Q; NaN where unknown), or None.
+    visit_counts: ``[K]`` int64 root visit counts (MCTS) or rollouts per action (SPARTA), or
+        None.
+    """
+
+    action: int
+    env_steps: int
+    grad_steps: int
+    wall_s: float
+    adopted: bool
+    action_values: np.ndarray | None = None
+    visit_counts: np.ndarray | None = None
+
+
+def obs_tensor(obs: np.ndarray) -> torch.Tensor:
+    """Env observations as the float32 tensor the networks take."""
+    return torch.as_tensor(np.asarray(obs)).to(torch.float32)
+
+
+def pick(logits: torch.Tensor, *, greedy: bool, generator: torch.Generator | None) -> torch.Tensor:
+    """Actions ``[B]`` from ``logits[B, K]``: argmax, or a sample."""
+    if greedy:
+        return logits.argmax(-1)
+    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
+
+
+def check_root(root: EnvState, sim) -> None:
+    if not isinstance(root, EnvState):
+        raise TypeError(f"root must be a 1-env EnvState (env.get_state(i)), got {type(root)}")
+    if root.num_envs != 1:
+        raise ValueError(f"root must hold exactly 1 env, got {root.num_envs}")
+    if root.config != sim.get_state(0).config:
+        raise ValueError(f"root was taken from {root.config}; sim is {sim.get_state(0).config}")
+
+
+@torch.no_grad()
+def rollout_returns(
+    sim,
+    root: EnvState,
+    policy: Blueprint,
+    *,
+    horizon: int,
+    gamma: float,
+    bootstrap: Blueprint | None,
+    first_actions: np.ndarray | None = None,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[np.ndarray, int]:
+    """Discounted returns ``[W]`` of ``W = sim.num_envs`` rollouts of at most ``horizon`` steps
+    from ``root``, and the env steps used.
+
+    Step 0 plays ``first_actions[W]`` if given, then ``policy``; an episode that ends stops
+    its rollout (a truncation adds ``gamma^(t+1) V(final_obs)``); rollouts still running after
+    ``horizon`` steps add ``gamma^H V(s_H)`` from ``bootstrap`` (None: no bootstrap). The
+    batch stops early once every rollout has ended.
+    """
+    W = sim.num_envs
+    obs = sim.set_state(root)
+    ret = np.zeros(W)
+    alive = np.ones(W, dtype=bool)
+    disc = 1.0
+    steps = 0
+    for t in range(horizon):
+        if t == 0 and first_actions is not None:
+            a = np.asarray(first_actions, dtype=np.int64)
+        else:
+            a = pick(policy(obs_tensor(obs))[0], greedy=greedy, generator=generator).numpy()
+        obs, r, term, trunc, info = sim.step(a)
+        steps += W
+        ret += alive * disc * r
+        disc *= gamma
+        cut = alive & trunc & ~term
+        if bootstrap is not None and cut.any():
+            ret += cut * disc * bootstrap(obs_tensor(info["final_obs"]))[1].numpy()
+        alive &= ~(term | trunc)
+        if not alive.any():
+            return ret, steps
+    if bootstrap is not None:
+        ret += alive * disc * bootstrap(obs_tensor(obs))[1].numpy()
+    return ret, steps

@@ -1,0 +1,291 @@
+"""RL policy fine-tuning at decision time (Fickinger et al., NeurIPS 2021, Algorithm 1) and
+the acceptance test.
+
+From the current state s*, copy the blueprint policy and value and run N PPO updates, each on
+``W = sim.num_envs`` rollouts of H steps from clones of s*, with GAE whose last step bootstraps
+from the *blueprint* value ``V_phi(s_H)`` (or the refined value, ``refined_bootstrap``). The
+acceptance test then evaluates the fine-tuned and the blueprint policy on E rollouts each from
+s* and adopts the fine-tuned one only if its mean return is higher by at least ``epsilon``.
+The chosen policy plays the next ``replan_every`` moves (amortised search; 1 replans every
+move). Steps after an episode ended inside a rollout are masked out of the update.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from qwr_fast.envs import EnvState
+from qwr_fast.planners.core import (
+    Blueprint,
+    Budget,
+    SearchResult,
+    check_root,
+    obs_tensor,
+    pick,
+    rollout_returns,
+)
+from qwr_fast.trainers.ppo import gae, ppo_update
+
+__all__ = [
+    "AcceptanceResult",
+    "PolicyFineTuneConfig",
+    "PolicyFineTune",
+    "acceptance_test",
+    "finetune_policy",
+]
+
+
+@dataclass(frozen=True)
+class AcceptanceResult:
+    """adopted: candidate mean - blueprint mean >= epsilon; the means and standard errors of
+    the E discounted rollout returns of each; env_steps used by both evaluations."""
+
+    adopted: bool
+    candidate_mean: float
+    blueprint_mean: float
+    candidate_sem: float
+    blueprint_sem: float
+    env_steps: int
+
+
+def _sem(x: np.ndarray) -> float:
+    return float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+def acceptance_test(
+    sim,
+    root: EnvState,
+    candidate: Blueprint,
+    blueprint: Blueprint,
+    *,
+    rounds: int,
+    horizon: int,
+    gamma: float,
+    epsilon: float,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+) -> AcceptanceResult:
+    """Evaluate both policies on ``rounds * sim.num_envs`` rollouts of ``horizon`` steps from
+    ``root`` (blueprint value bootstrap for both) and adopt ``candidate`` only if it is better
+    by at least ``epsilon``."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    rets: dict[str, list[np.ndarray]] = {"cand": [], "bp": []}
+    steps = 0
+    for _ in range(rounds):
+        for name, pol in (("cand", candidate), ("bp", blueprint)):
+            r, s = rollout_returns(
+                sim,
+                root,
+                pol,
+                horizon=horizon,
+                gamma=gamma,
+                bootstrap=blueprint,
+                greedy=greedy,
+                generator=generator,
+            )
+            rets[name].append(r)
+            steps += s
+    cand, bp = np.concatenate(rets["cand"]), np.concatenate(rets["bp"])
+    return AcceptanceResult(
+        adopted=bool(cand.mean() - bp.mean() >= epsilon),
+        candidate_mean=float(cand.mean()),
+        blueprint_mean=float(bp.mean()),
+        candidate_sem=_sem(cand),
+        blueprint_sem=_sem(bp),
+        env_steps=steps,
+    )
+
+
+@dataclass(frozen=True)
+class PolicyFineTuneConfig:
+    """horizon: H, steps per fine-tuning rollout; replan_every: moves the chosen policy plays
+    before the next search (H in the paper, 1 replans every move); accept_rounds: batches of
+    ``sim.num_envs`` rollouts per policy in the acceptance test (0: adopt without a test);
+    epsilon: acceptance threshold; refined_bootstrap: bootstrap step H with the fine-tuned
+    value instead of the blueprint's; the rest are PPO hyperparameters of each update."""
+
+    horizon: int = 30
+    replan_every: int = 30
+    accept_rounds: int = 1
+    epsilon: float = 0.0
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    lr: float = 1e-4
+    epochs: int = 4
+    num_minibatches: int = 4
+    clip_coef: float = 0.1
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    refined_bootstrap: bool = False
+    greedy: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("horizon", "replan_every", "epochs", "num_minibatches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.accept_rounds < 0:
+            raise ValueError(f"accept_rounds must be >= 0, got {self.accept_rounds}")
+        if not 0 <= self.gamma <= 1:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+
+
+def finetune_policy(
+    blueprint: torch.nn.Module,
+    sim,
+    root: EnvState,
+    cfg: PolicyFineTuneConfig,
+    budget: Budget,
+    *,
+    t0: float,
+    reserve: int = 0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.nn.Module, int, int]:
+    """Algorithm 1: a fine-tuned copy of ``blueprint``, the env steps and gradient steps used.
+    Updates run while ``reserve`` + used + one update's ``W * H`` steps fit the budget."""
+    W, H = sim.num_envs, cfg.horizon
+    if (W * H) % cfg.num_minibatches:
+        raise ValueError(
+            f"num_minibatches ({cfg.num_minibatches}) must divide sim.num_envs * horizon ({W * H})"
+        )
+    net = copy.deepcopy(blueprint)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
+    used = grads = 0
+    while budget.allows(reserve + used, W * H, t0):
+        with torch.no_grad():
+            obs = sim.set_state(root)
+            obs_buf, act, logp, v_tm1, r_t, disc, weight = [], [], [], [], [], [], []
+            alive = np.ones(W, dtype=bool)
+            for _ in range(H):
+                o = obs_tensor(obs)
+                logits, value = net(o)
+                a = pick(logits, greedy=False, generator=generator)
+                obs, r, term, trunc, info = sim.step(a.numpy())
+                r = torch.as_tensor(r, dtype=torch.float32)
+                cut = trunc & ~term & alive
+                if cut.any():
+                    v_final = blueprint(obs_tensor(info["final_obs"]))[1]
+                    r = r + cfg.gamma * v_final * torch.as_tensor(cut, dtype=torch.float32)
+                obs_buf.append(o)
+                act.append(a)
+                logp.append(torch.log_softmax(logits, -1).gather(-1, a[:, None]).squeeze(-1))
+                v_tm1.append(value)
+                r_t.append(r)
+                weight.append(torch.as_tensor(alive, dtype=torch.float32))
+                alive = alive & ~(term | trunc)
+                disc.append(cfg.gamma * torch.as_tensor(~(term | trunc), dtype=torch.float32))
+            boot = net if cfg.refined_bootstrap else blueprint
+            v_last = boot(obs_tensor(obs))[1]
+            v_tm1_t = torch.stack(v_tm1)
+            v_t = torch.cat([v_tm1_t[1:], v_last[None]])
+            adv = gae(torch.stack(r_t), torch.stack(disc), v_tm1_t, v_t, lam=cfg.gae_lambda)
+        used += W * H
+        batch = {
+            "obs": torch.cat(obs_buf),
+            "actions": torch.cat(act),
+            "logp": torch.cat(logp),
+            "adv": adv.reshape(-1),
+            "returns": (adv + v_tm1_t).reshape(-1),
+            "values": v_tm1_t.reshape(-1),
+            "weight": torch.stack(weight).reshape(-1),
+        }
+        _, g = ppo_update(
+            net,
+            opt,
+            batch,
+            epochs=cfg.epochs,
+            num_minibatches=cfg.num_minibatches,
+            clip_coef=cfg.clip_coef,
+            ent_coef=cfg.ent_coef,
+            vf_coef=cfg.vf_coef,
+            max_grad_norm=cfg.max_grad_norm,
+            generator=generator,
+        )
+        grads += g
+    net.eval()
+    return net, used, grads
+
+
+class PolicyFineTune:
+    """The policy fine-tuning planner (Algorithm 1 + acceptance test + amortised play)."""
+
+    def __init__(
+        self, blueprint: torch.nn.Module, sim, cfg: PolicyFineTuneConfig = PolicyFineTuneConfig()
+    ) -> None:
+        self.blueprint, self.sim, self.cfg = blueprint, sim, cfg
+        self.num_actions = int(sim.single_action_space.n)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start of a new episode: drop the policy of the previous search."""
+        self._policy: torch.nn.Module | None = None
+        self._left = 0
+        self._adopted = False
+
+    def plan(
+        self,
+        root: EnvState,
+        obs: np.ndarray,
+        budget: Budget,
+        *,
+        legal: np.ndarray | None = None,
+        generator: torch.Generator | None = None,
+    ) -> SearchResult:
+        """Play the current policy if its ``replan_every`` moves are not used up, else search
+        from ``root`` (observation ``obs[*O]``) and play the chosen policy's action."""
+        t0 = time.perf_counter()
+        check_root(root, self.sim)
+        c = self.cfg
+        used = grads = 0
+        searched = self._left == 0 or self._policy is None
+        if searched:
+            W, H = self.sim.num_envs, c.horizon
+            reserve = 2 * c.accept_rounds * W * H
+            net, used, grads = finetune_policy(
+                self.blueprint,
+                self.sim,
+                root,
+                c,
+                budget,
+                t0=t0,
+                reserve=reserve,
+                generator=generator,
+            )
+            adopted = grads > 0
+            if adopted and c.accept_rounds > 0:
+                res = acceptance_test(
+                    self.sim,
+                    root,
+                    net,
+                    self.blueprint,
+                    rounds=c.accept_rounds,
+                    horizon=H,
+                    gamma=c.gamma,
+                    epsilon=c.epsilon,
+                    greedy=c.greedy,
+                    generator=generator,
+                )
+                used += res.env_steps
+                adopted = res.adopted
+            self._policy = net if adopted else self.blueprint
+            self._adopted = adopted
+            self._left = c.replan_every
+        with torch.no_grad():
+            logits = self._policy(obs_tensor(np.asarray(obs)[None]))[0]
+            if legal is not None:
+                logits = logits.masked_fill(~torch.as_tensor(legal, dtype=torch.bool), -torch.inf)
+            action = int(pick(logits, greedy=c.greedy, generator=generator)[0])
+        self._left -= 1
+        return SearchResult(
+            action=action,
+            env_steps=used,
+            grad_steps=grads,
+            wall_s=time.perf_counter() - t0,
+            adopted=self._adopted,
+        )

@@ -1,0 +1,211 @@
+"""RL Q-value fine-tuning at decision time (Fickinger et al., NeurIPS 2021, Algorithm 2).
+
+From the current state s*: M = rounds x ``sim.num_envs`` epsilon-greedy rollouts (w.r.t. the
+blueprint Q) of H steps from clones of s*; in every rollout still running after H steps the
+last reward becomes ``r + gamma * max_a Q_bp(s_H, a)`` and the step is treated as final; a
+truncation inside the rollout bootstraps the same way from the final observation. Then N
+double-Q Huber updates of a copy of the blueprint, each on a batch whose transitions come
+with probability p from the blueprint's global replay and 1 - p from the new rollouts, with a
+target network synced every ``target_every`` updates. The fine-tuned Q plays greedily; with
+``accept_rounds`` > 0 it is adopted only if it beats the greedy blueprint by ``epsilon`` on
+fresh rollouts (:func:`qwr_fast.planners.acceptance_test`).
+
+Rollouts take env steps from the budget; the N updates (``updates``) do not, but they stop
+early when a seconds budget runs out.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from qwr_fast.envs import EnvState
+from qwr_fast.planners.core import Budget, SearchResult, check_root, obs_tensor
+from qwr_fast.planners.policy_ft import acceptance_test
+from qwr_fast.replay import Replay
+from qwr_fast.trainers.dqn import QBlueprint, double_q_loss
+
+__all__ = ["QFineTuneConfig", "QFineTune"]
+
+
+@dataclass(frozen=True)
+class QFineTuneConfig:
+    """horizon: H; explore: epsilon of the rollouts; updates: N gradient steps; batch_size:
+    B; p_global: probability of drawing a transition from the global replay; lr: Adam step;
+    target_every: updates between target syncs; accept_rounds / epsilon: acceptance test
+    (0 rounds: adopt without a test); replan_every: moves played per search."""
+
+    horizon: int = 10
+    explore: float = 0.1
+    updates: int = 200
+    batch_size: int = 32
+    p_global: float = 0.5
+    lr: float = 1e-4
+    target_every: int = 50
+    gamma: float = 0.99
+    accept_rounds: int = 1
+    epsilon: float = 0.0
+    replan_every: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("horizon", "batch_size", "target_every", "replan_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.updates < 0 or self.accept_rounds < 0:
+            raise ValueError("updates and accept_rounds must be >= 0")
+        for name in ("explore", "p_global"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+class QFineTune:
+    """The Q-value fine-tuning planner; ``blueprint_q`` maps ``obs[B, *O] -> Q[B, K]``."""
+
+    def __init__(
+        self,
+        blueprint_q: torch.nn.Module,
+        sim,
+        cfg: QFineTuneConfig = QFineTuneConfig(),
+        *,
+        replay: Replay | None = None,
+    ) -> None:
+        self.q_bp, self.sim, self.cfg, self.replay = blueprint_q, sim, cfg, replay
+        self.num_actions = int(sim.single_action_space.n)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start of a new episode: drop the network of the previous search."""
+        self._q: torch.nn.Module | None = None
+        self._left = 0
+        self._adopted = False
+
+    @torch.no_grad()
+    def _collect(
+        self, root: EnvState, rng: np.random.Generator
+    ) -> tuple[dict[str, torch.Tensor], int]:
+        """One batch of ``W`` rollouts: flat transitions of the rollouts' live steps, steps."""
+        c, sim, W = self.cfg, self.sim, self.sim.num_envs
+        obs = sim.set_state(root)
+        alive = np.ones(W, dtype=bool)
+        out: dict[str, list] = {k: [] for k in ("obs", "action", "r", "disc", "next_obs")}
+        for t in range(c.horizon):
+            greedy = self.q_bp(obs_tensor(obs)).argmax(-1).numpy()
+            a = np.where(rng.random(W) < c.explore, rng.integers(0, self.num_actions, W), greedy)
+            nxt, r, term, trunc, info = sim.step(a)
+            final = info.get("final_obs", nxt)
+            r = torch.as_tensor(r, dtype=torch.float32)
+            cut = torch.as_tensor(trunc & ~term) | (t == c.horizon - 1)
+            cut &= torch.as_tensor(~term)
+            if cut.any():  # truncated here: the blueprint's max Q closes the return
+                r = r + cut * c.gamma * self.q_bp(obs_tensor(final)).max(-1).values
+            keep = torch.as_tensor(alive)
+            out["obs"].append(obs_tensor(obs)[keep])
+            out["action"].append(torch.as_tensor(a)[keep])
+            out["r"].append(r[keep])
+            out["disc"].append((c.gamma * ~(torch.as_tensor(term) | cut)).float()[keep])
+            out["next_obs"].append(obs_tensor(final)[keep])
+            alive &= ~(term | trunc)
+            obs = nxt
+            if not alive.any():
+                break
+        return {k: torch.cat(v) for k, v in out.items()}, W * (t + 1)
+
+    def _finetune(self, data, t0: float, budget: Budget, gen: torch.Generator):
+        c = self.cfg
+        q = copy.deepcopy(self.q_bp)
+        target = copy.deepcopy(self.q_bp)
+        opt = torch.optim.Adam(q.parameters(), lr=c.lr)
+        n_local = data["action"].shape[0]
+        steps = 0
+        for i in range(c.updates):
+            if budget.seconds is not None and time.perf_counter() - t0 >= budget.seconds:
+                break
+            n_glob = 0
+            if self.replay is not None and len(self.replay) > 0:
+                n_glob = int(torch.binomial(torch.tensor(float(c.batch_size)),
+                                            torch.tensor(c.p_global), generator=gen))  # fmt: skip
+            idx = torch.randint(0, n_local, (c.batch_size - n_glob,), generator=gen)
+            obs, a = data["obs"][idx], data["action"][idx]
+            r, disc, nxt = data["r"][idx], data["disc"][idx], data["next_obs"][idx]
+            if n_glob > 0:
+                b = self.replay.sample(n_glob, generator=gen)
+                obs = torch.cat([obs, b.obs.float()])
+                a = torch.cat([a, b.action])
+                r = torch.cat([r, b.reward[:, 0]])
+                disc = torch.cat([disc, c.gamma * (~b.terminal[:, 0]).float()])
+                nxt = torch.cat([nxt, b.next_obs[:, 0].float()])
+            loss = double_q_loss(q, target, obs, a, r, disc, nxt)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(q.parameters(), 10.0)
+            opt.step()
+            steps += 1
+            if (i + 1) % c.target_every == 0:
+                target.load_state_dict(q.state_dict())
+        q.eval()
+        return q, steps
+
+    def plan(
+        self,
+        root: EnvState,
+        obs: np.ndarray,
+        budget: Budget,
+        *,
+        legal: np.ndarray | None = None,
+        generator: torch.Generator | None = None,
+    ) -> SearchResult:
+        """Search from ``root`` (observation ``obs[*O]``) every ``replan_every`` moves and play
+        the adopted Q-network greedily."""
+        t0 = time.perf_counter()
+        check_root(root, self.sim)
+        c, W = self.cfg, self.sim.num_envs
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        used = grads = 0
+        if self._left == 0 or self._q is None:
+            rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen)))
+            reserve = 2 * c.accept_rounds * W * c.horizon
+            parts = []
+            while budget.allows(reserve + used, W * c.horizon, t0):
+                data, steps = self._collect(root, rng)
+                parts.append(data)
+                used += steps
+            adopted = False
+            q = self.q_bp
+            if parts and c.updates > 0:
+                data = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+                q, grads = self._finetune(data, t0, budget, gen)
+                adopted = grads > 0
+            if adopted and c.accept_rounds > 0:
+                res = acceptance_test(
+                    self.sim,
+                    root,
+                    QBlueprint(q),
+                    QBlueprint(self.q_bp),
+                    rounds=c.accept_rounds,
+                    horizon=c.horizon,
+                    gamma=c.gamma,
+                    epsilon=c.epsilon,
+                    greedy=True,
+                )
+                used += res.env_steps
+                adopted = res.adopted
+            self._q = q if adopted else self.q_bp
+            self._adopted = adopted
+            self._left = c.replan_every
+        with torch.no_grad():
+            qv = self._q(obs_tensor(np.asarray(obs)[None]))[0]
+        if legal is not None:
+            qv = qv.masked_fill(~torch.as_tensor(legal, dtype=torch.bool), -torch.inf)
+        self._left -= 1
+        return SearchResult(
+            action=int(qv.argmax()),
+            env_steps=used,
+            grad_steps=grads,
+            wall_s=time.perf_counter() - t0,
+            adopted=self._adopted,
+            action_values=qv.double().numpy(),
+        )

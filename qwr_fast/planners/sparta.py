@@ -1,0 +1,121 @@
+"""SPARTA baseline, single-agent 1-ply (Lerer et al., AAAI 2020; ``REFERENCE.md`` section 3):
+Monte-Carlo value of every legal root action with blueprint play afterwards; deviate from the
+blueprint's action only if the best action is better by more than ``epsilon``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from qwr_fast.envs import EnvState
+from qwr_fast.planners.core import (
+    Blueprint,
+    Budget,
+    SearchResult,
+    check_root,
+    obs_tensor,
+    pick,
+    rollout_returns,
+)
+
+__all__ = ["SpartaConfig", "Sparta"]
+
+
+@dataclass(frozen=True)
+class SpartaConfig:
+    """horizon: steps per rollout (root action included) before the blueprint value
+    bootstraps; gamma: discount; epsilon: deviation threshold on the Monte-Carlo means;
+    greedy: the blueprint plays (and names its own action) by argmax instead of sampling."""
+
+    horizon: int = 30
+    gamma: float = 0.99
+    epsilon: float = 0.05
+    greedy: bool = False
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {self.horizon}")
+        if not 0 <= self.gamma <= 1:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.epsilon < 0:
+            raise ValueError(f"epsilon must be >= 0, got {self.epsilon}")
+
+
+class Sparta:
+    """1-ply Monte-Carlo search over the root actions.
+
+    ``sim.num_envs`` must be a multiple of the number of legal actions L: each batch (a
+    "round") runs ``sim.num_envs / L`` rollouts of every legal action and costs
+    ``sim.num_envs * horizon`` steps at most; rounds run while the budget allows one more.
+    """
+
+    def __init__(self, blueprint: Blueprint, sim, cfg: SpartaConfig = SpartaConfig()) -> None:
+        self.blueprint, self.sim, self.cfg = blueprint, sim, cfg
+        self.num_actions = int(sim.single_action_space.n)
+
+    def reset(self) -> None:
+        """Start of a new episode (SPARTA keeps no state across moves)."""
+
+    @torch.no_grad()
+    def plan(
+        self,
+        root: EnvState,
+        obs: np.ndarray,
+        budget: Budget,
+        *,
+        legal: np.ndarray | None = None,
+        generator: torch.Generator | None = None,
+    ) -> SearchResult:
+        """Search from ``root`` (whose observation is ``obs[*O]``); ``legal[K]`` bool mask."""
+        t0 = time.perf_counter()
+        check_root(root, self.sim)
+        K, W, c = self.num_actions, self.sim.num_envs, self.cfg
+        legal = np.ones(K, dtype=bool) if legal is None else np.asarray(legal, dtype=bool)
+        if legal.shape != (K,) or not legal.any():
+            raise ValueError(f"legal must be a bool [{K}] mask with a True entry, got {legal}")
+        actions = np.flatnonzero(legal)
+        if W % len(actions):
+            raise ValueError(
+                f"sim.num_envs ({W}) must be a multiple of the legal actions ({len(actions)})"
+            )
+        logits = self.blueprint(obs_tensor(obs[None]))[0][0]
+        logits = logits.masked_fill(torch.as_tensor(~legal), -torch.inf)
+        a_bp = int(pick(logits[None], greedy=c.greedy, generator=generator)[0])
+        total = np.zeros(K)
+        count = np.zeros(K, dtype=np.int64)
+        first = np.repeat(actions, W // len(actions))
+        used = 0
+        while budget.allows(used, W * c.horizon, t0):
+            ret, steps = rollout_returns(
+                self.sim,
+                root,
+                self.blueprint,
+                horizon=c.horizon,
+                gamma=c.gamma,
+                bootstrap=self.blueprint,
+                first_actions=first,
+                greedy=c.greedy,
+                generator=generator,
+            )
+            used += steps
+            np.add.at(total, first, ret)
+            np.add.at(count, first, 1)
+        q = np.full(K, np.nan)
+        q[count > 0] = total[count > 0] / count[count > 0]
+        action, adopted = a_bp, False
+        if count[a_bp] > 0:
+            best = int(actions[np.argmax(q[actions])])
+            if q[best] - q[a_bp] > c.epsilon:
+                action, adopted = best, True
+        return SearchResult(
+            action=action,
+            env_steps=used,
+            grad_steps=0,
+            wall_s=time.perf_counter() - t0,
+            adopted=adopted,
+            action_values=q,
+            visit_counts=count,
+        )
