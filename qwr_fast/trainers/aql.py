@@ -1,0 +1,700 @@
+"""Amortized Q-learning trainer (``aql-train``): collect, update critic and proposal, evaluate,
+log, checkpoint.
+
+Van de Wiele et al., "Q-Learning in enormous action spaces via amortized approximate
+maximization" (arXiv 2001.08116); the pieces live in :mod:`qwr_fast.aql`. The same trainer runs
+the baselines by flag: ``uniform-ql`` (max over N + M uniform samples, no proposal) and
+``exhaustive-dqn`` (max over every action, where the space is small enough to enumerate).
+
+``aql-train --env ENV_ID --algo {aql,uniform-ql,exhaustive-dqn} --total-steps N --seed S
+--run-dir DIR [--bins B] [--num-proposal N] [--num-uniform M] [--preset P] [--resume DIR]``;
+every field of :class:`AQLConfig` is a flag (``aql-train --help``). The run directory holds
+``config.json``, ``eval.csv``, ``train.csv``, ``ckpt_<step>.pt``, ``curve.png`` and ``tb/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from qwr_fast.aql import (
+    ActionSpec,
+    AQLNet,
+    aql_losses,
+    argmax_candidates,
+    bootstrap_index,
+    candidate_actions,
+    enumerate_actions,
+    uniform_actions,
+)
+from qwr_fast.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from qwr_fast.losses import TargetSync
+from qwr_fast.nn.policy import RunningNorm, make_body
+from qwr_fast.replay import Replay
+from qwr_fast.returns import discounts
+from qwr_fast.runlog import open_csv, plot_eval_curve
+from qwr_fast.trainers.qwr import _autoreset_mode, make_env
+
+__all__ = ["AQLConfig", "PRESETS", "AQLTrainer", "main"]
+
+CHECKPOINT_FORMAT = 1
+MAX_ENUMERATE = 1 << 16
+EVAL_COLUMNS = ["step", "return_mean", "return_std", "proposal_return_mean", "proposal_return_std"]
+TRAIN_COLUMNS = [
+    "step",
+    "epoch",
+    "epsilon",
+    "critic_loss",
+    "proposal_loss",
+    "proposal_entropy",
+    "q_mean",
+    "target_mean",
+    "train_return",
+    "steps_per_s",
+    "wall_s",
+]
+
+
+@dataclass
+class AQLConfig:
+    """Train Amortized Q-learning (or the UniformQL / exhaustive-DQN baselines)."""
+
+    env: str = "BitFlipSubset-16"
+    """env id: qwr_fast.envs ids (BitFlipSubset-32, Hopper-v5, ...) or a gymnasium id"""
+    algo: Literal["aql", "uniform-ql", "exhaustive-dqn"] = "aql"
+    """aql: proposal + uniform candidates; uniform-ql: N + M uniform; exhaustive-dqn: all actions"""
+    preset: Literal["none", "bitflip", "mujoco"] = "none"
+    """family preset applied before the explicit flags (flags given on the command line win)"""
+    total_steps: int = 100_000
+    """env steps to train for (over all envs)"""
+    seed: int = 0
+    """seed of every RNG (python, numpy, torch, envs)"""
+    run_dir: str = "runs/aql"
+    """run directory: config.json, eval.csv, train.csv, checkpoints, curve.png, tb/"""
+    resume: str | None = None
+    """continue the run in this directory from its latest checkpoint"""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """torch device (auto: cuda when available)"""
+    bins: int = 0
+    """discretise a Box action space into this many bins per dimension (0: no wrapper)"""
+    num_proposal: int = 100
+    """N: proposal samples per candidate set (uniform-ql draws them uniformly instead)"""
+    num_uniform: int = 400
+    """M: uniform samples per candidate set"""
+    action_code: Literal["auto", "onehot", "ordinal"] = "auto"
+    """Q's action input: one-hot per sub-action, or the bin position per dimension (ordinal);
+    auto: ordinal with --bins (ordered bins of a Box), one-hot otherwise"""
+    factorised: bool = False
+    """ablation: the proposal's sub-actions ignore the previous ones (state-only softmaxes)"""
+    num_envs: int = 4
+    """parallel training envs"""
+    steps_per_epoch: int = 500
+    """env steps collected per epoch (over all envs)"""
+    updates_per_epoch: int = 125
+    """gradient steps (critic and proposal on one batch) per epoch"""
+    learning_starts: int = 1000
+    """env steps of uniform random actions before the first update"""
+    batch_size: int = 128
+    """replay slices per gradient step"""
+    replay_size: int = 100_000
+    """replay capacity in env steps"""
+    n_step: int = 3
+    """n of the n-step target"""
+    gamma: float = 0.99
+    """discount"""
+    bootstrap_truncation: bool = True
+    """bootstrap through time-limit truncation (off: treat it as termination)"""
+    double_q: bool = True
+    """choose the bootstrap argmax with the online Q, value it with the target Q"""
+    stored_argmax: bool = False
+    """bootstrap with the argmax stored at acting time instead of a fresh candidate set"""
+    target_every: int = 250
+    """gradient steps between hard target-network syncs"""
+    q_lr: float = 1e-3
+    """Adam learning rate of the encoder and Q head"""
+    proposal_lr: float = 1e-3
+    """Adam learning rate of the proposal"""
+    entropy_coef: float = 0.01
+    """c: weight of the proposal's entropy bonus"""
+    entropy_samples: int = 8
+    """proposal samples (taken from the candidate set) of the entropy estimate"""
+    grad_clip: float = 10.0
+    """global grad-norm clip (0: off)"""
+    eps_start: float = 1.0
+    """epsilon-greedy: initial probability of a uniform random action"""
+    eps_end: float = 0.05
+    """epsilon-greedy: final probability"""
+    eps_fraction: float = 0.3
+    """fraction of total_steps over which epsilon decays linearly"""
+    hidden: int = 256
+    """width of the encoder and the Q head"""
+    proposal_width: int = 256
+    """E: width of the proposal"""
+    normalize_obs: bool = True
+    """running observation normaliser (vector observations; updated while collecting)"""
+    eval_every: int = 5000
+    """env steps between evaluations (rounded up to whole epochs)"""
+    eval_episodes: int = 10
+    """episodes per evaluation (one per eval env), greedy over a candidate set"""
+    eval_max_steps: int = 1000
+    """cap on the steps of one evaluation (an unfinished episode counts its partial return)"""
+    checkpoint_every: int = 10_000
+    """env steps between checkpoints (rounded up to whole epochs; one at the end always)"""
+    keep_checkpoints: int = 2
+    """checkpoints kept in the run directory"""
+    threads: int = 1
+    """torch CPU threads"""
+    progress: bool = True
+    """tqdm progress bar"""
+    tensorboard: bool = True
+    """TensorBoard logs in RUN_DIR/tb"""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first field that is out of range."""
+        positive = (
+            "total_steps num_envs steps_per_epoch batch_size replay_size n_step target_every "
+            "eval_every eval_episodes eval_max_steps checkpoint_every keep_checkpoints threads "
+            "hidden proposal_width entropy_samples"
+        )
+        for name in positive.split():
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
+                )
+        for name in ("num_proposal", "num_uniform", "updates_per_epoch", "learning_starts"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+        if self.algo != "exhaustive-dqn" and self.num_proposal + self.num_uniform < 1:
+            raise ValueError("--num-proposal + --num-uniform must be >= 1")
+        if self.algo == "aql" and self.num_proposal < 1:
+            raise ValueError("--algo aql needs --num-proposal >= 1 (use uniform-ql for N=0)")
+        if self.bins == 1 or self.bins < 0:
+            raise ValueError(f"--bins must be 0 (off) or >= 2, got {self.bins}")
+        for name in ("q_lr", "proposal_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be > 0")
+        for name in ("eps_start", "eps_end", "eps_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1]")
+        if not 0 <= self.gamma < 1:
+            raise ValueError(f"--gamma must be in [0, 1), got {self.gamma}")
+        if self.entropy_coef < 0 or self.grad_clip < 0:
+            raise ValueError("--entropy-coef and --grad-clip must be >= 0")
+
+
+PRESETS: dict[str, dict] = {
+    "none": {},
+    "bitflip": dict(
+        hidden=64,
+        proposal_width=64,
+        num_envs=4,
+        steps_per_epoch=200,
+        updates_per_epoch=50,
+        learning_starts=400,
+        batch_size=32,
+        n_step=1,
+        gamma=0.9,
+        bootstrap_truncation=False,
+        target_every=100,
+        eps_fraction=0.25,
+        eval_every=1000,
+        eval_episodes=32,
+        eval_max_steps=100,
+        normalize_obs=False,
+        q_lr=1e-3,
+        proposal_lr=3e-3,
+    ),
+    "mujoco": dict(
+        bins=11,
+        hidden=256,
+        proposal_width=256,
+        num_envs=1,
+        steps_per_epoch=1000,
+        updates_per_epoch=250,
+        learning_starts=5000,
+        batch_size=128,
+        n_step=3,
+        gamma=0.99,
+        eps_fraction=0.1,
+        eval_every=10_000,
+        eval_episodes=5,
+        eval_max_steps=1000,
+    ),
+}
+
+
+class AQLTrainer:
+    """Owns the loop of one run (see the module docstring); ``train()`` runs it to the end."""
+
+    def __init__(self, cfg: AQLConfig) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        if cfg.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available")
+        self.device = torch.device(
+            "cuda"
+            if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+            else "cpu"
+        )
+        torch.set_num_threads(cfg.threads)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)  # noqa: NPY002 (global stream used by third-party envs)
+        torch.manual_seed(cfg.seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+
+        self.env = self._make_env(cfg.num_envs, cfg.seed)
+        self.eval_env = self._make_env(cfg.eval_episodes, cfg.seed + 1)
+        code = cfg.action_code
+        if code == "auto":
+            code = "ordinal" if cfg.bins else "onehot"
+        self.spec = ActionSpec.from_space(self.env.single_action_space, code)
+        obs_space = self.env.single_observation_space
+        self.obs_shape = tuple(obs_space.shape)
+        if cfg.algo == "exhaustive-dqn" and self.spec.num_actions > MAX_ENUMERATE:
+            raise ValueError(
+                f"--algo exhaustive-dqn enumerates every action: {cfg.env} has "
+                f"{self.spec.num_actions} > {MAX_ENUMERATE}; use aql or uniform-ql"
+            )
+        dev = self.device
+        self.norm = (
+            RunningNorm(self.obs_shape).to(dev)
+            if cfg.normalize_obs and len(self.obs_shape) == 1
+            else None
+        )
+        self.net = AQLNet(
+            make_body(self.obs_shape, cfg.hidden),
+            int(np.prod(self.obs_shape)),
+            self.spec,
+            hidden=cfg.hidden,
+            proposal_width=cfg.proposal_width,
+            factorised=cfg.factorised,
+            with_proposal=cfg.algo == "aql",
+        ).to(dev)
+        self.target = copy.deepcopy(self.net)
+        self.sync = TargetSync(self.net, self.target, every=cfg.target_every)
+        self.opt_q = torch.optim.Adam(self.net.q.parameters(), lr=cfg.q_lr)
+        self.opt_p = (
+            torch.optim.Adam(self.net.proposal.parameters(), lr=cfg.proposal_lr)
+            if self.net.proposal is not None
+            else None
+        )
+        if cfg.algo == "uniform-ql":
+            self.num_p, self.num_u = 0, cfg.num_proposal + cfg.num_uniform
+        else:
+            self.num_p, self.num_u = cfg.num_proposal, cfg.num_uniform
+        D = self.spec.num_sub
+        self.replay = Replay(
+            cfg.replay_size,
+            cfg.num_envs,
+            self.obs_shape,
+            D,
+            (D,),
+            action_dtype=torch.int64,
+            device=dev,
+        )
+        self.obs, _ = self.env.reset(seed=cfg.seed)
+        self.ep_return = np.zeros(cfg.num_envs, dtype=np.float64)
+        self.global_step = 0
+        self.epoch = 0
+        self.num_updates = 0
+        self.num_evals = 0
+        self.train_returns: list[float] = []
+        self.last_eval = float("nan")
+        self.wall = 0.0
+
+    def _make_env(self, num_envs: int, seed: int):
+        cfg = self.cfg
+        env = make_env(cfg.env, num_envs, seed)
+        if _autoreset_mode(env) != AutoresetMode.SAME_STEP:
+            raise ValueError(f"--env {cfg.env}: aql-train needs a same-step autoreset vector env")
+        if cfg.bins:
+            from qwr_fast.envs import discretize
+
+            env = discretize(env, cfg.bins)
+        return env
+
+    # ------------------------------------------------------------------ acting
+    def _net_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.to(torch.float32)
+        return self.norm(obs) if self.norm is not None else obs
+
+    def epsilon(self) -> float:
+        c = self.cfg
+        frac = min(1.0, self.global_step / max(1.0, c.eps_fraction * c.total_steps))
+        return c.eps_start + frac * (c.eps_end - c.eps_start)
+
+    @torch.no_grad()
+    def greedy(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``[B, D]``: the argmax of Q over a fresh candidate set (every action for
+        exhaustive-dqn)."""
+        feat = self.net.features(self._net_obs(obs))
+        if self.cfg.algo == "exhaustive-dqn":
+            cand = enumerate_actions(self.spec.sizes, self.device)[None].expand(len(feat), -1, -1)
+        else:
+            cand = candidate_actions(self.net, feat, self.num_p, self.num_u, generator=generator)
+        best, _ = argmax_candidates(self.net.q_candidates(feat, cand), cand)
+        return best
+
+    def collect(self, steps: int) -> None:
+        """Step the training envs ``steps // num_envs`` times, epsilon-greedy."""
+        E = self.cfg.num_envs
+        sizes = self.spec.sizes_tensor(self.device)
+        for _ in range(max(1, steps // E)):
+            obs_t = torch.as_tensor(np.asarray(self.obs), device=self.device)
+            if self.norm is not None:
+                self.norm.update(obs_t)
+            explore = uniform_actions(sizes, E, 1, generator=self.gen)[:, 0]
+            if self.global_step < self.cfg.learning_starts:
+                a = explore
+            else:
+                greedy = self.greedy(obs_t, self.gen)
+                u = torch.rand(E, generator=self.gen, device=self.device)
+                a = torch.where((u < self.epsilon())[:, None], explore, greedy)
+            next_obs, reward, term, trunc, infos = self.env.step(self.spec.to_env(a))
+            done = np.logical_or(term, trunc)
+            boot = np.array(next_obs, copy=True)
+            if done.any():
+                boot[done] = np.asarray(infos["final_obs"])[done]
+            boot_t = torch.as_tensor(boot, device=self.device)
+            boot_a = (
+                self.greedy(boot_t, self.gen).float()
+                if self.cfg.stored_argmax
+                else torch.zeros(E, self.spec.num_sub, device=self.device)
+            )
+            # The replay's behaviour slots: mu unused (zeros), next_mu the stored argmax.
+            self.replay.add(
+                obs_t,
+                torch.zeros(E, self.spec.num_sub),
+                a,
+                torch.as_tensor(reward, dtype=torch.float32),
+                torch.as_tensor(term if self.cfg.bootstrap_truncation else done),
+                torch.as_tensor(trunc),
+                boot_t,
+                boot_a,
+            )
+            self.ep_return += reward
+            for i in np.flatnonzero(done):
+                self.train_returns.append(float(self.ep_return[i]))
+                self.ep_return[i] = 0.0
+            self.obs = next_obs
+            self.global_step += E
+
+    # ---------------------------------------------------------------- learning
+    def _losses(self) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        b = self.replay.sample(c.batch_size, c.n_step, generator=self.gen)
+        stop = b.stop
+        k = bootstrap_index(stop)
+        rows = torch.arange(len(k), device=self.device)
+        boot_obs = self._net_obs(b.next_obs[rows, k])
+        boot_action = b.next_mu[rows, k].long() if c.stored_argmax else None
+        return aql_losses(
+            self.net,
+            self.target,
+            self._net_obs(b.obs),
+            b.action,
+            b.reward,
+            discounts(b.terminal, c.gamma),
+            stop,
+            boot_obs,
+            num_proposal=self.num_p,
+            num_uniform=self.num_u,
+            enumerate_all=c.algo == "exhaustive-dqn",
+            double_q=c.double_q,
+            entropy_coef=c.entropy_coef,
+            entropy_samples=c.entropy_samples,
+            boot_action=boot_action,
+            generator=self.gen,
+        )
+
+    def _step(self, opt, params, loss) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        opt.step()
+
+    def update(self) -> dict[str, float]:
+        """``updates_per_epoch`` gradient steps on the critic and the proposal."""
+        stats: dict[str, torch.Tensor] = {}
+        if self.global_step < self.cfg.learning_starts:
+            return {}
+        for _ in range(self.cfg.updates_per_epoch):
+            out = self._losses()
+            self._step(self.opt_q, self.net.q.parameters(), out["critic_loss"])
+            if self.opt_p is not None:
+                self._step(self.opt_p, self.net.proposal.parameters(), out["proposal_loss"])
+            self.sync.step()
+            self.num_updates += 1
+            stats.update({k: v.detach() for k, v in out.items()})
+        return {k: float(v) for k, v in stats.items()}
+
+    # -------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self, *, proposal_only: bool = False) -> np.ndarray:
+        """Return of the first episode of each eval env, greedy (epsilon 0), seeded per
+        evaluation; ``proposal_only`` acts with the proposal's greedy mode instead."""
+        env = self.eval_env
+        E = self.cfg.eval_episodes
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 1000 + self.num_evals)
+        obs, _ = env.reset(seed=self.cfg.seed + 10_000 + self.num_evals)
+        ret = np.zeros(E)
+        finished = np.zeros(E, dtype=bool)
+        for _ in range(self.cfg.eval_max_steps):
+            if finished.all():
+                break
+            obs_t = torch.as_tensor(np.asarray(obs), device=self.device)
+            if proposal_only:
+                a = self.net.proposal.mode(self.net.features(self._net_obs(obs_t)))
+            else:
+                a = self.greedy(obs_t, gen)
+            obs, r, term, trunc, _ = env.step(self.spec.to_env(a))
+            ret += np.where(finished, 0.0, r)
+            finished |= np.logical_or(term, trunc)
+        return ret
+
+    # -------------------------------------------------------------- checkpoint
+    def state_dict(self) -> dict:
+        env_state = None
+        if hasattr(self.env, "get_state"):
+            env_state = self.env.get_state()
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": dataclasses.asdict(self.cfg),
+            "net": self.net.state_dict(),
+            "target": self.target.state_dict(),
+            "norm": None if self.norm is None else self.norm.state_dict(),
+            "opt_q": self.opt_q.state_dict(),
+            "opt_p": None if self.opt_p is None else self.opt_p.state_dict(),
+            "sync_count": self.sync.count,
+            "replay": self.replay.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),  # noqa: NPY002
+                "torch": torch.get_rng_state(),
+                "gen": self.gen.get_state(),
+            },
+            "env": env_state,
+            "env_obs": np.array(self.obs, copy=True),
+            "ep_return": self.ep_return.copy(),
+            "counters": {
+                "global_step": self.global_step,
+                "epoch": self.epoch,
+                "num_updates": self.num_updates,
+                "num_evals": self.num_evals,
+                "last_eval": self.last_eval,
+                "wall": self.wall,
+            },
+        }
+
+    def load_state_dict(self, s: dict) -> None:
+        if s.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {s.get('format')}, expected {CHECKPOINT_FORMAT}")
+        self.net.load_state_dict(s["net"])
+        self.target.load_state_dict(s["target"])
+        if self.norm is not None:
+            self.norm.load_state_dict(s["norm"])
+        self.opt_q.load_state_dict(s["opt_q"])
+        if self.opt_p is not None:
+            self.opt_p.load_state_dict(s["opt_p"])
+        self.sync.count = s["sync_count"]
+        self.replay.load_state_dict(s["replay"])
+        random.setstate(s["rng"]["python"])
+        np.random.set_state(s["rng"]["numpy"])  # noqa: NPY002
+        torch.set_rng_state(s["rng"]["torch"])
+        self.gen.set_state(s["rng"]["gen"])
+        c = s["counters"]
+        if s["env"] is not None:
+            self.env.set_state(s["env"])
+            self.obs = s["env_obs"]
+            self.ep_return = s["ep_return"]
+        else:
+            warnings.warn(
+                f"env {self.cfg.env} has no get_state: the resumed run restarts its episodes "
+                "and will not equal an uninterrupted one",
+                stacklevel=2,
+            )
+            self.obs, _ = self.env.reset(seed=self.cfg.seed + c["global_step"])
+        self.global_step, self.epoch = c["global_step"], c["epoch"]
+        self.num_updates, self.num_evals = c["num_updates"], c["num_evals"]
+        self.last_eval, self.wall = c["last_eval"], c["wall"]
+
+    def save(self) -> str:
+        path = os.path.join(self.cfg.run_dir, f"ckpt_{self.global_step}.pt")
+        save_checkpoint(path, self.state_dict())
+        ckpts = sorted(
+            (int(f[5:-3]), f)
+            for f in os.listdir(self.cfg.run_dir)
+            if f.startswith("ckpt_") and f.endswith(".pt")
+        )
+        for _, f in ckpts[: -self.cfg.keep_checkpoints]:
+            os.unlink(os.path.join(self.cfg.run_dir, f))
+        return path
+
+    @classmethod
+    def resumed(cls, run_dir: str, **overrides) -> AQLTrainer:
+        """A trainer restored from the latest checkpoint of ``run_dir`` (its saved config,
+        with ``overrides`` such as a larger ``total_steps``)."""
+        state = load_checkpoint(latest_checkpoint(run_dir))
+        cfg = AQLConfig(**{**state["config"], **overrides, "resume": run_dir, "run_dir": run_dir})
+        trainer = cls(cfg)
+        trainer.load_state_dict(state)
+        return trainer
+
+    # -------------------------------------------------------------------- loop
+    def train(self) -> dict:
+        """Run to ``total_steps``; returns the last evaluation."""
+        cfg = self.cfg
+        os.makedirs(cfg.run_dir, exist_ok=True)
+        resume_step = self.global_step if cfg.resume is not None else None
+        with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
+            json.dump(dataclasses.asdict(cfg), f, indent=2)
+        eval_f, eval_w = open_csv(cfg.run_dir, "eval.csv", EVAL_COLUMNS, resume_step)
+        train_f, train_w = open_csv(cfg.run_dir, "train.csv", TRAIN_COLUMNS, resume_step)
+        tb = None
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(os.path.join(cfg.run_dir, "tb"), purge_step=resume_step)
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=cfg.total_steps,
+            initial=self.global_step,
+            disable=not cfg.progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
+        next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
+        next_ckpt = (self.global_step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+        last: dict = {}
+        nan = float("nan")
+        try:
+            while self.global_step < cfg.total_steps:
+                t0 = time.perf_counter()
+                before = self.global_step
+                self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
+                stats = self.update()
+                self.epoch += 1
+                dt = time.perf_counter() - t0
+                self.wall += dt
+                sps = (self.global_step - before) / dt
+                row = {
+                    "step": self.global_step,
+                    "epoch": self.epoch,
+                    "epsilon": self.epsilon(),
+                    **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[3:8]},
+                    "train_return": float(np.mean(self.train_returns))
+                    if self.train_returns
+                    else nan,
+                    "steps_per_s": sps,
+                    "wall_s": self.wall,
+                }
+                self.train_returns = []
+                train_w.writerow(row)
+                train_f.flush()
+                if self.global_step >= next_eval or self.global_step >= cfg.total_steps:
+                    r = self.evaluate()
+                    rp = (
+                        self.evaluate(proposal_only=True) if self.net.proposal is not None else None
+                    )
+                    self.num_evals += 1
+                    self.last_eval = float(r.mean())
+                    last = {
+                        "step": self.global_step,
+                        "return_mean": float(r.mean()),
+                        "return_std": float(r.std()),
+                        "proposal_return_mean": nan if rp is None else float(rp.mean()),
+                        "proposal_return_std": nan if rp is None else float(rp.std()),
+                    }
+                    eval_w.writerow(last)
+                    eval_f.flush()
+                    if tb is not None:
+                        tb.add_scalar("eval/return", last["return_mean"], self.global_step)
+                        if rp is not None:
+                            tb.add_scalar(
+                                "eval/proposal_return", float(rp.mean()), self.global_step
+                            )
+                    next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
+                if tb is not None:
+                    for k, v in row.items():
+                        if k not in ("step", "epoch"):
+                            tb.add_scalar(f"train/{k}", v, self.global_step)
+                bar.update(self.global_step - before)
+                bar.set_postfix(sps=f"{sps:.0f}", eval=f"{self.last_eval:.2f}")
+                if self.global_step >= next_ckpt or self.global_step >= cfg.total_steps:
+                    self.save()
+                    next_ckpt = (
+                        self.global_step // cfg.checkpoint_every + 1
+                    ) * cfg.checkpoint_every
+        finally:
+            bar.close()
+            eval_f.close()
+            train_f.close()
+            if tb is not None:
+                tb.close()
+        plot_eval_curve(
+            cfg.run_dir,
+            [("return_mean", "argmax over candidates"), ("proposal_return_mean", "proposal mode")],
+            title=f"{cfg.algo} on {cfg.env} (seed {cfg.seed})",
+        )
+        return last
+
+
+def _error(msg: str) -> int:
+    print(f"aql-train: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``aql-train``: parse flags (preset first), train, print the final evaluation."""
+    import tyro
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default="none")
+    known, _ = pre.parse_known_args(argv)
+    if known.preset not in PRESETS:
+        return _error(f"--preset must be one of {', '.join(PRESETS)}, got {known.preset!r}")
+    default = AQLConfig(**PRESETS[known.preset], preset=known.preset)
+    cfg = tyro.cli(AQLConfig, default=default, args=argv, prog="aql-train")
+    try:
+        if cfg.resume is not None:
+            overrides = {"progress": cfg.progress}
+            if any(a.startswith("--total-steps") for a in argv):
+                overrides["total_steps"] = cfg.total_steps
+            trainer = AQLTrainer.resumed(cfg.resume, **overrides)
+        else:
+            trainer = AQLTrainer(cfg)
+    except (ValueError, TypeError, CheckpointError, FileNotFoundError) as e:
+        return _error(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    last = trainer.train()
+    if last:
+        print(
+            f"{trainer.cfg.algo} on {trainer.cfg.env}: step {last['step']}, eval return "
+            f"{last['return_mean']:.3f} +- {last['return_std']:.3f}; "
+            f"curve: {trainer.cfg.run_dir}/curve.png"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
