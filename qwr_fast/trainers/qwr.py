@@ -10,7 +10,6 @@ Kozakowski et al., "Q-Value Weighted Regression: Reinforcement Learning with Lim
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import json
 import math
@@ -45,6 +44,7 @@ from qwr_fast.nn.policy import (
 )
 from qwr_fast.nn.sampled_q import SampledQ
 from qwr_fast.replay import Replay
+from qwr_fast.runlog import open_csv, plot_eval_curve
 
 __all__ = ["QWRConfig", "PRESETS", "QWRTrainer", "make_env", "DATASET_SCHEMA_VERSION"]
 
@@ -667,20 +667,6 @@ class QWRTrainer:
             os.unlink(os.path.join(self.cfg.run_dir, f))
         return path
 
-    # ----------------------------------------------------------------- logs
-    def _open_csv(self, name: str, columns: list[str], resume_step: int | None):
-        path = os.path.join(self.cfg.run_dir, name)
-        rows = []
-        if resume_step is not None and os.path.exists(path):
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-        f = open(path, "w", newline="")  # noqa: SIM115 (kept open for the run)
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        w.writerows(rows)
-        f.flush()
-        return f, w
-
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""
         cfg = self.cfg
@@ -688,8 +674,8 @@ class QWRTrainer:
         resume_step = self.global_step if cfg.resume is not None else None
         with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
             json.dump(dataclasses.asdict(cfg), f, indent=2)
-        eval_f, eval_w = self._open_csv("eval.csv", EVAL_COLUMNS, resume_step)
-        train_f, train_w = self._open_csv("train.csv", TRAIN_COLUMNS, resume_step)
+        eval_f, eval_w = open_csv(cfg.run_dir, "eval.csv", EVAL_COLUMNS, resume_step)
+        train_f, train_w = open_csv(cfg.run_dir, "train.csv", TRAIN_COLUMNS, resume_step)
         tb = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -786,30 +772,6 @@ class QWRTrainer:
 
 
 def plot_curve(run_dir: str, *, title: str = "") -> str | None:
-    """Write ``curve.png`` (eval return vs env steps) from ``eval.csv``; returns its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = os.path.join(run_dir, "eval.csv")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return None
-    step = np.array([float(r["step"]) for r in rows])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in (("return_mean", "temperature 0"), ("return_mean_t05", "temperature 0.5")):
-        mean = np.array([float(r[key]) for r in rows])
-        std = np.array([float(r[key.replace("mean", "std")]) for r in rows])
-        ax.plot(step, mean, label=label)
-        ax.fill_between(step, mean - std, mean + std, alpha=0.2)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("eval return")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    out = os.path.join(run_dir, "curve.png")
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    """Write ``curve.png`` (eval return vs env steps, temperatures 0 and 0.5) from ``eval.csv``."""
+    series = [("return_mean", "temperature 0"), ("return_mean_t05", "temperature 0.5")]
+    return plot_eval_curve(run_dir, series, title=title)
