@@ -1,16 +1,19 @@
-"""Turn a pytest-benchmark JSON file into the markdown tables of docs/results.md.
+"""Turn pytest-benchmark JSON files into the markdown tables of docs/results.md.
 
-    python -m pytest bench/test_bench_<op>.py --benchmark-json=out.json
-    python bench/summarize.py out.json
+    python -m pytest bench/test_bench_<op>.py --benchmark-json=run1.json   # repeat: run2, ...
+    python bench/summarize.py run1.json [run2.json ...]
 
-For every group it lists each variant's median and its speed-up over the naive eager
-composite of the same group (the variant whose name says ``naive`` or ``eager`` and not
-``compile``), plus the achieved GB/s and GFLOP/s the bench stored in ``extra_info``.
+For every group it lists each variant's median time (the median over the runs of each run's
+median) and its speed-up over the naive eager composite of the same group (the variant whose
+name says ``naive`` or ``eager`` and not ``compile``): the median over the runs of the
+per-run ratio, with the lowest and highest per-run ratio when there are several runs. On a
+shared 2-core machine single runs drift, so the docs use several runs.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from collections import defaultdict
 
@@ -26,35 +29,41 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
 
-def summarize(path: str) -> str:
+def _load(path: str) -> dict:
     with open(path) as f:
-        data = json.load(f)
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for bench in data["benchmarks"]:
-        groups[bench["group"] or bench["name"].split("[")[0]].append(bench)
-    machine = data.get("machine_info", {})
-    cpu = machine.get("cpu", {}).get("brand_raw", "?")
+        return json.load(f)
+
+
+def summarize(paths: list[str]) -> str:
+    runs = [_load(p) for p in paths]
+    medians: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for data in runs:
+        for bench in data["benchmarks"]:
+            group = bench["group"] or bench["name"].split("[")[0]
+            medians[group][bench["param"] or bench["name"]].append(bench["stats"]["median"])
+    machine = runs[0].get("machine_info", {})
+    cpu = machine.get("cpu", {})
     lines = [
-        f"Machine: {cpu}, {machine.get('cpu', {}).get('count', '?')} logical cores; "
-        f"{data.get('datetime', '')[:10]}",
+        f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} logical cores; "
+        f"{runs[0].get('datetime', '')[:10]}; {len(runs)} run(s)",
         "",
-        "| group | variant | median | speed-up vs naive eager | GB/s | GFLOP/s |",
-        "|---|---|---:|---:|---:|---:|",
+        "| group | variant | median | speed-up vs naive eager (median [min-max] over runs) |",
+        "|---|---|---:|---:|",
     ]
-    for group, benches in sorted(groups.items()):
-        baseline = next((b for b in benches if _is_baseline(b["param"] or b["name"])), None)
-        for b in sorted(benches, key=lambda b: b["stats"]["median"]):
-            median = b["stats"]["median"]
-            ratio = f"{baseline['stats']['median'] / median:.2f}x" if baseline else "-"
-            extra = b.get("extra_info", {})
-            gbs, gflops = extra.get("GB/s"), extra.get("GFLOP/s")
+    for group, variants in sorted(medians.items()):
+        baseline = next((v for v in variants if _is_baseline(v)), None)
+        for variant, times in sorted(variants.items(), key=lambda kv: statistics.median(kv[1])):
+            ratio = "-"
+            if baseline is not None and len(variants[baseline]) == len(times):
+                ratios = [b / t for b, t in zip(variants[baseline], times, strict=True)]
+                ratio = f"{statistics.median(ratios):.2f}x"
+                if len(ratios) > 1:
+                    ratio += f" [{min(ratios):.2f}-{max(ratios):.2f}]"
             lines.append(
-                f"| {group} | {b['param'] or b['name']} | {_fmt_time(median)} | {ratio} | "
-                f"{'-' if gbs is None else f'{gbs:.2f}'} | "
-                f"{'-' if gflops is None else f'{gflops:.2f}'} |"
+                f"| {group} | {variant} | {_fmt_time(statistics.median(times))} | {ratio} |"
             )
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    print(summarize(sys.argv[1]))
+    print(summarize(sys.argv[1:]))
