@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces docs/results_aql.md: AQL vs UniformQL at equal N + M on BitFlipSubset-{8,16,32}
+# Reproduces the AQL section of docs/results.md: AQL vs UniformQL at equal N + M on BitFlipSubset-{8,16,32}
 # (2^N actions) and exhaustive-max DQN on BitFlipSubset-8, 3 seeds each, preset bitflip, CPU.
 # Three runs at a time, one torch thread each. Runs land in runs/aql_bitflip_<steps>/<env>_<algo>_s<seed>/;
 # the summary table at the end.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Decision-time search runs on MinAtar Breakout (CPU scale); results in docs/results_search.md.
+# Decision-time search runs on MinAtar Breakout (CPU scale); results in the RL search section of docs/results.md.
 # At most two heavy processes at once on the shared 2-core machine; one torch thread each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +53,7 @@ for H in 5 10 20 40; do
     --budget-steps $((6 * 12 * H)) --no-progress --out runs/search/breakout_horizon.csv
 done > runs/search/breakout_horizon.log 2>&1
 
-# 6. Tables for docs/results_search.md: per (planner, budget) the mean over seeds of the
+# 6. Tables for the RL search section of docs/results.md: per (planner, budget) the mean over seeds of the
 #    per-seed mean score +- the std over seeds, and the mean +- s.e.m. over all episodes.
 $PY - runs/search/breakout_search.csv runs/search/breakout_continue_ppo.csv \
   runs/search/breakout_horizon.csv <<'PYEOF'
