@@ -76,14 +76,30 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         raise CheckpointError(f"checkpoint {path} cannot be unpickled: {e}") from e
 
 
-def latest_checkpoint(run_dir: str | os.PathLike) -> str:
-    """Path of the checkpoint with the highest step in ``run_dir`` (``ckpt_<step>.pt``)."""
-    paths = glob.glob(os.path.join(run_dir, "ckpt_*.pt"))
+def _step_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, str]]:
+    """``(step, path)`` of every ``ckpt_<step>.pt`` in ``run_dir``, oldest first."""
     steps = []
-    for p in paths:
+    for p in glob.glob(os.path.join(run_dir, "ckpt_*.pt")):
         m = re.fullmatch(r"ckpt_(\d+)\.pt", os.path.basename(p))
         if m:
             steps.append((int(m.group(1)), p))
+    return sorted(steps)
+
+
+def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
+    """Delete all but the ``keep`` newest ``ckpt_<step>.pt`` of ``run_dir``.
+
+    ``keep <= 0`` keeps them all.
+    """
+    if keep <= 0:
+        return
+    for _, path in _step_checkpoints(run_dir)[:-keep]:
+        os.unlink(path)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> str:
+    """Path of the checkpoint with the highest step in ``run_dir`` (``ckpt_<step>.pt``)."""
+    steps = _step_checkpoints(run_dir)
     if not steps:
         raise CheckpointError(f"no checkpoint (ckpt_<step>.pt) in run directory {run_dir}")
     return max(steps)[1]

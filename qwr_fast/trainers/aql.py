@@ -44,6 +44,7 @@ from qwr_fast.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
+    prune_checkpoints,
     save_checkpoint,
 )
 from qwr_fast.losses import TargetSync
@@ -540,13 +541,7 @@ class AQLTrainer:
     def save(self) -> str:
         path = os.path.join(self.cfg.run_dir, f"ckpt_{self.global_step}.pt")
         save_checkpoint(path, self.state_dict())
-        ckpts = sorted(
-            (int(f[5:-3]), f)
-            for f in os.listdir(self.cfg.run_dir)
-            if f.startswith("ckpt_") and f.endswith(".pt")
-        )
-        for _, f in ckpts[: -self.cfg.keep_checkpoints]:
-            os.unlink(os.path.join(self.cfg.run_dir, f))
+        prune_checkpoints(self.cfg.run_dir, self.cfg.keep_checkpoints)
         return path
 
     @classmethod

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qwr_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from qwr_fast.checkpoint import CheckpointError, load_checkpoint, prune_checkpoints, save_checkpoint
 from qwr_fast.nn.policy import CategoricalPolicy, StateValue
 from qwr_fast.runlog import open_csv, plot_eval_curve
 
@@ -480,14 +480,7 @@ class PPOTrainer:
         save_checkpoint(os.path.join(self.cfg.run_dir, f"ckpt_{self.global_step}.pt"), state)
         path = os.path.join(self.cfg.run_dir, "checkpoint.pt")
         save_checkpoint(path, state)
-        if self.cfg.keep_checkpoints > 0:
-            ckpts = sorted(
-                (int(f[5:-3]), f)
-                for f in os.listdir(self.cfg.run_dir)
-                if f.startswith("ckpt_") and f.endswith(".pt")
-            )
-            for _, f in ckpts[: -self.cfg.keep_checkpoints]:
-                os.unlink(os.path.join(self.cfg.run_dir, f))
+        prune_checkpoints(self.cfg.run_dir, self.cfg.keep_checkpoints)
         return path
 
     def train(self) -> dict:

@@ -57,3 +57,20 @@ def test_missing_and_latest(tmp_path):
         save_checkpoint(tmp_path / f"ckpt_{step}.pt", {"s": step})
     (tmp_path / "ckpt_x.pt").write_bytes(b"")
     assert latest_checkpoint(tmp_path).endswith("ckpt_100.pt")
+
+
+def test_prune_checkpoints_keeps_the_newest_steps(tmp_path):
+    from qwr_fast.checkpoint import latest_checkpoint, prune_checkpoints, save_checkpoint
+
+    for step in (5, 100, 20, 3):
+        save_checkpoint(tmp_path / f"ckpt_{step}.pt", {"step": step})
+    (tmp_path / "ckpt_notes.pt").write_text("not a step checkpoint")
+    prune_checkpoints(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.glob("ckpt_*.pt")) == [
+        "ckpt_100.pt",
+        "ckpt_20.pt",
+        "ckpt_notes.pt",
+    ]
+    assert latest_checkpoint(tmp_path).endswith("ckpt_100.pt")
+    prune_checkpoints(tmp_path, 0)
+    assert len(list(tmp_path.glob("ckpt_*.pt"))) == 3
