@@ -2,6 +2,13 @@ import os
 
 import pytest
 import torch
+from hypothesis import settings
+
+# CI runs a fixed set of hypothesis examples (same on every run, so a red CI is reproducible);
+# HYPOTHESIS_PROFILE=explore draws fresh examples for local bug hunting.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
