@@ -23,7 +23,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from qwr_fast.envs._rng import fresh_seed, seed_streams
-from qwr_fast.envs._vector import EnvState, IndexLike, _row_count, _rows
+from qwr_fast.envs._vector import EnvState, IndexLike, _rows, _state_rows
 
 _NO_LIMIT = np.iinfo(np.int32).max
 
@@ -291,16 +291,7 @@ class LoopVectorEnv(VectorEnv):
         them). Stepping afterwards with the same actions reproduces, bit for bit, what the envs
         that the state was taken from produced (including their autoresets).
         """
-        if not isinstance(state, EnvState):
-            raise TypeError(f"state must be an EnvState, got {type(state).__name__}")
-        if state.config != self.config:
-            raise ValueError(f"state was taken from {state.config}, this env is {self.config}")
-        rows = _rows(indices, self.num_envs, "indices")
-        k = _row_count(rows, self.num_envs)
-        if state.num_envs not in (1, k):
-            raise ValueError(
-                f"state holds {state.num_envs} envs; expected {k} (the rows written) or 1"
-            )
+        rows = _state_rows(state, self.config, indices, self.num_envs)
         idx = np.arange(self.num_envs)[rows].tolist()
         games, ts, rets = state.arrays["game"], state.arrays["t"], state.arrays["ep_return"]
         for j, i in enumerate(idx):

@@ -68,6 +68,20 @@ def _row_count(rows: np.ndarray | slice, n: int) -> int:
     return len(range(n)[rows]) if isinstance(rows, slice) else len(rows)
 
 
+def _state_rows(state: Any, config: tuple, indices: IndexLike, n: int) -> np.ndarray | slice:
+    """Validate ``state`` for ``set_state`` on an env with ``config`` and ``n`` envs; return the
+    rows it is written to (``state`` holds one env per row, or one env broadcast to all)."""
+    if not isinstance(state, EnvState):
+        raise TypeError(f"state must be an EnvState, got {type(state).__name__}")
+    if state.config != config:
+        raise ValueError(f"state was taken from {state.config}, this env is {config}")
+    rows = _rows(indices, n, "indices")
+    k = _row_count(rows, n)
+    if state.num_envs not in (1, k):
+        raise ValueError(f"state holds {state.num_envs} envs; expected {k} (the rows written) or 1")
+    return rows
+
+
 class ArrayVectorEnv(VectorEnv):
     """Base of the Numba vector envs (see ``qwr_fast.envs`` for the contract it implements)."""
 
@@ -207,16 +221,7 @@ class ArrayVectorEnv(VectorEnv):
         them). Stepping afterwards with the same actions reproduces, bit for bit, what the envs
         that the state was taken from produced (including their autoresets).
         """
-        if not isinstance(state, EnvState):
-            raise TypeError(f"state must be an EnvState, got {type(state).__name__}")
-        if state.config != self.config:
-            raise ValueError(f"state was taken from {state.config}, this env is {self.config}")
-        rows = _rows(indices, self.num_envs, "indices")
-        k = _row_count(rows, self.num_envs)
-        if state.num_envs not in (1, k):
-            raise ValueError(
-                f"state holds {state.num_envs} envs; expected {k} (the rows written) or 1"
-            )
+        rows = _state_rows(state, self.config, indices, self.num_envs)
         for name in self._state_fields:
             self._set_field(name, rows, state.arrays[name])
         self._refresh_obs(rows)
