@@ -23,7 +23,6 @@ truncated if its episode was still running):
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -33,41 +32,19 @@ import numpy as np
 import torch
 
 from qwr_fast.checkpoint import CheckpointError
+from qwr_fast.trainers._cli import error, trainer_from_argv
 
 __all__ = ["qwr_train_main", "qwr_collect_main", "CollectConfig", "collect_dataset"]
 
 
-def _error(prog: str, msg: str) -> int:
-    print(f"{prog}: error: {msg}", file=sys.stderr)
-    return 2
-
-
 def qwr_train_main(argv: list[str] | None = None) -> int:
     """``qwr-train``: parse flags (preset first), train, print the final evaluation."""
-    import tyro
-
     from qwr_fast.trainers.qwr import PRESETS, QWRConfig, QWRTrainer
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default="none")
-    known, _ = pre.parse_known_args(argv)
-    if known.preset not in PRESETS:
-        return _error(
-            "qwr-train", f"--preset must be one of {', '.join(PRESETS)}, got {known.preset!r}"
-        )
-    default = QWRConfig(**PRESETS[known.preset], preset=known.preset)
-    cfg = tyro.cli(QWRConfig, default=default, args=argv, prog="qwr-train")
-    try:
-        if cfg.resume is not None:
-            overrides = {"progress": cfg.progress}
-            if any(a.startswith("--total-steps") for a in argv):
-                overrides["total_steps"] = cfg.total_steps
-            trainer = QWRTrainer.resumed(cfg.resume, **overrides)
-        else:
-            trainer = QWRTrainer(cfg)
-    except (ValueError, TypeError, CheckpointError, FileNotFoundError) as e:
-        return _error("qwr-train", str(e).splitlines()[0] if str(e) else type(e).__name__)
+    trainer = trainer_from_argv("qwr-train", QWRConfig, QWRTrainer, PRESETS, argv)
+    if isinstance(trainer, int):
+        return trainer
     last = trainer.train()
     run_dir = trainer.cfg.run_dir
     if last:
@@ -202,7 +179,7 @@ def qwr_collect_main(argv: list[str] | None = None) -> int:
     try:
         path = collect_dataset(cfg)
     except (ValueError, TypeError, CheckpointError) as e:
-        return _error("qwr-collect", str(e).splitlines()[0])
+        return error("qwr-collect", str(e).splitlines()[0])
     with np.load(path) as d:
         print(f"wrote {path}: {d['reward'].shape[0]} steps of {cfg.env} ({cfg.policy} policy)")
     return 0

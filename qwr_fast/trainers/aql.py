@@ -14,7 +14,6 @@ every field of :class:`AQLConfig` is a flag (``aql-train --help``). The run dire
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -41,7 +40,6 @@ from qwr_fast.aql import (
     uniform_actions,
 )
 from qwr_fast.checkpoint import (
-    CheckpointError,
     latest_checkpoint,
     load_checkpoint,
     prune_checkpoints,
@@ -52,6 +50,7 @@ from qwr_fast.nn.policy import RunningNorm, make_body
 from qwr_fast.replay import Replay
 from qwr_fast.returns import discounts
 from qwr_fast.runlog import open_csv, plot_eval_curve
+from qwr_fast.trainers._cli import trainer_from_argv
 from qwr_fast.trainers.qwr import _autoreset_mode, make_env
 
 __all__ = ["AQLConfig", "PRESETS", "AQLTrainer", "main"]
@@ -654,33 +653,12 @@ class AQLTrainer:
         return last
 
 
-def _error(msg: str) -> int:
-    print(f"aql-train: error: {msg}", file=sys.stderr)
-    return 2
-
-
 def main(argv: list[str] | None = None) -> int:
     """``aql-train``: parse flags (preset first), train, print the final evaluation."""
-    import tyro
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default="none")
-    known, _ = pre.parse_known_args(argv)
-    if known.preset not in PRESETS:
-        return _error(f"--preset must be one of {', '.join(PRESETS)}, got {known.preset!r}")
-    default = AQLConfig(**PRESETS[known.preset], preset=known.preset)
-    cfg = tyro.cli(AQLConfig, default=default, args=argv, prog="aql-train")
-    try:
-        if cfg.resume is not None:
-            overrides = {"progress": cfg.progress}
-            if any(a.startswith("--total-steps") for a in argv):
-                overrides["total_steps"] = cfg.total_steps
-            trainer = AQLTrainer.resumed(cfg.resume, **overrides)
-        else:
-            trainer = AQLTrainer(cfg)
-    except (ValueError, TypeError, CheckpointError, FileNotFoundError) as e:
-        return _error(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    trainer = trainer_from_argv("aql-train", AQLConfig, AQLTrainer, PRESETS, argv)
+    if isinstance(trainer, int):
+        return trainer
     last = trainer.train()
     if last:
         print(

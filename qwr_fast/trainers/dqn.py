@@ -29,6 +29,7 @@ from qwr_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoin
 from qwr_fast.nn.policy import make_body
 from qwr_fast.replay import Replay
 from qwr_fast.runlog import open_csv
+from qwr_fast.trainers._cli import trainer_from_argv
 from qwr_fast.trainers.ppo import EVAL_COLUMNS, obs_tensor, plot_curve
 
 __all__ = ["DQNConfig", "PRESETS", "DuelingQ", "DQNTrainer", "double_q_loss", "load_q_blueprint"]
@@ -447,30 +448,11 @@ class DQNTrainer:
 
 def main(argv: list[str] | None = None) -> int:
     """Train a DQN blueprint (flags: every field of :class:`DQNConfig`); exit 2 on bad input."""
-    import argparse
-
-    import tyro
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default="none")
-    known, _ = pre.parse_known_args(argv)
-    if known.preset not in PRESETS:
-        print(f"dqn-train: error: --preset must be one of {', '.join(PRESETS)}", file=sys.stderr)
-        return 2
-    default = DQNConfig(**PRESETS[known.preset], preset=known.preset)
-    cfg = tyro.cli(DQNConfig, default=default, args=argv, prog="dqn-train")
-    try:
-        if cfg.resume is not None:
-            overrides: dict = {"progress": cfg.progress}
-            if any(a.startswith("--total-steps") for a in argv):
-                overrides["total_steps"] = cfg.total_steps
-            trainer = DQNTrainer.resumed(cfg.resume, **overrides)
-        else:
-            trainer = DQNTrainer(cfg)
-    except (ValueError, TypeError, CheckpointError, FileNotFoundError) as e:
-        print(f"dqn-train: error: {str(e).splitlines()[0] if str(e) else e!r}", file=sys.stderr)
-        return 2
+    trainer = trainer_from_argv("dqn-train", DQNConfig, DQNTrainer, PRESETS, argv)
+    if isinstance(trainer, int):
+        return trainer
     last = trainer.train()
     if last:
         print(

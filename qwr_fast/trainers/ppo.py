@@ -32,6 +32,7 @@ from torch import nn
 from qwr_fast.checkpoint import CheckpointError, load_checkpoint, prune_checkpoints, save_checkpoint
 from qwr_fast.nn.policy import CategoricalPolicy, StateValue
 from qwr_fast.runlog import open_csv, plot_eval_curve
+from qwr_fast.trainers._cli import trainer_from_argv
 
 __all__ = [
     "PPOConfig",
@@ -609,33 +610,11 @@ def main(argv: list[str] | None = None) -> int:
 
     Exit code 0 on success, 2 on bad arguments with a one-line message.
     """
-    import argparse
-
-    import tyro
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default="none")
-    known, _ = pre.parse_known_args(argv)
-    if known.preset not in PRESETS:
-        print(
-            f"ppo-train: error: --preset must be one of {', '.join(PRESETS)}, got {known.preset!r}",
-            file=sys.stderr,
-        )
-        return 2
-    default = PPOConfig(**PRESETS[known.preset], preset=known.preset)
-    cfg = tyro.cli(PPOConfig, default=default, args=argv, prog="ppo-train")
-    try:
-        if cfg.resume is not None:
-            overrides: dict = {"progress": cfg.progress}
-            if any(a.startswith("--total-steps") for a in argv):
-                overrides["total_steps"] = cfg.total_steps
-            trainer = PPOTrainer.resumed(cfg.resume, **overrides)
-        else:
-            trainer = PPOTrainer(cfg)
-    except (ValueError, TypeError, CheckpointError, FileNotFoundError) as e:
-        print(f"ppo-train: error: {str(e).splitlines()[0] if str(e) else e!r}", file=sys.stderr)
-        return 2
+    trainer = trainer_from_argv("ppo-train", PPOConfig, PPOTrainer, PRESETS, argv)
+    if isinstance(trainer, int):
+        return trainer
     last = trainer.train()
     if last:
         print(
