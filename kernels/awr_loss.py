@@ -550,9 +550,9 @@ def _awr_loss_categorical_bwd_torch(grad, logits, actions, coef):
 class _AWRLossTorchFn(torch.autograd.Function):
     """Eager CPU path without the custom-op dispatcher (same fwd/bwd functions as the op).
 
-    The ``torch.library`` registration costs ~0.1 ms of dispatch per call (measured on the
-    2-core Xeon of docs/results.md), comparable to the whole loss at B=256; the custom op is
-    still what ``torch.compile`` traces and what the Triton path runs through."""
+    The ``torch.library`` dispatch (schema checks, autograd registration) is a sizeable part
+    of a ~0.3 ms CPU loss at B=256 (docs/results.md); the custom op is still what
+    ``torch.compile`` traces and what the Triton path runs through."""
 
     @staticmethod
     def forward(ctx, kind, p0, p1, actions, q, sw, beta, max_weight, normalize):
