@@ -1,12 +1,22 @@
-"""``rl-search``: play episodes with a planner on top of a blueprint and report the score.
+"""``qwr-search`` (alias ``rl-search``): play episodes with a planner on top of a blueprint and
+report the score.
 
-``rl-search --env ENV_ID --blueprint DIR/checkpoint.pt --planner {blueprint,sparta,mcts,
+``qwr-search --env ENV_ID --blueprint DIR/checkpoint.pt --planner {blueprint,sparta,mcts,
 policy-ft,q-ft} --episodes E --seed S [--budget-steps N | --budget-seconds X] [--horizon H]
 [--out FILE.csv]``. ``q-ft`` takes a DQN checkpoint (:mod:`qwr_fast.trainers.dqn`, whose
 replay is the global buffer), the others a ``ppo-train`` checkpoint. Prints a one-row table
 and appends one CSV row per run with the columns of :data:`CSV_COLUMNS` (score mean +- s.e.m.
-over episodes, env steps, gradient steps and seconds per move, the fraction of searches whose
-result was adopted). Exit code 0 on success, 2 on bad arguments with a one-line message.
+over episodes, win rate where the env defines a perfect score, env steps, gradient steps and
+seconds per move, the fraction of searches whose result was adopted). Exit code 0 on success,
+2 on bad arguments with a one-line message.
+
+Games of imperfect information (envs with ``belief_states``, i.e. Hanabi): every search starts
+from ``--width`` belief samples of the real game instead of a copy of it: the acting player's
+private belief for ``sparta`` and single-agent ``policy-ft`` (which fine-tunes the acting
+player's seat only, the partner playing the blueprint), the public belief for ``--joint``
+``policy-ft`` (multi-agent joint search: one fine-tuned policy for both seats, played by both
+for the next ``--replan-every`` moves). Legal-action masks (``env.action_mask_slice``) are
+passed to every planner. ``mcts`` assumes perfect information and refuses such envs.
 """
 
 from __future__ import annotations
@@ -45,6 +55,8 @@ CSV_COLUMNS = [
     "grad_steps_per_move",
     "seconds_per_move",
     "adopted_frac",
+    "win_rate",
+    "joint",
     "budget_steps",
     "budget_seconds",
     "horizon",
@@ -98,6 +110,10 @@ class SearchConfig:
     """discount of the search returns"""
     greedy: bool = False
     """play (and roll out) the blueprint by argmax instead of sampling"""
+    joint: bool = False
+    """policy-ft in a multi-player game: multi-agent joint search on the public belief (one
+    fine-tuned policy for every seat) instead of single-agent search on the acting player's
+    private belief"""
     max_moves: int = 10_000
     """cap on the moves of one episode (an unfinished one counts its partial score)"""
     threads: int = 1
@@ -128,6 +144,7 @@ def make_planner(cfg: SearchConfig, net, sim, replay=None):
         )
     if cfg.planner == "mcts":
         return MCTS(net, sim, MCTSConfig(cfg.c, cfg.beta, cfg.max_depth, cfg.gamma))
+    multi_player = getattr(sim, "seat_slice", None) is not None
     pcfg = PolicyFineTuneConfig(
         horizon=cfg.horizon,
         replan_every=cfg.replan_every or cfg.horizon,
@@ -135,6 +152,7 @@ def make_planner(cfg: SearchConfig, net, sim, replay=None):
         epsilon=cfg.epsilon,
         gamma=cfg.gamma,
         lr=cfg.lr,
+        own_seat_only=multi_player and not cfg.joint,
         greedy=cfg.greedy,
     )
     return PolicyFineTune(net, sim, pcfg)
@@ -161,16 +179,33 @@ def run_search(cfg: SearchConfig) -> dict:
         raise ValueError(f"--blueprint was trained on {bp_cfg['env']}, not on --env {cfg.env}")
     env = make(cfg.env, 1, seed=cfg.seed)
     sim = make(cfg.env, cfg.width, seed=cfg.seed)
+    beliefs = hasattr(env, "belief_states")
+    mask = getattr(env, "action_mask_slice", None)
+    if beliefs and cfg.planner == "mcts":
+        raise ValueError(f"--planner mcts assumes perfect information; {cfg.env} has hidden state")
+    if cfg.joint and not (beliefs and cfg.planner == "policy-ft"):
+        raise ValueError("--joint applies to --planner policy-ft on a multi-player env (Hanabi)")
+    if mask is not None and cfg.planner == "q-ft" and getattr(net, "action_mask", None) is None:
+        raise ValueError(
+            f"--planner q-ft: the DQN blueprint does not mask the illegal actions of {cfg.env}"
+        )
     budget = None if cfg.planner == "blueprint" else Budget(cfg.budget_steps, cfg.budget_seconds)
     planner = make_planner(cfg, net, sim, replay)
     gen = torch.Generator().manual_seed(cfg.seed)
+    belief_rng = np.random.default_rng(cfg.seed)
     scores, moves, steps, grads, secs, searches, adopted = [], 0, 0, 0, 0.0, 0, 0
     for ep in range(cfg.episodes):
         obs, _ = env.reset(seed=cfg.seed * 100_003 + ep)
         planner.reset()
         score = 0.0
         for _ in range(cfg.max_moves):
-            res = planner.plan(env.get_state(0), obs[0], budget, generator=gen)
+            searching = cfg.planner != "blueprint"
+            if beliefs and searching:
+                root = env.belief_states(0, cfg.width, belief_rng, public=cfg.joint)
+            else:
+                root = env.get_state(0)
+            legal = None if mask is None else obs[0][mask] > 0.5
+            res = planner.plan(root, obs[0], budget, legal=legal, generator=gen)
             moves += 1
             steps += res.env_steps
             grads += res.grad_steps
@@ -186,6 +221,7 @@ def run_search(cfg: SearchConfig) -> dict:
         if cfg.progress:
             print(f"episode {ep}: score {score:g}", file=sys.stderr, flush=True)
     s = np.array(scores)
+    max_score = getattr(env, "max_score", None)
     row = {
         "env": cfg.env,
         "planner": cfg.planner,
@@ -200,6 +236,8 @@ def run_search(cfg: SearchConfig) -> dict:
         "grad_steps_per_move": grads / moves,
         "seconds_per_move": secs / moves,
         "adopted_frac": adopted / searches if searches else float("nan"),
+        "win_rate": float(np.mean(s >= max_score)) if max_score is not None else float("nan"),
+        "joint": cfg.joint,
         "budget_steps": cfg.budget_steps,
         "budget_seconds": cfg.budget_seconds,
         "horizon": cfg.horizon,
@@ -217,16 +255,18 @@ def run_search(cfg: SearchConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``rl-search`` entry point."""
+    """``qwr-search`` (alias ``rl-search``) entry point."""
     import tyro
 
+    prog = os.path.basename(sys.argv[0]) if argv is None else "qwr-search"
+    prog = prog if prog in ("qwr-search", "rl-search") else "qwr-search"
     argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = tyro.cli(SearchConfig, args=argv, prog="rl-search")
+    cfg = tyro.cli(SearchConfig, args=argv, prog=prog)
     t0 = time.perf_counter()
     try:
         row = run_search(cfg)
     except (ValueError, TypeError, CheckpointError, FileNotFoundError) as e:
-        print(f"rl-search: error: {str(e).splitlines()[0] if str(e) else e!r}", file=sys.stderr)
+        print(f"{prog}: error: {str(e).splitlines()[0] if str(e) else e!r}", file=sys.stderr)
         return 2
     print(
         "| planner | episodes | score (mean +- s.e.m.) | moves/episode | env steps/move "

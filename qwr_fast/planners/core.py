@@ -4,7 +4,10 @@ A planner searches from a snapshot of the real environment (``root``, a 1-env ``
 from ``env.get_state(i)``) on its own simulation env ``sim`` (same id and config, ``W`` envs:
 the rollouts of one batch step together). The real env is never touched. Clones share the
 root's RNG stream (``qwr_fast.envs`` contract), so env randomness is common to all rollouts
-of a batch; their diversity comes from the policies' sampling.
+of a batch; their diversity comes from the policies' sampling. In a game of imperfect
+information the root may instead hold ``W`` envs, one belief sample per rollout (e.g.
+``HanabiVectorEnv.belief_states(i, W, rng)``); every rollout of a batch then starts from its
+own sample.
 
 Budgets are counted in env steps of ``sim`` (every env of a batch step counts, also one whose
 rollout already ended) and/or wall-clock seconds; a planner starts a unit of work (a batch of
@@ -108,8 +111,11 @@ def pick(logits: torch.Tensor, *, greedy: bool, generator: torch.Generator | Non
 def check_root(root: EnvState, sim) -> None:
     if not isinstance(root, EnvState):
         raise TypeError(f"root must be a 1-env EnvState (env.get_state(i)), got {type(root)}")
-    if root.num_envs != 1:
-        raise ValueError(f"root must hold exactly 1 env, got {root.num_envs}")
+    if root.num_envs not in (1, sim.num_envs):
+        raise ValueError(
+            f"root must hold 1 env (a snapshot) or sim.num_envs = {sim.num_envs} envs (belief "
+            f"samples), got {root.num_envs}"
+        )
     if root.config != sim.get_state(0).config:
         raise ValueError(f"root was taken from {root.config}; sim is {sim.get_state(0).config}")
 
@@ -128,7 +134,7 @@ def rollout_returns(
     generator: torch.Generator | None = None,
 ) -> tuple[np.ndarray, int]:
     """Discounted returns ``[W]`` of ``W = sim.num_envs`` rollouts of at most ``horizon`` steps
-    from ``root``, and the env steps used.
+    from ``root`` (one snapshot cloned W times, or W belief samples), and the env steps used.
 
     Step 0 plays ``first_actions[W]`` if given, then ``policy``; an episode that ends stops
     its rollout (a truncation adds ``gamma^(t+1) V(final_obs)``); rollouts still running after

@@ -8,6 +8,12 @@ acceptance test then evaluates the fine-tuned and the blueprint policy on E roll
 s* and adopts the fine-tuned one only if its mean return is higher by at least ``epsilon``.
 The chosen policy plays the next ``replan_every`` moves (amortised search; 1 replans every
 move). Steps after an episode ended inside a rollout are masked out of the update.
+
+Multi-player games whose observation names the seat to move (``sim.seat_slice``, e.g. Hanabi):
+with ``own_seat_only`` the fine-tuned policy plays only the searching player's seat and the
+frozen blueprint plays the partners (single-agent search; the partners' moves train the value,
+not the policy: :class:`SeatPolicy`); without it one fine-tuned policy plays every seat (joint
+search, on public-belief roots).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from qwr_fast.envs import EnvState
 from qwr_fast.planners.core import (
@@ -35,6 +42,7 @@ __all__ = [
     "AcceptanceResult",
     "PolicyFineTuneConfig",
     "PolicyFineTune",
+    "SeatPolicy",
     "acceptance_test",
     "finetune_policy",
 ]
@@ -102,13 +110,41 @@ def acceptance_test(
     )
 
 
+class SeatPolicy(nn.Module):
+    """``net`` on the rows whose seat (``obs[:, seat_slice]`` one-hot) is ``seat``, the frozen
+    ``blueprint``'s logits on the others; the value is ``net``'s everywhere. The blueprint is
+    held outside the module's parameters (never trained, not copied by ``deepcopy``)."""
+
+    def __init__(self, net: nn.Module, blueprint: Blueprint, seat_slice: slice, seat: int) -> None:
+        super().__init__()
+        self.net = net
+        self._blueprint = (blueprint,)
+        self.seat_slice, self.seat = seat_slice, int(seat)
+
+    def own(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[B]`` bool: the rows where ``seat`` is to move."""
+        return obs[:, self.seat_slice].argmax(-1) == self.seat
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, value = self.net(obs)
+        with torch.no_grad():
+            frozen = self._blueprint[0](obs)[0]
+        return torch.where(self.own(obs)[:, None], logits, frozen), value
+
+    def __deepcopy__(self, memo: dict) -> SeatPolicy:
+        net = copy.deepcopy(self.net, memo)
+        return SeatPolicy(net, self._blueprint[0], self.seat_slice, self.seat)
+
+
 @dataclass(frozen=True)
 class PolicyFineTuneConfig:
     """horizon: H, steps per fine-tuning rollout; replan_every: moves the chosen policy plays
     before the next search (H in the paper, 1 replans every move); accept_rounds: batches of
     ``sim.num_envs`` rollouts per policy in the acceptance test (0: adopt without a test);
     epsilon: acceptance threshold; refined_bootstrap: bootstrap step H with the fine-tuned
-    value instead of the blueprint's; the rest are PPO hyperparameters of each update."""
+    value instead of the blueprint's; own_seat_only: in a multi-player game (``sim.seat_slice``)
+    fine-tune and play only the searching player's seat, the blueprint playing the others
+    (single-agent search); the rest are PPO hyperparameters of each update."""
 
     horizon: int = 30
     replan_every: int = 30
@@ -124,6 +160,7 @@ class PolicyFineTuneConfig:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     refined_bootstrap: bool = False
+    own_seat_only: bool = False
     greedy: bool = False
 
     def __post_init__(self) -> None:
@@ -145,22 +182,31 @@ def finetune_policy(
     *,
     t0: float,
     reserve: int = 0,
+    seat: int | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.nn.Module, int, int]:
     """Algorithm 1: a fine-tuned copy of ``blueprint``, the env steps and gradient steps used.
-    Updates run while ``reserve`` + used + one update's ``W * H`` steps fit the budget."""
+    Updates run while ``reserve`` + used + one update's ``W * H`` steps fit the budget.
+
+    ``seat`` (multi-player games with ``sim.seat_slice``): only that seat's moves use and train
+    the copy; the frozen blueprint plays the others, and the result is a :class:`SeatPolicy`."""
     W, H = sim.num_envs, cfg.horizon
     if (W * H) % cfg.num_minibatches:
         raise ValueError(
             f"num_minibatches ({cfg.num_minibatches}) must divide sim.num_envs * horizon ({W * H})"
         )
     net = copy.deepcopy(blueprint)
+    if seat is not None:
+        seat_slice = getattr(sim, "seat_slice", None)
+        if seat_slice is None:
+            raise ValueError("seat was given but sim has no seat_slice (not a multi-player env)")
+        net = SeatPolicy(net, blueprint, seat_slice, seat)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, eps=1e-5)
     used = grads = 0
     while budget.allows(reserve + used, W * H, t0):
         with torch.no_grad():
             obs = sim.set_state(root)
-            obs_buf, act, logp, v_tm1, r_t, disc, weight = [], [], [], [], [], [], []
+            obs_buf, act, logp, v_tm1, r_t, disc, weight, own = [], [], [], [], [], [], [], []
             alive = np.ones(W, dtype=bool)
             for _ in range(H):
                 o = obs_tensor(obs)
@@ -178,6 +224,8 @@ def finetune_policy(
                 v_tm1.append(value)
                 r_t.append(r)
                 weight.append(torch.as_tensor(alive, dtype=torch.float32))
+                if seat is not None:
+                    own.append(net.own(o).to(torch.float32))
                 alive = alive & ~(term | trunc)
                 disc.append(cfg.gamma * torch.as_tensor(~(term | trunc), dtype=torch.float32))
             boot = net if cfg.refined_bootstrap else blueprint
@@ -195,6 +243,8 @@ def finetune_policy(
             "values": v_tm1_t.reshape(-1),
             "weight": torch.stack(weight).reshape(-1),
         }
+        if seat is not None:
+            batch["policy_weight"] = torch.stack(own).reshape(-1)
         _, g = ppo_update(
             net,
             opt,
@@ -247,6 +297,12 @@ class PolicyFineTune:
         if searched:
             W, H = self.sim.num_envs, c.horizon
             reserve = 2 * c.accept_rounds * W * H
+            seat = None
+            if c.own_seat_only:
+                seat_slice = getattr(self.sim, "seat_slice", None)
+                if seat_slice is None:
+                    raise ValueError("own_seat_only needs a multi-player sim with a seat_slice")
+                seat = int(np.asarray(obs)[seat_slice].argmax())
             net, used, grads = finetune_policy(
                 self.blueprint,
                 self.sim,
@@ -255,6 +311,7 @@ class PolicyFineTune:
                 budget,
                 t0=t0,
                 reserve=reserve,
+                seat=seat,
                 generator=generator,
             )
             adopted = grads > 0

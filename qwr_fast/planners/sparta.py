@@ -47,9 +47,10 @@ class SpartaConfig:
 class Sparta:
     """1-ply Monte-Carlo search over the root actions.
 
-    ``sim.num_envs`` must be a multiple of the number of legal actions L: each batch (a
-    "round") runs ``sim.num_envs / L`` rollouts of every legal action and costs
-    ``sim.num_envs * horizon`` steps at most; rounds run while the budget allows one more.
+    ``sim.num_envs`` must be at least the number of legal actions L: each batch (a "round")
+    gives the legal actions the ``sim.num_envs`` rollouts in turn (``W // L`` or one more each)
+    and costs ``sim.num_envs * horizon`` steps at most; rounds run while the budget allows one
+    more, and the round-robin continues across rounds so that counts stay within one.
     """
 
     def __init__(self, blueprint: Blueprint, sim, cfg: SpartaConfig = SpartaConfig()) -> None:
@@ -77,18 +78,19 @@ class Sparta:
         if legal.shape != (K,) or not legal.any():
             raise ValueError(f"legal must be a bool [{K}] mask with a True entry, got {legal}")
         actions = np.flatnonzero(legal)
-        if W % len(actions):
+        if len(actions) > W:
             raise ValueError(
-                f"sim.num_envs ({W}) must be a multiple of the legal actions ({len(actions)})"
+                f"sim.num_envs ({W}) must be at least the number of legal actions ({len(actions)})"
             )
         logits = self.blueprint(obs_tensor(obs[None]))[0][0]
         logits = logits.masked_fill(torch.as_tensor(~legal), -torch.inf)
         a_bp = int(pick(logits[None], greedy=c.greedy, generator=generator)[0])
         total = np.zeros(K)
         count = np.zeros(K, dtype=np.int64)
-        first = np.repeat(actions, W // len(actions))
-        used = 0
+        used = rounds = 0
         while budget.allows(used, W * c.horizon, t0):
+            first = actions[(np.arange(W) + rounds * W) % len(actions)]
+            rounds += 1
             ret, steps = rollout_returns(
                 self.sim,
                 root,

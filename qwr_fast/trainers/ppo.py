@@ -68,7 +68,7 @@ class PPOConfig:
 
     env: str = "MinAtar/Breakout"
     """env id from qwr_fast.envs (MinAtar/Breakout, BitFlip-8, ALE/MsPacman-v5, ...)"""
-    preset: Literal["none", "minatar", "bitflip", "atari"] = "none"
+    preset: Literal["none", "minatar", "bitflip", "atari", "hanabi"] = "none"
     """family preset applied before the explicit flags (flags given on the command line win)"""
     total_steps: int = 1_000_000
     """env steps to train for (over all envs)"""
@@ -157,7 +157,23 @@ PRESETS: dict[str, dict] = {
         num_envs=8, num_steps=32, lr=1e-3, hidden=64, eval_every=5_000, checkpoint_every=5_000
     ),
     "atari": dict(num_envs=8, num_steps=128, lr=2.5e-4, hidden=512, clip_coef=0.1),
+    # Self-play of one shared policy on both seats; the legal-action mask travels in the obs.
+    "hanabi": dict(
+        num_envs=16,
+        num_steps=64,
+        lr=5e-4,
+        hidden=256,
+        gamma=0.999,
+        ent_coef=0.01,
+        anneal_lr=False,
+        eval_every=50_000,
+        eval_episodes=32,
+    ),
 }
+
+
+ILLEGAL_LOGIT = -1e9
+"""The logit :class:`ActorCritic` gives an illegal action (probability exactly 0 in float32)."""
 
 
 class ActorCritic(nn.Module):
@@ -165,18 +181,44 @@ class ActorCritic(nn.Module):
 
     ``forward(obs[B, *O]) -> (logits[B, K], value[B])``; this is the interface every planner
     in :mod:`qwr_fast.planners` takes.
+
+    ``action_mask = (start, stop)``: for envs that carry a legal-action mask in their flat
+    observation (``env.action_mask_slice``, e.g. Hanabi), the logits of the actions whose
+    ``obs[..., start:stop]`` entry is 0 are set to ``ILLEGAL_LOGIT`` (a finite value, so that
+    entropies and log-ratios stay finite), so every sampler and argmax keeps to legal actions.
     """
 
-    def __init__(self, obs_shape: tuple[int, ...], num_actions: int, *, hidden: int = 128) -> None:
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...],
+        num_actions: int,
+        *,
+        hidden: int = 128,
+        action_mask: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
         self.num_actions = int(num_actions)
         self.hidden = int(hidden)
+        if action_mask is not None:
+            start, stop = (int(v) for v in action_mask)
+            if len(self.obs_shape) != 1 or stop - start != self.num_actions or start < 0:
+                raise ValueError(
+                    f"action_mask must be (start, stop) with stop - start = num_actions "
+                    f"({self.num_actions}) inside a flat observation {self.obs_shape}, "
+                    f"got {action_mask}"
+                )
+            action_mask = (start, stop)
+        self.action_mask = action_mask
         self.policy = CategoricalPolicy(self.obs_shape, self.num_actions, hidden=hidden)
         self.critic = StateValue(self.obs_shape, hidden=hidden)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.policy.mu(obs), self.critic(obs)
+        logits = self.policy.mu(obs)
+        if self.action_mask is not None:
+            start, stop = self.action_mask
+            logits = logits.masked_fill(obs[..., start:stop] < 0.5, ILLEGAL_LOGIT)
+        return logits, self.critic(obs)
 
 
 def gae(
@@ -224,12 +266,15 @@ def ppo_loss(
     ent_coef: float,
     vf_coef: float,
     weight: torch.Tensor | None = None,
+    policy_weight: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Clipped-surrogate PPO loss on one minibatch (CleanRL ``ppo.py``), named scalars.
 
     ``adv`` is normalised over the minibatch (over the rows with ``weight`` > 0 when given).
     ``weight[B]`` (0/1) drops rows from every mean (policy fine-tuning masks the steps after an
-    episode ended inside a rollout).
+    episode ended inside a rollout). ``policy_weight[B]`` (0/1) further drops rows from the
+    policy and entropy terms only (single-agent search: the partner's moves, played by the
+    frozen blueprint, train the value but not the policy).
     """
     logits, value = agent(obs)
     logp_all = torch.log_softmax(logits, dim=-1)
@@ -237,20 +282,22 @@ def ppo_loss(
     entropy = -(logp_all.exp() * logp_all).sum(-1)
     w = torch.ones_like(adv) if weight is None else weight
     n = w.sum().clamp(min=1.0)
-    mean = (adv * w).sum() / n
-    std = (((adv - mean) ** 2 * w).sum() / n).sqrt()
+    pw = w if policy_weight is None else w * policy_weight
+    pn = pw.sum().clamp(min=1.0)
+    mean = (adv * pw).sum() / pn
+    std = (((adv - mean) ** 2 * pw).sum() / pn).sqrt()
     adv = (adv - mean) / (std + 1e-8)
     log_ratio = logp - logp_old
     ratio = log_ratio.exp()
     pg = torch.maximum(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef))
     v_clipped = v_old + (value - v_old).clamp(-clip_coef, clip_coef)
     v_loss = 0.5 * torch.maximum((value - returns) ** 2, (v_clipped - returns) ** 2)
-    policy_loss = (pg * w).sum() / n
+    policy_loss = (pg * pw).sum() / pn
     value_loss = (v_loss * w).sum() / n
-    ent = (entropy * w).sum() / n
+    ent = (entropy * pw).sum() / pn
     with torch.no_grad():
-        approx_kl = (((ratio - 1) - log_ratio) * w).sum() / n
-        clip_frac = (((ratio - 1).abs() > clip_coef).float() * w).sum() / n
+        approx_kl = (((ratio - 1) - log_ratio) * pw).sum() / pn
+        clip_frac = (((ratio - 1).abs() > clip_coef).float() * pw).sum() / pn
     return {
         "loss": policy_loss - ent_coef * ent + vf_coef * value_loss,
         "policy_loss": policy_loss,
@@ -278,7 +325,7 @@ def ppo_update(
     losses and the number of gradient steps taken.
 
     ``batch`` holds flat ``[N, ...]`` tensors ``obs, actions, logp, adv, returns, values`` and
-    optionally ``weight`` (0/1 row mask).
+    optionally ``weight`` (0/1 row mask) and ``policy_weight`` (0/1 mask of the policy terms).
     """
     N = batch["actions"].shape[0]
     if N % num_minibatches:
@@ -302,6 +349,7 @@ def ppo_update(
                 ent_coef=ent_coef,
                 vf_coef=vf_coef,
                 weight=batch["weight"][idx] if "weight" in batch else None,
+                policy_weight=batch["policy_weight"][idx] if "policy_weight" in batch else None,
             )
             opt.zero_grad(set_to_none=True)
             out["loss"].backward()
@@ -328,7 +376,12 @@ def load_blueprint(path: str | os.PathLike) -> tuple[ActorCritic, dict]:
             f"format {state.get('format')!r}, expected 'ppo', {CHECKPOINT_FORMAT})"
         )
     net = state["net"]
-    agent = ActorCritic(tuple(net["obs_shape"]), net["num_actions"], hidden=net["hidden"])
+    agent = ActorCritic(
+        tuple(net["obs_shape"]),
+        net["num_actions"],
+        hidden=net["hidden"],
+        action_mask=net.get("action_mask"),
+    )
     agent.load_state_dict(state["agent"])
     agent.eval()
     return agent, state["config"]
@@ -353,7 +406,13 @@ class PPOTrainer:
         if not isinstance(space, gym.spaces.Discrete):
             raise ValueError(f"--env {cfg.env}: PPO needs a Discrete action space, got {space}")
         self.obs_shape = tuple(self.env.single_observation_space.shape)
-        self.agent = ActorCritic(self.obs_shape, int(space.n), hidden=cfg.hidden)
+        mask = getattr(self.env, "action_mask_slice", None)
+        self.agent = ActorCritic(
+            self.obs_shape,
+            int(space.n),
+            hidden=cfg.hidden,
+            action_mask=None if mask is None else (mask.start, mask.stop),
+        )
         self.opt = torch.optim.Adam(self.agent.parameters(), lr=cfg.lr, eps=1e-5)
         self.obs, _ = self.env.reset(seed=cfg.seed)
         self.global_step = 0
@@ -437,6 +496,9 @@ class PPOTrainer:
                 "obs_shape": list(self.obs_shape),
                 "num_actions": self.agent.num_actions,
                 "hidden": self.agent.hidden,
+                "action_mask": None
+                if self.agent.action_mask is None
+                else list(self.agent.action_mask),
             },
             "agent": self.agent.state_dict(),
             "opt": self.opt.state_dict(),

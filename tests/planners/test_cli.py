@@ -1,4 +1,4 @@
-"""``rl-search`` end to end on BitFlip with an untrained PPO blueprint."""
+"""``qwr-search`` end to end on BitFlip with an untrained PPO blueprint."""
 
 from __future__ import annotations
 

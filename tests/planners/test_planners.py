@@ -107,8 +107,19 @@ def test_sparta_legal_mask():
         root, obs, Budget(env_steps=100), legal=legal
     )
     assert res.action != 2 and res.visit_counts[2] == 0 and np.isnan(res.action_values[2])
-    with pytest.raises(ValueError, match="multiple of the legal actions"):
+    with pytest.raises(ValueError, match="at least the number of legal actions"):
         Sparta(FixedNet(UNIFORM), sim).plan(root, obs, Budget(env_steps=100))
+
+
+def test_sparta_round_robin_when_width_is_not_a_multiple():
+    # 5 sim envs, 4 legal actions: 20 rollouts over 4 rounds give each action exactly 5.
+    sim, real, root = bitflip(BANDIT, 5, horizon=1)
+    obs = np.array(BANDIT, dtype=np.float32)
+    res = Sparta(FixedNet(UNIFORM), sim, SpartaConfig(horizon=1, greedy=True)).plan(
+        root, obs, Budget(env_steps=20)
+    )
+    np.testing.assert_array_equal(res.visit_counts, [5, 5, 5, 5])
+    assert res.env_steps == 20 and res.action == 2
 
 
 def test_mcts_finds_terminal_goal():
@@ -245,8 +256,8 @@ def test_root_checks():
     planner = Sparta(FixedNet(UNIFORM), sim)
     with pytest.raises(TypeError, match="root"):
         planner.plan(root.arrays, obs, Budget(env_steps=10))
-    with pytest.raises(ValueError, match="exactly 1 env"):
-        planner.plan(sim.get_state(), obs, Budget(env_steps=10))
+    with pytest.raises(ValueError, match="1 env .* or sim.num_envs = 4"):
+        planner.plan(sim.get_state([0, 1]), obs, Budget(env_steps=10))
     other = make("BitFlip-4", 1, seed=0, horizon=2).get_state(0)
     with pytest.raises(ValueError, match="taken from"):
         planner.plan(other, obs, Budget(env_steps=10))
