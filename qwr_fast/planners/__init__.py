@@ -18,6 +18,7 @@ from qwr_fast.planners.policy_ft import (
     AcceptanceResult,
     PolicyFineTune,
     PolicyFineTuneConfig,
+    SeatPolicy,
     acceptance_test,
     finetune_policy,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "QFineTune",
     "QFineTuneConfig",
     "SearchResult",
+    "SeatPolicy",
     "Sparta",
     "SpartaConfig",
     "acceptance_test",

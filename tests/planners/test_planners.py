@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -15,10 +17,12 @@ from qwr_fast.planners import (
     MCTSConfig,
     PolicyFineTune,
     PolicyFineTuneConfig,
+    SeatPolicy,
     Sparta,
     SpartaConfig,
     acceptance_test,
     finetune_policy,
+    rollout_returns,
 )
 from qwr_fast.trainers.ppo import ActorCritic
 
@@ -273,3 +277,52 @@ def test_zero_seconds_budget_does_no_work():
         res = planner.plan(root, obs, Budget(seconds=0.0))
         assert res.env_steps == sim.steps == 0 and res.grad_steps == 0
         assert not res.adopted and 0 <= res.action < 4
+
+
+def test_rollouts_from_one_belief_sample_per_env():
+    # A root of W envs (one sample each) starts rollout w from sample w: flipping bit 0 gains
+    # +1 where that sample's bit 0 is 0 and -1 where it is 1.
+    sim, real, root = bitflip(BANDIT, 4, horizon=1)
+    samples = [[0, 1, 1, 1], [1, 1, 0, 1], [0, 0, 0, 0], [1, 0, 1, 0]]
+    arrays = {**sim.get_state().arrays, "bits": np.array(samples, dtype=np.uint8)}
+    beliefs = EnvState(root.config, arrays)
+    ret, steps = rollout_returns(
+        sim,
+        beliefs,
+        FixedNet(UNIFORM),
+        horizon=1,
+        gamma=0.9,
+        bootstrap=None,
+        first_actions=np.zeros(4, dtype=np.int64),
+    )
+    np.testing.assert_array_equal(ret, [1.0, -1.0, 1.0, -1.0])
+    assert steps == 4
+
+
+class SeatNet(nn.Module):
+    """Logits = a learnable bias [K] for every row; value = a learnable scalar."""
+
+    def __init__(self, bias) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.as_tensor(bias, dtype=torch.float32))
+        self.v = nn.Parameter(torch.zeros(()))
+
+    def forward(self, obs):
+        B = obs.shape[0]
+        return self.bias.expand(B, -1), self.v.expand(B)
+
+
+def test_seat_policy_plays_its_seat_only_and_trains_only_the_copy():
+    bp = SeatNet([0.0, 0.0, 5.0])
+    net = SeatNet([1.0, 2.0, 3.0])
+    # obs = [feature, seat0, seat1]; rows 0 and 2 are seat 1's turns.
+    obs = torch.tensor([[0.5, 0.0, 1.0], [0.1, 1.0, 0.0], [0.2, 0.0, 1.0]])
+    pol = SeatPolicy(net, bp, slice(1, 3), seat=1)
+    logits, value = pol(obs)
+    torch.testing.assert_close(logits[[0, 2]], net.bias.expand(2, -1))
+    torch.testing.assert_close(logits[1], bp.bias)
+    logits.sum().backward()
+    assert bp.bias.grad is None and net.bias.grad is not None
+    assert [n for n, _ in pol.named_parameters()] == ["net.bias", "net.v"]
+    twin = copy.deepcopy(pol)
+    assert twin._blueprint[0] is bp and twin.net is not net

@@ -67,6 +67,33 @@ def test_ppo_loss_weight_equals_subset():
         torch.testing.assert_close(masked[k], sub[k], rtol=1e-5, atol=1e-6)
 
 
+def test_ppo_loss_policy_weight_masks_only_the_policy_terms():
+    agent = ActorCritic((5,), 4, hidden=8)
+    obs, a, logp, adv, ret, v = _batch(agent)
+    kw = dict(clip_coef=0.2, ent_coef=0.01, vf_coef=0.5)
+    pw = torch.zeros(12)
+    pw[3:9] = 1.0
+    logp_old = logp - 0.3 * torch.randn(12)
+    masked = ppo_loss(agent, obs, a, logp_old, adv, ret, v, policy_weight=pw, **kw)
+    sub = ppo_loss(agent, obs[3:9], a[3:9], logp_old[3:9], adv[3:9], ret[3:9], v[3:9], **kw)
+    full = ppo_loss(agent, obs, a, logp_old, adv, ret, v, **kw)
+    for k in ("policy_loss", "entropy", "approx_kl", "clip_frac"):
+        torch.testing.assert_close(masked[k], sub[k], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(masked["value_loss"], full["value_loss"])
+
+
+def test_action_mask_gives_illegal_actions_zero_probability():
+    agent = ActorCritic((7,), 3, hidden=8, action_mask=(4, 7))
+    obs = torch.randn(6, 7)
+    obs[:, 4:] = torch.tensor([[1.0, 0.0, 1.0]] * 3 + [[0.0, 1.0, 0.0]] * 3)
+    logits, _ = agent(obs)
+    p = torch.softmax(logits, -1)
+    assert (p[obs[:, 4:] < 0.5] == 0).all() and torch.isfinite(torch.log_softmax(logits, -1)).all()
+    torch.testing.assert_close(p.sum(-1), torch.ones(6))
+    with pytest.raises(ValueError, match="action_mask"):
+        ActorCritic((7,), 3, hidden=8, action_mask=(3, 7))
+
+
 def test_ppo_loss_clipping_stops_the_policy_gradient():
     # ratio = e > 1 + clip on every row: rows with a positive normalised advantage take the
     # clipped (constant) branch, the others the unclipped one.
