@@ -38,8 +38,9 @@ Every env returned by ``make`` follows one contract (``list_envs()`` gives the i
 
 Families: ``BitFlip-<N>`` and ``BitFlipSubset-<N>`` (Numba, see ``qwr_fast.envs.bitflip``);
 MuJoCo ``<Task>-v5`` (``qwr_fast.envs.mujoco``, extra ``[mujoco]``), ``MinAtar/<Game>``
-(``qwr_fast.envs.minatar``, extra ``[minatar]``) and ``ALE/<Game>-v5`` (``qwr_fast.envs.atari``,
-extra ``[atari]``), which step real single envs in one Python loop (``qwr_fast.envs._loop``).
+(``qwr_fast.envs.minatar``, extra ``[minatar]``), ``ALE/<Game>-v5`` (``qwr_fast.envs.atari``,
+extra ``[atari]``) and ``Hanabi-<Variant>`` (``qwr_fast.envs.hanabi``, extra ``[hanabi]``), which
+step real single envs in one Python loop (``qwr_fast.envs._loop``).
 ``discretize(env, bins)`` (or ``make(..., bins=k)``) turns a Box action space into
 ``MultiDiscrete`` bins.
 """
@@ -50,6 +51,7 @@ from qwr_fast.envs._vector import ArrayVectorEnv, EnvState
 from qwr_fast.envs.atari import AtariVectorEnv
 from qwr_fast.envs.bitflip import BitFlipSubsetVectorEnv, BitFlipVectorEnv
 from qwr_fast.envs.discretize import DiscretizedVectorEnv, discretize
+from qwr_fast.envs.hanabi import HanabiVectorEnv
 from qwr_fast.envs.minatar import MinAtarVectorEnv
 from qwr_fast.envs.mujoco import MujocoVectorEnv
 
@@ -60,6 +62,7 @@ __all__ = [
     "BitFlipVectorEnv",
     "DiscretizedVectorEnv",
     "EnvState",
+    "HanabiVectorEnv",
     "LoopVectorEnv",
     "MinAtarVectorEnv",
     "MujocoVectorEnv",

@@ -10,6 +10,7 @@ from gymnasium.vector import VectorEnv
 from qwr_fast.envs.atari import ATARI_IDS, AtariVectorEnv
 from qwr_fast.envs.bitflip import BitFlipSubsetVectorEnv, BitFlipVectorEnv
 from qwr_fast.envs.discretize import discretize
+from qwr_fast.envs.hanabi import HANABI_IDS, HanabiVectorEnv
 from qwr_fast.envs.minatar import MINATAR_IDS, MinAtarVectorEnv
 from qwr_fast.envs.mujoco import MUJOCO_IDS, MujocoVectorEnv
 
@@ -22,7 +23,7 @@ def list_envs() -> list[str]:
     """The registered ids. ``BitFlip-<N>`` and ``BitFlipSubset-<N>`` accept any N >= 1; the
     listed sizes are the ones the project's experiments use."""
     bitflip = [f"{family}-{n}" for family in _FAMILIES for n in _BITFLIP_SIZES]
-    return bitflip + list(MUJOCO_IDS) + list(MINATAR_IDS) + list(ATARI_IDS)
+    return bitflip + list(MUJOCO_IDS) + list(MINATAR_IDS) + list(ATARI_IDS) + list(HANABI_IDS)
 
 
 def _make_loop_family(env_id: str, num_envs: int, seed: int | None, kwargs: dict) -> VectorEnv:
@@ -31,6 +32,8 @@ def _make_loop_family(env_id: str, num_envs: int, seed: int | None, kwargs: dict
         env = MujocoVectorEnv(env_id, num_envs, seed=seed, **kwargs)
     elif env_id in MINATAR_IDS:
         env = MinAtarVectorEnv(env_id, num_envs, seed=seed, **kwargs)
+    elif env_id in HANABI_IDS:
+        env = HanabiVectorEnv(env_id, num_envs, seed=seed, **kwargs)
     else:
         env = AtariVectorEnv(env_id, num_envs, seed=seed, **kwargs)
     return env if bins is None else discretize(env, bins)
@@ -41,12 +44,18 @@ def make(env_id: str, num_envs: int = 1, *, seed: int | None = None, **kwargs: A
 
     ``seed`` is used by the first ``reset()`` that is given no seed. ``kwargs`` go to the
     family (BitFlip: ``horizon``, ``init``, ``terminate_when_all_ones``, ``copy``; ``n_bits``
-    may be given only if it agrees with the id; MuJoCo, MinAtar, Atari: see their modules).
+    may be given only if it agrees with the id; MuJoCo, MinAtar, Atari, Hanabi: see their
+    modules).
     ``bins=<k or k per dim>`` wraps a Box-action env in ``qwr_fast.envs.discretize``.
     """
     if not isinstance(env_id, str):
         raise TypeError(f"env_id must be a str, got {type(env_id).__name__}")
-    if env_id in MUJOCO_IDS or env_id in MINATAR_IDS or env_id.startswith("ALE/"):
+    if (
+        env_id in MUJOCO_IDS
+        or env_id in MINATAR_IDS
+        or env_id in HANABI_IDS
+        or env_id.startswith("ALE/")
+    ):
         return _make_loop_family(env_id, num_envs, seed, dict(kwargs))
     m = _ID.match(env_id)
     if m is None:

@@ -56,3 +56,65 @@ def test_rl_search_errors(blueprint, capsys):
     assert main(["--env", "BitFlip-4", "--blueprint", "/nonexistent.pt"]) == 2
     err = capsys.readouterr().err
     assert "needs --budget-steps" in err and "trained on BitFlip-4" in err
+
+
+@pytest.fixture
+def hanabi_blueprint(tmp_path):
+    pytest.importorskip("pyspiel", reason="the Hanabi tests need open_spiel (extra `hanabi`)")
+    cfg = PPOConfig(
+        env="Hanabi-VerySmall",
+        num_envs=2,
+        num_steps=8,
+        num_minibatches=2,
+        hidden=8,
+        eval_episodes=1,
+        run_dir=str(tmp_path / "hbp"),
+        progress=False,
+        tensorboard=False,
+    )
+    return PPOTrainer(cfg).save()
+
+
+@pytest.mark.parametrize(
+    "planner, extra",
+    [
+        ("blueprint", []),
+        ("sparta", []),
+        ("policy-ft", ["--replan-every", "1"]),
+        ("policy-ft", ["--joint", "--replan-every", "3"]),
+    ],
+)
+def test_search_on_hanabi_beliefs(hanabi_blueprint, tmp_path, planner, extra, monkeypatch):
+    # Searches start from belief samples (never from the real game) and play legal moves only:
+    # the env raises on an illegal action, so a finished run is the check.
+    from qwr_fast.envs.hanabi import HanabiVectorEnv
+
+    calls = []
+    real = HanabiVectorEnv.belief_states
+
+    def spy(self, i, n, rng, *, public=False):
+        calls.append(public)
+        return real(self, i, n, rng, public=public)
+
+    monkeypatch.setattr(HanabiVectorEnv, "belief_states", spy)
+    out = tmp_path / "h.csv"
+    argv = ["--env", "Hanabi-VerySmall", "--blueprint", hanabi_blueprint, "--planner", planner]
+    argv += ["--episodes", "2", "--budget-steps", "96", "--horizon", "3", "--width", "8"]
+    argv += ["--out", str(out), "--no-progress", *extra]
+    assert main(argv) == 0
+    row = next(csv.DictReader(out.open()))
+    assert 0 <= float(row["score_mean"]) <= 5 and 0 <= float(row["win_rate"]) <= 1
+    assert row["joint"] == str("--joint" in extra)
+    if planner == "blueprint":
+        assert calls == []
+    else:
+        assert calls and set(calls) == {"--joint" in extra}
+        assert 0 < float(row["env_steps_per_move"]) <= 96
+
+
+def test_search_refuses_mcts_on_hanabi(hanabi_blueprint, capsys):
+    argv = ["--env", "Hanabi-VerySmall", "--blueprint", hanabi_blueprint, "--no-progress"]
+    assert main([*argv, "--planner", "mcts", "--budget-steps", "8"]) == 2
+    assert main([*argv, "--planner", "sparta", "--budget-steps", "8", "--joint"]) == 2
+    err = capsys.readouterr().err
+    assert "perfect information" in err and "--joint applies" in err

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Hanabi decision-time search (issue 6, results in the "Hanabi" part of the RL search section of
+# docs/results.md). CPU scale: one torch thread per process, blueprints trained by PPO self-play
+# (one shared policy for both seats, legal-action masks in the observation).
+# Usage: bash docs/hanabi_runs.sh blueprints | search
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+mkdir -p runs/hanabi
+STAGE=${1:-all}
+
+if [[ $STAGE == blueprints || $STAGE == all ]]; then
+  # Small blueprints: Hanabi-Small (2 colours x 5 ranks, hand 2, 3 hints, 1 life; max 10) and
+  # Hanabi-Hard (the full 5 x 5 game with 2 hint tokens; max 25).
+  $PY -m qwr_fast.trainers.ppo --env Hanabi-Small --preset hanabi --total-steps 1500000 \
+    --seed 0 --run-dir runs/hanabi/ppo_small_s0 --eval-every 100000 --checkpoint-every 250000 \
+    --no-progress --no-tensorboard > runs/hanabi/ppo_small_s0.log 2>&1
+  $PY -m qwr_fast.trainers.ppo --env Hanabi-Hard --preset hanabi --total-steps 1500000 \
+    --seed 0 --run-dir runs/hanabi/ppo_hard_s0 --eval-every 100000 --checkpoint-every 250000 \
+    --no-progress --no-tensorboard > runs/hanabi/ppo_hard_s0.log 2>&1
+fi
+
+if [[ $STAGE == search || $STAGE == all ]]; then
+  # Blueprint vs SPARTA vs single-agent RL search vs multi-agent joint RL search, at an equal
+  # average budget of B = 1000 sim env steps per move: SPARTA and single-agent policy
+  # fine-tuning search every move (B each; width 20 belief samples of the acting player's
+  # private belief, H = 10), joint search every H = 10 moves with 10 B on public-belief samples
+  # and both seats play its policy for those 10 moves. Greedy play everywhere (argmax of the
+  # blueprint / fine-tuned policy), as SPARTA does. Two processes at a time.
+  EPISODES=${EPISODES:-50}
+  for variant in small hard; do
+    env=Hanabi-${variant^}
+    BP=runs/hanabi/ppo_${variant}_s0/checkpoint.pt
+    OUT=runs/hanabi/search_${variant}.csv
+    COMMON="--env $env --blueprint $BP --episodes $EPISODES --seed 0 --width 20 --horizon 10 --greedy --out $OUT --no-progress"
+    ( $PY -m qwr_fast.planners.cli $COMMON --planner blueprint
+      $PY -m qwr_fast.planners.cli $COMMON --planner sparta --budget-steps 1000
+      $PY -m qwr_fast.planners.cli $COMMON --planner policy-ft --budget-steps 1000 --replan-every 1
+    ) > runs/hanabi/search_${variant}_a.log 2>&1 &
+    ( $PY -m qwr_fast.planners.cli $COMMON --planner policy-ft --joint --budget-steps 10000 --replan-every 10
+    ) > runs/hanabi/search_${variant}_b.log 2>&1 &
+    wait
+  done
+fi
