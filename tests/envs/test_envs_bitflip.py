@@ -277,6 +277,20 @@ def test_bad_actions_raise_before_any_env_moves():
         sub.step(np.ones((2, 5), np.int8))
     with pytest.raises(TypeError, match="bool or integer"):
         sub.step(np.full((2, 4), np.nan))
+    # One-byte actions with N a multiple of 8 take the packed path (8 actions per uint64).
+    wide = envs.make("BitFlipSubset-16", 3, seed=0)
+    obs = wide.reset()[0].copy()
+    state = wide.get_state()
+    for dtype, row, value in [(np.uint8, 2, 2), (np.int8, 0, -1), (np.uint8, 1, 128)]:
+        bad = np.zeros((3, 16), dtype)
+        bad[row, 11] = value
+        with pytest.raises(ValueError, match=rf"actions\[{row}\] = .* is outside MultiBinary"):
+            wide.step(bad)
+    for k, v in wide.get_state().arrays.items():
+        np.testing.assert_array_equal(v, state.arrays[k])
+    np.testing.assert_array_equal(wide.step(np.zeros((3, 16), np.int8))[0], obs)
+    strided = np.ones((3, 32), np.uint8)[:, ::2]  # not contiguous: the generic path
+    np.testing.assert_array_equal(wide.step(strided)[0], 1.0 - obs)
 
 
 def test_make_and_state_errors():
@@ -310,16 +324,23 @@ def test_make_and_state_errors():
         env.clone_states(2)
 
 
-def test_copy_false_returns_preallocated_buffers():
-    env = envs.make("BitFlipSubset-8", 4, seed=0, horizon=2, copy=False)
+@pytest.mark.parametrize("env_id", ["BitFlip-8", "BitFlipSubset-8"])
+def test_copy_false_returns_preallocated_buffers(env_id):
+    """``obs`` and ``final_obs`` are two preallocated buffers that swap roles at every step
+    where an episode ends (the buffer that showed s_{t+1} is returned as ``final_obs``)."""
+    env = envs.make(env_id, 4, seed=0, horizon=2, copy=False)
     obs0, _ = env.reset()
-    a = np.ones((4, 8), np.uint8)
-    out1 = env.step(a)
-    out2 = env.step(a)
-    assert out1[0] is obs0 and out2[0] is obs0
-    for x, y in zip(out1[1:4], out2[1:4], strict=True):
-        assert x is y
-    copied = envs.make("BitFlipSubset-8", 4, seed=0, horizon=2)
+    a = np.ones((4, 8), np.uint8) if "Subset" in env_id else np.zeros(4, np.int64)
+    out = [env.step(a) for _ in range(4)]
+    assert out[0][0] is obs0 and out[0][4] == {}
+    other = out[1][0]
+    assert other is not obs0 and out[1][4]["final_obs"] is obs0
+    assert out[2][0] is other
+    assert out[3][0] is obs0 and out[3][4]["final_obs"] is other
+    for step in out[1:]:
+        for x, y in zip(out[0][1:4], step[1:4], strict=True):
+            assert x is y
+    copied = envs.make(env_id, 4, seed=0, horizon=2)
     c0, _ = copied.reset()
     assert not np.shares_memory(copied.step(a)[0], c0)
 

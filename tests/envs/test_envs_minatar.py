@@ -82,3 +82,48 @@ def test_bad_actions_and_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "minatar", None)
     with pytest.raises(ImportError, match=r"pip install qwr_fast\[minatar\]"):
         envs.make("MinAtar/Breakout")
+
+
+@pytest.mark.parametrize(
+    ("env_id", "minimal"), [("MinAtar/Breakout", False), ("MinAtar/Asterix", True)]
+)
+def test_matches_a_plain_loop_over_minatar(env_id, minimal):
+    """Step by step against the loop a user would write over ``minatar.Environment``s seeded
+    as the env seeds them: obs, rewards, flags, final obs and episode statistics."""
+    from minatar import Environment
+
+    from qwr_fast.envs._rng import seed_streams
+
+    n, limit = 6, 25
+    env = envs.make(env_id, n, seed=7, max_episode_steps=limit, minimal_action_set=minimal)
+    obs, _ = env.reset()
+    games = [Environment(env_id.split("/")[1].lower()) for _ in range(n)]
+    for g, s in zip(games, seed_streams(7, n), strict=True):
+        g.seed(int(s) % 2**32)
+        g.reset()
+    action_set = games[0].minimal_action_set() if minimal else list(range(6))
+    t, ret = [0] * n, [0.0] * n
+    rng = np.random.default_rng(5)
+    ends = rewards = 0
+    for _ in range(120):
+        actions = rng.integers(0, env.single_action_space.n, n)
+        obs, reward, terminated, truncated, infos = env.step(actions)
+        for i, g in enumerate(games):
+            r, te = g.act(int(action_set[actions[i]]))
+            t[i] += 1
+            ret[i] += r
+            assert reward[i] == r and terminated[i] == te and truncated[i] == (t[i] >= limit)
+            last = g.state()
+            if te or t[i] >= limit:
+                ends += 1
+                assert infos["_episode"][i] and infos["_final_obs"][i]
+                assert infos["episode"]["r"][i] == ret[i] and infos["episode"]["l"][i] == t[i]
+                np.testing.assert_array_equal(infos["final_obs"][i], last)
+                g.reset()
+                t[i], ret[i] = 0, 0.0
+            elif infos:
+                assert not infos["_episode"][i] and infos["episode"]["l"][i] == 0
+                np.testing.assert_array_equal(infos["final_obs"][i], last)
+            np.testing.assert_array_equal(obs[i], g.state())
+            rewards += r != 0
+    assert ends > n and rewards > 0
