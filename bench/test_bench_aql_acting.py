@@ -3,12 +3,17 @@ uniform), at the Humanoid shape (obs 348, D=17 sub-actions x K=11 bins, H=E=256)
 action input one-hot (A = 170) or ordinal (A = 17; the trainer's default with ``--bins``).
 
 - ``fused``: the trainer's path: encoder once per state, the proposal's D steps in one
-  :func:`proposal_sample` call, Q of all candidates from the per-state gate through
-  :func:`sampled_q_head` (:func:`qwr_fast.aql.candidate_actions` + ``AQLNet.q_candidates``).
+  :func:`proposal_sample` call (on CPU a numba kernel, one sample's state in L1 across the D
+  steps), Q of all candidates from the per-state gate through the head of
+  :func:`sampled_q_head` (:func:`qwr_fast.aql.candidate_actions` + ``AQLNet.q_candidates``; on
+  CPU in chunks of 2048 candidates, the one-hot code summing D rows of ``W_a`` instead of the
+  one-hot GEMM).
 - ``naive``: the eager composite a user would write: the state repeated per candidate through
   the whole Q network (encoder included), the proposal sampled step by step with
   ``Categorical`` in Python.
 
+Both run on ``THREADS`` torch threads (1: ``aql-train``'s default ``--threads``; on the shared
+2-core machine 2-thread timings swing by 10x with the other jobs' load).
 ``extra_info["candidates_per_s"]`` is B * 500 / median. Run::
 
     python -m pytest bench/test_bench_aql_acting.py -q --benchmark-columns=median,iqr,rounds
@@ -23,6 +28,15 @@ from qwr_fast.nn.policy import make_body
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 OBS, D, K, H, N, M = 348, 17, 11, 256, 100, 400
+THREADS = 1
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    yield THREADS
+    torch.set_num_threads(before)
 
 
 def sync():
@@ -65,7 +79,7 @@ def naive(net, obs, gen):
 @pytest.mark.parametrize("variant", ["fused", "naive"])
 @pytest.mark.parametrize("B", [32, 256])
 @pytest.mark.parametrize("code", ["onehot", "ordinal"])
-def test_aql_acting(benchmark, code, B, variant):
+def test_aql_acting(benchmark, threads, code, B, variant):
     net = make_net(code)
     obs = torch.randn(B, OBS, device=DEVICE)
     gen = torch.Generator(device=DEVICE).manual_seed(0)
@@ -81,3 +95,4 @@ def test_aql_acting(benchmark, code, B, variant):
     benchmark.pedantic(run, rounds=5 if B == 32 else 3, iterations=1, warmup_rounds=1)
     benchmark.extra_info["candidates_per_s"] = B * (N + M) / benchmark.stats.stats.median
     benchmark.extra_info["device"] = str(DEVICE)
+    benchmark.extra_info["threads"] = threads

@@ -180,6 +180,12 @@ class Replay:
                 valid.reshape(-1).float().to(gen_device), batch_size, True, generator=generator
             )
             k, env = flat // self.num_envs, flat % self.num_envs
+        return self.slices(k, env, margin)
+
+    def slices(self, k: torch.Tensor, env: torch.Tensor, margin: int = 1) -> ReplayBatch:
+        """The slices of ``margin`` steps that start ``k[B]`` steps after the oldest stored step
+        of envs ``env[B]`` (what :meth:`sample` draws; prioritised samplers pick their own)."""
+        oldest = (self.pos - self.size) % self.length
         k, env = k.to(self.device), env.to(self.device)
         offsets = torch.arange(margin, device=self.device)
         rel = k[:, None] + offsets  # [B, T], steps after the oldest

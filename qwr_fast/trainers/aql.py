@@ -47,6 +47,7 @@ from qwr_fast.checkpoint import (
 )
 from qwr_fast.losses import TargetSync
 from qwr_fast.nn.policy import RunningNorm, make_body
+from qwr_fast.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.replay import Replay
 from qwr_fast.returns import discounts
 from qwr_fast.runlog import open_csv, plot_eval_curve
@@ -138,6 +139,16 @@ class AQLConfig:
     """proposal samples (taken from the candidate set) of the entropy estimate"""
     grad_clip: float = 10.0
     """global grad-norm clip (0: off)"""
+    prioritized: bool = False
+    """proportional prioritised replay (Schaul et al. 2016) instead of uniform replay"""
+    per_alpha: float = 0.6
+    """prioritised replay: priority exponent alpha (0: uniform)"""
+    per_beta0: float = 0.4
+    """prioritised replay: initial importance-weight exponent beta, annealed linearly to 1"""
+    per_beta_steps: int = 0
+    """prioritised replay: env steps over which beta reaches 1 (0: total_steps)"""
+    per_eps: float = 1e-6
+    """prioritised replay: priority = |TD| + per_eps"""
     eps_start: float = 1.0
     """epsilon-greedy: initial probability of a uniform random action"""
     eps_end: float = 0.05
@@ -198,6 +209,12 @@ class AQLConfig:
             raise ValueError(f"--gamma must be in [0, 1), got {self.gamma}")
         if self.entropy_coef < 0 or self.grad_clip < 0:
             raise ValueError("--entropy-coef and --grad-clip must be >= 0")
+        if not self.per_alpha >= 0:
+            raise ValueError(f"--per-alpha must be >= 0, got {self.per_alpha}")
+        if not 0 <= self.per_beta0 <= 1:
+            raise ValueError(f"--per-beta0 must be in [0, 1], got {self.per_beta0}")
+        if self.per_beta_steps < 0 or not self.per_eps > 0:
+            raise ValueError("--per-beta-steps must be >= 0 and --per-eps > 0")
 
 
 PRESETS: dict[str, dict] = {
@@ -301,14 +318,12 @@ class AQLTrainer:
         else:
             self.num_p, self.num_u = cfg.num_proposal, cfg.num_uniform
         D = self.spec.num_sub
-        self.replay = Replay(
-            cfg.replay_size,
-            cfg.num_envs,
-            self.obs_shape,
-            D,
-            (D,),
-            action_dtype=torch.int64,
-            device=dev,
+        replay_args = (cfg.replay_size, cfg.num_envs, self.obs_shape, D, (D,))
+        replay_kw = dict(action_dtype=torch.int64, device=dev)
+        self.replay = (
+            PrioritizedReplay(*replay_args, alpha=cfg.per_alpha, eps=cfg.per_eps, **replay_kw)
+            if cfg.prioritized
+            else Replay(*replay_args, **replay_kw)
         )
         self.obs, _ = self.env.reset(seed=cfg.seed)
         self.ep_return = np.zeros(cfg.num_envs, dtype=np.float64)
@@ -398,15 +413,27 @@ class AQLTrainer:
             self.global_step += E
 
     # ---------------------------------------------------------------- learning
+    def beta(self) -> float:
+        """Importance-weight exponent of prioritised replay at the current step."""
+        c = self.cfg
+        return annealed_beta(c.per_beta0, self.global_step, c.per_beta_steps or c.total_steps)
+
     def _losses(self) -> dict[str, torch.Tensor]:
         c = self.cfg
-        b = self.replay.sample(c.batch_size, c.n_step, generator=self.gen)
+        weight = index = None
+        if c.prioritized:
+            pb = self.replay.sample_prioritized(
+                c.batch_size, c.n_step, beta=self.beta(), generator=self.gen
+            )
+            b, weight, index = pb.batch, pb.weight, pb.index
+        else:
+            b = self.replay.sample(c.batch_size, c.n_step, generator=self.gen)
         stop = b.stop
         k = bootstrap_index(stop)
         rows = torch.arange(len(k), device=self.device)
         boot_obs = self._net_obs(b.next_obs[rows, k])
         boot_action = b.next_mu[rows, k].long() if c.stored_argmax else None
-        return aql_losses(
+        out = aql_losses(
             self.net,
             self.target,
             self._net_obs(b.obs),
@@ -422,8 +449,13 @@ class AQLTrainer:
             entropy_coef=c.entropy_coef,
             entropy_samples=c.entropy_samples,
             boot_action=boot_action,
+            weight=weight,
             generator=self.gen,
         )
+        td_abs = out.pop("td_abs")
+        if index is not None:
+            self.replay.update_priorities(index, td_abs)
+        return out
 
     def _step(self, opt, params, loss) -> None:
         opt.zero_grad(set_to_none=True)

@@ -1,8 +1,11 @@
 """Small DQN blueprint trainer for Q-value fine-tuning: double Q-learning, dueling head, hard
 target sync, epsilon-greedy collection, uniform replay (``qwr_fast.replay.Replay`` with margin
-1). Loop (CleanRL ``dqn.py`` shape): collect, update, sync target, evaluate, log, checkpoint.
+1) or, with ``--prioritized``, proportional prioritised replay
+(:class:`qwr_fast.prioritized_replay.PrioritizedReplay`). Envs that carry a legal-action mask in
+their observation (``env.action_mask_slice``, e.g. Hanabi) act, explore and bootstrap over legal
+actions only. Loop (CleanRL ``dqn.py`` shape):
+collect, update, sync target, evaluate, log, checkpoint.
 
-Prioritised replay (the issue's blueprint spec) is not implemented: sampling is uniform.
 ``checkpoint.pt`` holds the network, the optimiser and the replay (the "global buffer" that
 Q-value fine-tuning draws from, :func:`load_q_blueprint`). Usage: ``python -m
 qwr_fast.trainers.dqn --help``.
@@ -27,6 +30,7 @@ from torch import nn
 
 from qwr_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from qwr_fast.nn.policy import make_body
+from qwr_fast.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.replay import Replay
 from qwr_fast.runlog import open_csv
 from qwr_fast.trainers._cli import trainer_from_argv
@@ -78,6 +82,16 @@ class DQNConfig:
     """fraction of total_steps over which epsilon decays linearly"""
     hidden: int = 128
     """width of the body and of the dueling streams"""
+    prioritized: bool = False
+    """proportional prioritised replay (Schaul et al. 2016) instead of uniform replay"""
+    per_alpha: float = 0.6
+    """prioritised replay: priority exponent alpha (0: uniform)"""
+    per_beta0: float = 0.4
+    """prioritised replay: initial importance-weight exponent beta, annealed linearly to 1"""
+    per_beta_steps: int = 0
+    """prioritised replay: env steps over which beta reaches 1 (0: total_steps)"""
+    per_eps: float = 1e-6
+    """prioritised replay: priority = |TD| + per_eps"""
     eval_every: int = 50_000
     """env steps between evaluations"""
     eval_episodes: int = 8
@@ -109,6 +123,12 @@ class DQNConfig:
         for name in ("eps_start", "eps_end", "eps_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1]")
+        if not self.per_alpha >= 0:
+            raise ValueError(f"--per-alpha must be >= 0, got {self.per_alpha}")
+        if not 0 <= self.per_beta0 <= 1:
+            raise ValueError(f"--per-beta0 must be in [0, 1], got {self.per_beta0}")
+        if self.per_beta_steps < 0 or not self.per_eps > 0:
+            raise ValueError("--per-beta-steps must be >= 0 and --per-eps > 0")
 
 
 PRESETS: dict[str, dict] = {
@@ -169,16 +189,31 @@ def double_q_loss(
     r_t: torch.Tensor,
     discount_t: torch.Tensor,
     next_obs: torch.Tensor,
+    *,
+    weight: torch.Tensor | None = None,
+    next_mask: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Huber loss of ``Q(s, a)`` against ``r + discount * Q_target(s', argmax_a Q(s', a))``.
 
     ``discount_t[B]`` is 0 where the transition terminated; no gradient reaches ``target``.
+    ``weight[B]`` (importance weights of prioritised replay) makes the loss
+    ``mean(weight * huber_i)``. ``next_mask[B, K]`` (bool, True = legal) restricts the argmax
+    at ``s'`` to legal actions. Returns ``loss``, ``q_mean`` and ``td_abs[B]`` (detached).
     """
     q_sa = q(obs).gather(-1, action[:, None]).squeeze(-1)
     with torch.no_grad():
-        a_next = q(next_obs).argmax(-1, keepdim=True)
+        q_next = q(next_obs)
+        if next_mask is not None:
+            q_next = q_next.masked_fill(~next_mask, float("-inf"))
+        a_next = q_next.argmax(-1, keepdim=True)
         y = r_t + discount_t * target(next_obs).gather(-1, a_next).squeeze(-1)
-    return {"loss": nn.functional.smooth_l1_loss(q_sa, y), "q_mean": q_sa.detach().mean()}
+    if weight is None:
+        loss = nn.functional.smooth_l1_loss(q_sa, y)
+    else:
+        if weight.shape != q_sa.shape:
+            raise ValueError(f"weight must be [B={q_sa.shape[0]}], got {tuple(weight.shape)}")
+        loss = (weight * nn.functional.smooth_l1_loss(q_sa, y, reduction="none")).mean()
+    return {"loss": loss, "q_mean": q_sa.detach().mean(), "td_abs": (y - q_sa.detach()).abs()}
 
 
 def load_q_blueprint(path: str | os.PathLike) -> tuple[DuelingQ, dict, Replay]:
@@ -224,18 +259,18 @@ class DQNTrainer:
             raise ValueError(f"--env {cfg.env}: DQN needs a Discrete action space, got {space}")
         self.obs_shape = tuple(self.env.single_observation_space.shape)
         self.q = DuelingQ(self.obs_shape, int(space.n), hidden=cfg.hidden)
+        self.mask_slice: slice | None = getattr(self.env, "action_mask_slice", None)
         self.target = copy.deepcopy(self.q)
         self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
         obs_dtype = (  # MinAtar grids are bool: store them as such (1 byte per cell)
             torch.bool if self.env.single_observation_space.dtype == np.bool_ else torch.float32
         )
-        self.replay = Replay(
-            cfg.buffer_size,
-            cfg.num_envs,
-            self.obs_shape,
-            1,
-            action_dtype=torch.int64,
-            obs_dtype=obs_dtype,
+        replay_args = (cfg.buffer_size, cfg.num_envs, self.obs_shape, 1)
+        replay_kw = dict(action_dtype=torch.int64, obs_dtype=obs_dtype)
+        self.replay = (
+            PrioritizedReplay(*replay_args, alpha=cfg.per_alpha, eps=cfg.per_eps, **replay_kw)
+            if cfg.prioritized
+            else Replay(*replay_args, **replay_kw)
         )
         self.obs, _ = self.env.reset(seed=cfg.seed)
         self.global_step = self.grad_steps = self.num_evals = 0
@@ -248,11 +283,34 @@ class DQNTrainer:
         frac = min(1.0, self.global_step / max(1.0, c.eps_fraction * c.total_steps))
         return c.eps_start + frac * (c.eps_end - c.eps_start)
 
+    def beta(self) -> float:
+        """Importance-weight exponent of prioritised replay at the current step."""
+        c = self.cfg
+        return annealed_beta(c.per_beta0, self.global_step, c.per_beta_steps or c.total_steps)
+
+    def legal_mask(self, obs: torch.Tensor) -> torch.Tensor | None:
+        """``[B, K]`` bool legal actions read from the observations (``env.action_mask_slice``),
+        None for envs without one. A row with no legal action (a terminal observation) counts
+        every action as legal, so that maxima stay finite."""
+        if self.mask_slice is None:
+            return None
+        mask = obs[..., self.mask_slice].float() > 0.5
+        return mask | ~mask.any(-1, keepdim=True)
+
     def _act(self, obs: np.ndarray, eps: float, rng: np.random.Generator, n: int) -> np.ndarray:
+        x = obs_tensor(obs)
+        mask = self.legal_mask(x)
         with torch.no_grad():
-            greedy = self.q(obs_tensor(obs)).argmax(-1).numpy()
+            q = self.q(x)
+        if mask is None:
+            greedy = q.argmax(-1).numpy()
+            explore = rng.random(n) < eps
+            return np.where(explore, rng.integers(0, self.q.num_actions, n), greedy)
+        greedy = q.masked_fill(~mask, float("-inf")).argmax(-1).numpy()
         explore = rng.random(n) < eps
-        return np.where(explore, rng.integers(0, self.q.num_actions, n), greedy)
+        # uniform over the legal actions: the argmax of i.i.d. uniforms restricted to them
+        legal_random = np.where(mask.numpy(), rng.random((n, self.q.num_actions)), -1.0)
+        return np.where(explore, legal_random.argmax(-1), greedy)
 
     def step(self) -> dict[str, float]:
         """One env step of every env, then the gradient steps now due."""
@@ -280,7 +338,14 @@ class DQNTrainer:
         if self.global_step < c.learning_starts:
             return stats
         for _ in range(self.global_step // c.train_every - before // c.train_every):
-            b = self.replay.sample(c.batch_size, generator=self.gen)
+            weight = index = None
+            if c.prioritized:
+                pb = self.replay.sample_prioritized(
+                    c.batch_size, beta=self.beta(), generator=self.gen
+                )
+                b, weight, index = pb.batch, pb.weight, pb.index
+            else:
+                b = self.replay.sample(c.batch_size, generator=self.gen)
             disc = c.gamma * (~b.terminal[:, 0]).float()
             out = double_q_loss(
                 self.q,
@@ -290,7 +355,12 @@ class DQNTrainer:
                 b.reward[:, 0],
                 disc,
                 b.next_obs[:, 0].float(),
+                weight=weight,
+                next_mask=self.legal_mask(b.next_obs[:, 0]),
             )
+            td_abs = out.pop("td_abs")
+            if index is not None:
+                self.replay.update_priorities(index, td_abs)
             self.opt.zero_grad(set_to_none=True)
             out["loss"].backward()
             nn.utils.clip_grad_norm_(self.q.parameters(), 10.0)

@@ -277,3 +277,18 @@ def test_non_contiguous_inputs(fast_backend):
     assert not z0_nc.is_contiguous() and not gumbel_nc.is_contiguous()
     assert torch.equal(out[0], ref[0])
     torch.testing.assert_close(out[1], ref[1], rtol=RTOL, atol=ATOL)
+
+
+def test_cpu_path_at_many_samples_matches_reference():
+    # 5000 samples of 50 states through the CPU kernel, given noise and drawn noise
+    B, N, D, K, E = 50, 100, 3, 5, 16
+    sizes = (5, 2, 4)
+    check_against_reference("torch", B, N, D, K, E, sizes, temperature=0.7)
+    inputs = make_inputs(B, D, K, E)
+    gen = torch.Generator().manual_seed(5)
+    actions, logp = proposal_sample(*inputs, N, sizes=sizes, generator=gen, backend="torch")
+    assert bool((actions < torch.tensor(sizes)).all()) and bool((actions >= 0).all())
+    torch.testing.assert_close(
+        logp, teacher_forced_logp(*inputs, actions, sizes).float(), rtol=RTOL, atol=ATOL
+    )
+    assert not torch.equal(actions[:10], actions[40:])  # every state draws its own noise

@@ -202,7 +202,15 @@ def test_losses_gradient_isolation():
     target = copy.deepcopy(net).requires_grad_(False)
     b = _batch()
     out = aql_losses(net, target, **b, num_proposal=5, num_uniform=9, entropy_samples=3)
-    assert set(out) == {"critic_loss", "proposal_loss", "q_mean", "target_mean", "proposal_entropy"}
+    assert set(out) == {
+        "critic_loss",
+        "proposal_loss",
+        "q_mean",
+        "target_mean",
+        "proposal_entropy",
+        "td_abs",
+    }
+    assert out["td_abs"].shape == (b["obs"].shape[0],) and not out["td_abs"].requires_grad
     out["critic_loss"].backward(retain_graph=True)
     assert all(g is None for g in _grads(net.proposal))  # TD loss never reaches the proposal
     assert any(g is not None and g.abs().sum() > 0 for g in _grads(net.q))
@@ -267,3 +275,49 @@ def test_candidate_actions_errors():
         candidate_actions(net, feat, 3, 0)
     with pytest.raises(ValueError, match="num_proposal \\+ num_uniform must be >= 1"):
         candidate_actions(net, feat, 0, 0)
+
+
+def test_weighted_critic_loss_and_td_abs():
+    import copy
+
+    net = make_net()
+    target = copy.deepcopy(net)
+    b = _batch()
+    B = b["obs"].shape[0]
+    weight = torch.rand(B)
+    kw = dict(num_proposal=5, num_uniform=9, huber=True)
+
+    def losses(**extra):
+        return aql_losses(
+            net, target, **b, **kw, generator=torch.Generator().manual_seed(0), **extra
+        )
+
+    plain, out = losses(), losses(weight=weight)
+    td = plain["td_abs"]
+    # the Huber loss depends on |y - q| only: rebuild it from td_abs
+    huber = torch.nn.functional.smooth_l1_loss(td, torch.zeros(B), reduction="none")
+    torch.testing.assert_close(plain["critic_loss"].detach(), huber.mean())
+    torch.testing.assert_close(out["td_abs"], td)
+    torch.testing.assert_close(out["critic_loss"].detach(), (weight * huber).mean())
+    torch.testing.assert_close(losses(weight=torch.ones(B))["critic_loss"], plain["critic_loss"])
+    with pytest.raises(ValueError, match="weight"):
+        losses(weight=torch.ones(B + 1))
+
+
+@pytest.mark.parametrize(
+    ("sizes", "code"),
+    [((11,) * 4, "onehot"), ((2,) * 7, "onehot"), ((1, 5, 3), "onehot"), ((11,) * 4, "ordinal")],
+)
+@pytest.mark.parametrize("backend", ["auto", "reference"])
+def test_candidate_q_in_chunks_equals_unfused_q(sizes, code, backend):
+    # 5 x 500 = 2500 candidates: more than one chunk of the CPU path (2048 rows)
+    torch.manual_seed(1)
+    spec = ActionSpec(sizes, (0,) * len(sizes), "multi_discrete", code)
+    net = AQLNet(make_body((5,), 32), 5, spec, hidden=32, proposal_width=8)
+    obs = torch.randn(5, 5)
+    cand = uniform_actions(torch.tensor(sizes), 5, 500)
+    fused = net.q_candidates(net.features(obs), cand, backend=backend)
+    with torch.no_grad():
+        torch.testing.assert_close(fused, net.q_values(obs, cand), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="actions"):
+        net.q_candidates(net.features(obs), cand[:4])

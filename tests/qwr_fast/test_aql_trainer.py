@@ -2,6 +2,7 @@ import csv
 import importlib.util
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,7 +43,14 @@ def _equal_state(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 @pytest.mark.parametrize(
     "algo,kw",
-    [("aql", {}), ("uniform-ql", {}), ("exhaustive-dqn", {}), ("aql", {"stored_argmax": True})],
+    [
+        ("aql", {}),
+        ("uniform-ql", {}),
+        ("exhaustive-dqn", {}),
+        ("aql", {"stored_argmax": True}),
+        ("aql", {"prioritized": True, "per_beta_steps": 60}),
+        ("exhaustive-dqn", {"prioritized": True, "per_alpha": 1.0, "per_beta_steps": 60}),
+    ],
 )
 def test_resume_equals_uninterrupted(tmp_path, algo, kw):
     env = "BitFlipSubset-4"
@@ -53,6 +61,11 @@ def test_resume_equals_uninterrupted(tmp_path, algo, kw):
     resumed.train()
     assert _equal_state(straight.net, resumed.net) and _equal_state(straight.target, resumed.target)
     assert straight.num_updates == resumed.num_updates == 9
+    if kw.get("prioritized"):
+        tree_a, tree_b = straight.replay.tree, resumed.replay.tree
+        assert np.array_equal(tree_a.tree, tree_b.tree)
+        assert straight.replay.max_priority == resumed.replay.max_priority > 1.0
+        assert len(np.unique(tree_a.leaves)) > 2  # updated from TD errors, not all at max
     eval_a = (tmp_path / "a" / "eval.csv").read_text()
     assert eval_a == (tmp_path / "b" / "eval.csv").read_text()
     assert eval_a.count("\n") == 4  # header + 3 evaluations, none duplicated by the resume
