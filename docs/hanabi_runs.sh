@@ -23,22 +23,31 @@ fi
 if [[ $STAGE == search || $STAGE == all ]]; then
   # Blueprint vs SPARTA vs single-agent RL search vs multi-agent joint RL search, at an equal
   # average budget of B = 1000 sim env steps per move: SPARTA and single-agent policy
-  # fine-tuning search every move (B each; width 20 belief samples of the acting player's
-  # private belief, H = 10), joint search every H = 10 moves with 10 B on public-belief samples
-  # and both seats play its policy for those 10 moves. Greedy play everywhere (argmax of the
-  # blueprint / fine-tuned policy), as SPARTA does. Two processes at a time.
-  EPISODES=${EPISODES:-50}
+  # fine-tuning search every move (B each; 20 belief samples of the acting player's private
+  # belief, H = 10), joint search every H = 10 moves with 10 B on 20 public-belief samples, both
+  # seats playing its policy for those 10 moves. Beliefs: 160 samples of the chance posterior
+  # reweighted by the blueprint's likelihood of the past moves, 20 resampled. Deviations and
+  # adoptions need z = 2 standard errors on top of epsilon = 0. Greedy play everywhere (argmax
+  # of the blueprint / fine-tuned policy), as SPARTA does. One process per variant, run together.
   for variant in small hard; do
     env=Hanabi-${variant^}
+    EPISODES=50; [[ $variant == hard ]] && EPISODES=30
     BP=runs/hanabi/ppo_${variant}_s0/checkpoint.pt
     OUT=runs/hanabi/search_${variant}.csv
-    COMMON="--env $env --blueprint $BP --episodes $EPISODES --seed 0 --width 20 --horizon 10 --greedy --out $OUT --no-progress"
+    COMMON="--env $env --blueprint $BP --episodes $EPISODES --seed 0 --width 20 --horizon 10 --greedy --z 2 --belief-candidates 160 --out $OUT"
     ( $PY -m qwr_fast.planners.cli $COMMON --planner blueprint
       $PY -m qwr_fast.planners.cli $COMMON --planner sparta --budget-steps 1000
       $PY -m qwr_fast.planners.cli $COMMON --planner policy-ft --budget-steps 1000 --replan-every 1
-    ) > runs/hanabi/search_${variant}_a.log 2>&1 &
-    ( $PY -m qwr_fast.planners.cli $COMMON --planner policy-ft --joint --budget-steps 10000 --replan-every 10
-    ) > runs/hanabi/search_${variant}_b.log 2>&1 &
-    wait
+      $PY -m qwr_fast.planners.cli $COMMON --planner policy-ft --joint --budget-steps 10000 --replan-every 10
+    ) > runs/hanabi/search_${variant}.log 2>&1 &
   done
+  wait
+fi
+
+if [[ $STAGE == ablation ]]; then
+  # The first SPARTA run on Hanabi-Hard: beliefs from the chance posterior alone (no blueprint
+  # likelihood) and no z margin (epsilon = 0 on 5 rollouts per action).
+  $PY -m qwr_fast.planners.cli --env Hanabi-Hard --blueprint runs/hanabi/ppo_hard_s0/checkpoint.pt \
+    --episodes 50 --seed 0 --width 20 --horizon 10 --greedy --planner sparta --budget-steps 1000 \
+    --out runs/hanabi/search_hard_ablation.csv > runs/hanabi/search_hard_ablation.log 2>&1
 fi

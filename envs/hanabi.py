@@ -41,6 +41,7 @@ permutation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -558,13 +559,27 @@ class HanabiVectorEnv(LoopVectorEnv):
         return self._states[i].clone()
 
     def belief_states(
-        self, i: int, num_samples: int, rng: np.random.Generator, *, public: bool = False
+        self,
+        i: int,
+        num_samples: int,
+        rng: np.random.Generator,
+        *,
+        public: bool = False,
+        policy_logits: Callable[[np.ndarray], np.ndarray] | None = None,
+        candidates: int | None = None,
     ) -> EnvState:
         """An ``EnvState`` of ``num_samples`` envs, each a belief sample (``sample_beliefs``) of
         env ``i``'s game from the point of view of the player to move (``public=True``: public
         knowledge only), with a fresh RNG stream drawn from ``rng`` (so later draws in rollouts
         are not the real deck's) and env ``i``'s step counter and return. Load it with
-        ``sim.set_state(...)`` on an env of ``num_samples`` envs with the same config."""
+        ``sim.set_state(...)`` on an env of ``num_samples`` envs with the same config.
+
+        ``policy_logits`` (``obs[N, *O] -> logits[N, A]``, numpy; e.g. the blueprint's): condition
+        the belief on the players' past moves too, as SPARTA's belief tracking does. The sampler
+        draws ``candidates`` (default ``8 * num_samples``) samples of the chance posterior, weighs
+        each by the likelihood of the moves that depended on the re-dealt cards (the partner's
+        moves for a private belief, every player's for a public one) under that policy, and
+        resamples ``num_samples`` of them in proportion (self-normalised importance sampling)."""
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
             raise TypeError(f"i must be an int env index, got {type(i).__name__}")
         if not 0 <= i < self.num_envs:
@@ -572,7 +587,15 @@ class HanabiVectorEnv(LoopVectorEnv):
         n = _check_int(num_samples, "num_samples", 1)
         state = self._states[i]
         player = state.current_player()
-        samples = sample_beliefs(state, player, n, rng, public=public)
+        if policy_logits is None:
+            samples = sample_beliefs(state, player, n, rng, public=public)
+        else:
+            k = _check_int(8 * n if candidates is None else candidates, "candidates", 1)
+            pool = sample_beliefs(state, player, k, rng, public=public)
+            logw = self.history_log_likelihood(pool, policy_logits, skip=None if public else player)
+            w = np.exp(logw - logw.max())
+            picks = rng.choice(k, size=n, p=w / w.sum())
+            samples = [pool[j].clone() for j in picks]
         games = np.empty(n, dtype=object)
         obs = np.empty((n, *self.single_observation_space.shape), dtype=np.float32)
         for k, sample in enumerate(samples):
@@ -586,6 +609,35 @@ class HanabiVectorEnv(LoopVectorEnv):
             "ep_return": np.full(n, self._ep_return[i], dtype=np.float64),
         }
         return EnvState(self.config, arrays)
+
+    def history_log_likelihood(
+        self,
+        states: list[Any],
+        policy_logits: Callable[[np.ndarray], np.ndarray],
+        *,
+        skip: int | None = None,
+    ) -> np.ndarray:
+        """``[len(states)]`` log-probability, under ``policy_logits`` (``obs[N, *O] ->
+        logits[N, A]``), of every move in each state's history made by a player other than
+        ``skip`` (each move scored on the observation its player had then, as this env builds
+        it). Moves whose inputs are the same in every state cancel in a comparison of states
+        with a common public history, so only their differences matter."""
+        rows, actions, owner = [], [], []
+        for k, st in enumerate(states):
+            replay = self.game.new_initial_state()
+            for a in st.history():
+                if not replay.is_chance_node() and replay.current_player() != skip:
+                    rows.append(self._observe(replay, replay.legal_actions()))
+                    actions.append(a)
+                    owner.append(k)
+                replay.apply_action(a)
+        out = np.zeros(len(states))
+        if rows:
+            logits = np.asarray(policy_logits(np.stack(rows)), dtype=np.float64)
+            logits = logits - logits.max(-1, keepdims=True)
+            logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+            np.add.at(out, np.asarray(owner), logp[np.arange(len(rows)), np.asarray(actions)])
+        return out
 
 
 __all__ = [

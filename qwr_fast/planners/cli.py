@@ -57,6 +57,8 @@ CSV_COLUMNS = [
     "adopted_frac",
     "win_rate",
     "joint",
+    "z",
+    "belief_candidates",
     "budget_steps",
     "budget_seconds",
     "horizon",
@@ -92,6 +94,13 @@ class SearchConfig:
     """sim envs stepped together (rollouts per batch; MCTS leaves per batch)"""
     epsilon: float = 0.0
     """sparta deviation / policy-ft acceptance threshold"""
+    z: float = 0.0
+    """sparta / policy-ft: also require the searched choice to beat the blueprint by z standard
+    errors of the difference of the Monte-Carlo means (0: off)"""
+    belief_candidates: int = 0
+    """games with hidden information: 0 samples beliefs from the chance posterior given the
+    observations; K > 0 draws K such samples, weighs them by the blueprint's likelihood of the
+    players' past moves (SPARTA-style belief tracking) and resamples --width of them"""
     accept_rounds: int = 1
     """policy-ft: acceptance-test batches per policy (0: adopt without a test)"""
     lr: float = 1e-4
@@ -150,6 +159,7 @@ def make_planner(cfg: SearchConfig, net, sim, replay=None):
         replan_every=cfg.replan_every or cfg.horizon,
         accept_rounds=cfg.accept_rounds,
         epsilon=cfg.epsilon,
+        accept_z=cfg.z,
         gamma=cfg.gamma,
         lr=cfg.lr,
         own_seat_only=multi_player and not cfg.joint,
@@ -193,6 +203,16 @@ def run_search(cfg: SearchConfig) -> dict:
     planner = make_planner(cfg, net, sim, replay)
     gen = torch.Generator().manual_seed(cfg.seed)
     belief_rng = np.random.default_rng(cfg.seed)
+    if cfg.belief_candidates < 0:
+        raise ValueError(f"--belief-candidates must be >= 0, got {cfg.belief_candidates}")
+    belief_kw = {}
+    if cfg.belief_candidates > 0:
+
+        def policy_logits(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return net(torch.as_tensor(obs, dtype=torch.float32))[0].numpy()
+
+        belief_kw = dict(policy_logits=policy_logits, candidates=cfg.belief_candidates)
     scores, moves, steps, grads, secs, searches, adopted = [], 0, 0, 0, 0.0, 0, 0
     for ep in range(cfg.episodes):
         obs, _ = env.reset(seed=cfg.seed * 100_003 + ep)
@@ -201,7 +221,7 @@ def run_search(cfg: SearchConfig) -> dict:
         for _ in range(cfg.max_moves):
             searching = cfg.planner != "blueprint"
             if beliefs and searching:
-                root = env.belief_states(0, cfg.width, belief_rng, public=cfg.joint)
+                root = env.belief_states(0, cfg.width, belief_rng, public=cfg.joint, **belief_kw)
             else:
                 root = env.get_state(0)
             legal = None if mask is None else obs[0][mask] > 0.5
@@ -238,6 +258,8 @@ def run_search(cfg: SearchConfig) -> dict:
         "adopted_frac": adopted / searches if searches else float("nan"),
         "win_rate": float(np.mean(s >= max_score)) if max_score is not None else float("nan"),
         "joint": cfg.joint,
+        "z": cfg.z,
+        "belief_candidates": cfg.belief_candidates,
         "budget_steps": cfg.budget_steps,
         "budget_seconds": cfg.budget_seconds,
         "horizon": cfg.horizon,

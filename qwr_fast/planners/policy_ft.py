@@ -75,12 +75,13 @@ def acceptance_test(
     horizon: int,
     gamma: float,
     epsilon: float,
+    z: float = 0.0,
     greedy: bool = False,
     generator: torch.Generator | None = None,
 ) -> AcceptanceResult:
     """Evaluate both policies on ``rounds * sim.num_envs`` rollouts of ``horizon`` steps from
     ``root`` (blueprint value bootstrap for both) and adopt ``candidate`` only if it is better
-    by at least ``epsilon``."""
+    by at least ``epsilon`` plus ``z`` standard errors of the difference of the two means."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     rets: dict[str, list[np.ndarray]] = {"cand": [], "bp": []}
@@ -100,8 +101,12 @@ def acceptance_test(
             rets[name].append(r)
             steps += s
     cand, bp = np.concatenate(rets["cand"]), np.concatenate(rets["bp"])
+    margin = epsilon
+    if z > 0:
+        se = np.hypot(_sem(cand), _sem(bp))
+        margin += z * (se if np.isfinite(se) else np.inf)
     return AcceptanceResult(
-        adopted=bool(cand.mean() - bp.mean() >= epsilon),
+        adopted=bool(cand.mean() - bp.mean() >= margin),
         candidate_mean=float(cand.mean()),
         blueprint_mean=float(bp.mean()),
         candidate_sem=_sem(cand),
@@ -141,15 +146,18 @@ class PolicyFineTuneConfig:
     """horizon: H, steps per fine-tuning rollout; replan_every: moves the chosen policy plays
     before the next search (H in the paper, 1 replans every move); accept_rounds: batches of
     ``sim.num_envs`` rollouts per policy in the acceptance test (0: adopt without a test);
-    epsilon: acceptance threshold; refined_bootstrap: bootstrap step H with the fine-tuned
-    value instead of the blueprint's; own_seat_only: in a multi-player game (``sim.seat_slice``)
-    fine-tune and play only the searching player's seat, the blueprint playing the others
-    (single-agent search); the rest are PPO hyperparameters of each update."""
+    epsilon: acceptance threshold; accept_z: also require the candidate to be better by that
+    many standard errors of the difference (0: off); refined_bootstrap: bootstrap step H with
+    the fine-tuned value instead of the blueprint's; own_seat_only: in a multi-player game
+    (``sim.seat_slice``) fine-tune and play only the searching player's seat, the blueprint
+    playing the others (single-agent search); the rest are PPO hyperparameters of each
+    update."""
 
     horizon: int = 30
     replan_every: int = 30
     accept_rounds: int = 1
     epsilon: float = 0.0
+    accept_z: float = 0.0
     gamma: float = 0.99
     gae_lambda: float = 0.95
     lr: float = 1e-4
@@ -167,6 +175,8 @@ class PolicyFineTuneConfig:
         for name in ("horizon", "replan_every", "epochs", "num_minibatches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.accept_z < 0:
+            raise ValueError(f"accept_z must be >= 0, got {self.accept_z}")
         if self.accept_rounds < 0:
             raise ValueError(f"accept_rounds must be >= 0, got {self.accept_rounds}")
         if not 0 <= self.gamma <= 1:
@@ -325,6 +335,7 @@ class PolicyFineTune:
                     horizon=H,
                     gamma=c.gamma,
                     epsilon=c.epsilon,
+                    z=c.accept_z,
                     greedy=c.greedy,
                     generator=generator,
                 )

@@ -27,13 +27,17 @@ __all__ = ["SpartaConfig", "Sparta"]
 @dataclass(frozen=True)
 class SpartaConfig:
     """horizon: steps per rollout (root action included) before the blueprint value
-    bootstraps; gamma: discount; epsilon: deviation threshold on the Monte-Carlo means;
-    greedy: the blueprint plays (and names its own action) by argmax instead of sampling."""
+    bootstraps; gamma: discount; epsilon: deviation threshold on the Monte-Carlo means; z:
+    also require the difference to exceed ``z`` standard errors of the difference of the two
+    means (0: off; with few rollouts per action and many actions, the largest of the noisy
+    means is biased upwards, and ``z`` ~ 2 keeps SPARTA from deviating on noise); greedy: the
+    blueprint plays (and names its own action) by argmax instead of sampling."""
 
     horizon: int = 30
     gamma: float = 0.99
     epsilon: float = 0.05
     greedy: bool = False
+    z: float = 0.0
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -42,6 +46,8 @@ class SpartaConfig:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
         if self.epsilon < 0:
             raise ValueError(f"epsilon must be >= 0, got {self.epsilon}")
+        if self.z < 0:
+            raise ValueError(f"z must be >= 0, got {self.z}")
 
 
 class Sparta:
@@ -86,6 +92,7 @@ class Sparta:
         logits = logits.masked_fill(torch.as_tensor(~legal), -torch.inf)
         a_bp = int(pick(logits[None], greedy=c.greedy, generator=generator)[0])
         total = np.zeros(K)
+        total_sq = np.zeros(K)
         count = np.zeros(K, dtype=np.int64)
         used = rounds = 0
         while budget.allows(used, W * c.horizon, t0):
@@ -104,13 +111,22 @@ class Sparta:
             )
             used += steps
             np.add.at(total, first, ret)
+            np.add.at(total_sq, first, ret**2)
             np.add.at(count, first, 1)
         q = np.full(K, np.nan)
         q[count > 0] = total[count > 0] / count[count > 0]
         action, adopted = a_bp, False
         if count[a_bp] > 0:
             best = int(actions[np.argmax(q[actions])])
-            if q[best] - q[a_bp] > c.epsilon:
+            margin = c.epsilon
+            if c.z > 0:
+                n = np.maximum(count[[best, a_bp]], 1)
+                var = np.maximum(total_sq[[best, a_bp]] / n - q[[best, a_bp]] ** 2, 0.0)
+                # squared standard error of each mean: population variance / (n - 1); one
+                # rollout leaves it unknown (infinite: no deviation)
+                se2 = np.where(n > 1, var / np.maximum(n - 1, 1), np.inf)
+                margin += c.z * float(np.sqrt(se2.sum()))
+            if q[best] - q[a_bp] > margin:
                 action, adopted = best, True
         return SearchResult(
             action=action,

@@ -427,3 +427,43 @@ def test_draw_assignments_exact_with_overlapping_constraints(monkeypatch, tries)
     expected = np.array(weights, dtype=np.float64) / sum(weights) * n
     observed = np.array([got[a] for a in assignments], dtype=np.float64)
     assert chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_blueprint_weighted_beliefs_match_the_exact_posterior():
+    # Beliefs conditioned on the partner's moves: P(hand | history) is the chance posterior
+    # (belief_distribution) times the policy's likelihood of the partner's past moves, which
+    # depends on the history only through the hidden cards. Sampling-importance-resampling
+    # with many candidates must reproduce it.
+    env = envs.make("Hanabi-Small", 1, seed=2, **TINY)
+    obs = env.reset(seed=2)[0]
+    rng = np.random.default_rng(2)
+    for _ in range(4):  # two moves of each player: the partner has seen this player's hand
+        obs = env.step(random_legal(obs, env, rng))[0]
+    state = env.game_state(0)
+    player = state.current_player()
+    w = np.random.default_rng(7).normal(0.0, 0.5, (obs.shape[1], env.num_actions))
+
+    def policy_logits(o: np.ndarray) -> np.ndarray:
+        return o @ w
+
+    pool = sample_beliefs(state, player, 600, np.random.default_rng(3))
+    loglik = env.history_log_likelihood(pool, policy_logits, skip=player)
+    by_key: dict[tuple, float] = {}
+    for st, ll in zip(pool, loglik, strict=True):
+        key = hidden_cards(st, player)
+        assert by_key.setdefault(key, ll) == pytest.approx(ll), "likelihood depends on the cards"
+    prior = belief_distribution(state, player)
+    assert set(by_key) == set(prior)
+    post = {k: prior[k] * np.exp(by_key[k]) for k in prior}
+    z = sum(post.values())
+    post = {k: v / z for k, v in post.items()}
+    assert max(abs(post[k] - prior[k]) for k in prior) > 0.05, "the test policy must inform"
+    beliefs = env.belief_states(
+        0, 3000, np.random.default_rng(4), policy_logits=policy_logits, candidates=6000
+    )
+    counts = Counter(hidden_cards(g[0], player) for g in beliefs.arrays["game"])
+    tv = 0.5 * sum(abs(counts.get(k, 0) / 3000 - post[k]) for k in post)
+    assert tv < 0.04, (tv, counts, post)
+    uniform = env.belief_states(0, 3000, np.random.default_rng(4))
+    counts_u = Counter(hidden_cards(g[0], player) for g in uniform.arrays["game"])
+    assert 0.5 * sum(abs(counts_u.get(k, 0) / 3000 - post[k]) for k in post) > 0.04

@@ -326,3 +326,34 @@ def test_seat_policy_plays_its_seat_only_and_trains_only_the_copy():
     assert [n for n, _ in pol.named_parameters()] == ["net.bias", "net.v"]
     twin = copy.deepcopy(pol)
     assert twin._blueprint[0] is bp and twin.net is not net
+
+
+def test_sparta_z_margin_needs_evidence():
+    # One rollout per action leaves the standard errors unknown: with z > 0 SPARTA keeps the
+    # blueprint's action; with more rollouts of a deterministic bandit (zero variance) the
+    # margin is epsilon alone and it deviates.
+    sim, real, root = bitflip(BANDIT, 4, horizon=1)
+    obs = np.array(BANDIT, dtype=np.float32)
+    cfg = SpartaConfig(horizon=1, epsilon=0.0, greedy=True, z=2.0)
+    one = Sparta(FixedNet(UNIFORM), sim, cfg).plan(root, obs, Budget(env_steps=4))
+    assert not one.adopted and one.action == 0
+    many = Sparta(FixedNet(UNIFORM), sim, cfg).plan(root, obs, Budget(env_steps=16))
+    assert many.adopted and many.action == 2
+    with pytest.raises(ValueError, match="z must be >= 0"):
+        SpartaConfig(z=-1.0)
+
+
+def test_acceptance_z_margin():
+    sim, real, root = bitflip(BANDIT, 4, horizon=1)
+    good, bad = FixedNet([0.0, 0.0, 5.0, 0.0]), FixedNet([5.0, 0.0, 0.0, 0.0])
+    kw = dict(rounds=2, horizon=3, gamma=0.99, greedy=True, epsilon=0.0)
+    # deterministic returns: zero standard error, so any z keeps the decision
+    assert acceptance_test(sim, root, good, bad, z=3.0, **kw).adopted
+    # sampled play: noisy returns, so a large z refuses what z = 0 adopts
+    kw = {**kw, "greedy": False}
+    noisy = FixedNet([0.0, 0.0, 2.0, 0.0])
+    gen = torch.Generator().manual_seed(0)
+    res = acceptance_test(sim, root, noisy, bad, z=0.0, generator=gen, **kw)
+    assert res.adopted and res.candidate_sem > 0
+    gen = torch.Generator().manual_seed(0)
+    assert not acceptance_test(sim, root, noisy, bad, z=1e6, generator=gen, **kw).adopted
