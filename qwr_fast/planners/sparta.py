@@ -56,7 +56,9 @@ class Sparta:
     ``sim.num_envs`` must be at least the number of legal actions L: each batch (a "round")
     gives the legal actions the ``sim.num_envs`` rollouts in turn (``W // L`` or one more each)
     and costs ``sim.num_envs * horizon`` steps at most; rounds run while the budget allows one
-    more, and the round-robin continues across rounds so that counts stay within one.
+    more, and the round-robin continues across rounds so that counts stay within one. With a
+    root of belief samples, each round instead evaluates every legal action on one sample (the
+    next one), so that the actions are compared on the same worlds (paired).
     """
 
     def __init__(self, blueprint: Blueprint, sim, cfg: SpartaConfig = SpartaConfig()) -> None:
@@ -65,6 +67,62 @@ class Sparta:
 
     def reset(self) -> None:
         """Start of a new episode (SPARTA keeps no state across moves)."""
+
+    def _plan_paired(self, root, actions, a_bp, budget, t0, generator) -> SearchResult:
+        """Belief roots (``root`` holds S samples): round r rolls every legal action out from
+        the same sample ``r mod S`` with the same RNG stream (common random numbers), so the
+        actions are compared on paired worlds; ``z`` uses the standard error of the paired
+        differences."""
+        K, W, c = self.num_actions, self.sim.num_envs, self.cfg
+        first = actions[np.arange(W) % len(actions)]
+        per_round: list[np.ndarray] = []
+        used = 0
+        while budget.allows(used, W * c.horizon, t0):
+            pick_one = np.full(W, len(per_round) % root.num_envs)
+            world = EnvState(root.config, {k: v[pick_one] for k, v in root.arrays.items()})
+            ret, steps = rollout_returns(
+                self.sim,
+                world,
+                self.blueprint,
+                horizon=c.horizon,
+                gamma=c.gamma,
+                bootstrap=self.blueprint,
+                first_actions=first,
+                greedy=c.greedy,
+                generator=generator,
+            )
+            used += steps
+            total = np.zeros(K)
+            count = np.zeros(K)
+            np.add.at(total, first, ret)
+            np.add.at(count, first, 1)
+            with np.errstate(invalid="ignore"):
+                per_round.append(total / count)  # NaN for the illegal actions
+        R = len(per_round)
+        count = np.zeros(K, dtype=np.int64)
+        np.add.at(count, first, R)
+        q = np.full(K, np.nan)
+        action, adopted = a_bp, False
+        if R:
+            table = np.stack(per_round)  # [R, K]
+            q[actions] = table[:, actions].mean(0)
+            best = int(actions[np.argmax(q[actions])])
+            margin = c.epsilon
+            if c.z > 0:
+                d = table[:, best] - table[:, a_bp]
+                se = d.std(ddof=1) / np.sqrt(R) if R > 1 else np.inf
+                margin += c.z * float(se)
+            if best != a_bp and q[best] - q[a_bp] > margin:
+                action, adopted = best, True
+        return SearchResult(
+            action=action,
+            env_steps=used,
+            grad_steps=0,
+            wall_s=time.perf_counter() - t0,
+            adopted=adopted,
+            action_values=q,
+            visit_counts=count,
+        )
 
     @torch.no_grad()
     def plan(
@@ -91,6 +149,8 @@ class Sparta:
         logits = self.blueprint(obs_tensor(obs[None]))[0][0]
         logits = logits.masked_fill(torch.as_tensor(~legal), -torch.inf)
         a_bp = int(pick(logits[None], greedy=c.greedy, generator=generator)[0])
+        if root.num_envs > 1:
+            return self._plan_paired(root, actions, a_bp, budget, t0, generator)
         total = np.zeros(K)
         total_sq = np.zeros(K)
         count = np.zeros(K, dtype=np.int64)

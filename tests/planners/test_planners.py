@@ -357,3 +357,25 @@ def test_acceptance_z_margin():
     assert res.adopted and res.candidate_sem > 0
     gen = torch.Generator().manual_seed(0)
     assert not acceptance_test(sim, root, noisy, bad, z=1e6, generator=gen, **kw).adopted
+
+
+def test_sparta_on_belief_samples_compares_actions_on_the_same_worlds():
+    # Root = 4 belief samples; round r rolls every action out on sample r, so after 4 rounds
+    # q[a] is the mean over the 4 worlds of flipping bit a: +1 where it is 0, -1 where it is 1.
+    sim, real, root = bitflip(BANDIT, 4, horizon=1)
+    samples = np.array([[0, 1, 0, 1], [1, 1, 0, 1], [0, 0, 0, 1], [1, 0, 0, 1]], dtype=np.uint8)
+    beliefs = EnvState(root.config, {**sim.get_state().arrays, "bits": samples})
+    obs = np.array(BANDIT, dtype=np.float32)
+
+    def plan(z):
+        cfg = SpartaConfig(horizon=1, epsilon=0.0, greedy=True, z=z)
+        return Sparta(FixedNet(UNIFORM), sim, cfg).plan(beliefs, obs, Budget(env_steps=16))
+
+    res = plan(0.0)
+    np.testing.assert_allclose(res.action_values, [0.0, 0.0, 1.0, -1.0])
+    np.testing.assert_array_equal(res.visit_counts, [4, 4, 4, 4])
+    assert res.env_steps == 16 and res.adopted and res.action == 2
+    # paired differences bit 2 - bit 0 (the blueprint's argmax) per world: 0, 2, 0, 2: mean 1,
+    # standard error 0.577, so z = 2 asks for 1.15 and keeps the blueprint's action.
+    res = plan(2.0)
+    assert not res.adopted and res.action == 0
