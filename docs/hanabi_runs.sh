@@ -44,6 +44,32 @@ if [[ $STAGE == search || $STAGE == all ]]; then
   wait
 fi
 
+if [[ $STAGE == sparta_full || $STAGE == all ]]; then
+  # SPARTA with rollouts to the end of the game (H = 100 > any game's remaining moves, so the
+  # blueprint value never bootstraps) at 4000 sim env steps per move (2 rounds of 20 rollouts).
+  for variant in small hard; do
+    env=Hanabi-${variant^}
+    EPISODES=50; [[ $variant == hard ]] && EPISODES=30
+    $PY -m qwr_fast.planners.cli --env $env --blueprint runs/hanabi/ppo_${variant}_s0/checkpoint.pt \
+      --episodes $EPISODES --seed 0 --width 20 --horizon 100 --greedy --z 2 --belief-candidates 160 \
+      --planner sparta --budget-steps 4000 --out runs/hanabi/search_${variant}.csv
+  done > runs/hanabi/search_sparta_full.log 2>&1
+fi
+
+if [[ $STAGE == sparta_paired || $STAGE == all ]]; then
+  # SPARTA as finally kept: every legal action rolled out on the same belief sample per round
+  # (paired comparison), H = 10 with the blueprint value, 4000 sim env steps per move (20 rounds).
+  for variant in small hard; do
+    env=Hanabi-${variant^}
+    EPISODES=50; [[ $variant == hard ]] && EPISODES=30
+    $PY -m qwr_fast.planners.cli --env $env --blueprint runs/hanabi/ppo_${variant}_s0/checkpoint.pt \
+      --episodes $EPISODES --seed 0 --width 20 --horizon 10 --greedy --z 2 --belief-candidates 160 \
+      --planner sparta --budget-steps 4000 --out runs/hanabi/search_${variant}_paired.csv \
+      > runs/hanabi/search_${variant}_paired.log 2>&1 &
+  done
+  wait
+fi
+
 if [[ $STAGE == ablation ]]; then
   # The first SPARTA run on Hanabi-Hard: beliefs from the chance posterior alone (no blueprint
   # likelihood) and no z margin (epsilon = 0 on 5 rollouts per action).

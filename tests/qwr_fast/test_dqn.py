@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from qwr_fast.trainers.dqn import DQNConfig, DQNTrainer, DuelingQ, double_q_loss, load_q_blueprint
@@ -160,3 +161,13 @@ def test_legal_action_mask_in_acting_exploring_and_bootstrapping(tmp_path, monke
     torch.testing.assert_close(out["td_abs"], (y - q_sa).abs())
     # a terminal observation without legal actions leaves every action legal
     assert bool(trainer.legal_mask(torch.zeros(2, 8)).all())
+
+
+def test_hanabi_blueprint_plays_only_legal_moves(tmp_path):
+    # The real Hanabi env raises on an illegal action, so a finished run (training, epsilon
+    # exploration and evaluation) with prioritised replay is the check.
+    pytest.importorskip("pyspiel", reason="the Hanabi env needs open_spiel (extra `hanabi`)")
+    cfg = _cfg(tmp_path, env="Hanabi-VerySmall", total_steps=300, prioritized=True)
+    trainer = DQNTrainer(cfg)
+    trainer.train()
+    assert trainer.mask_slice == trainer.env.action_mask_slice
