@@ -17,6 +17,7 @@ from torch import nn
 __all__ = [
     "RunningNorm",
     "make_body",
+    "share_first_layer",
     "GaussianPolicy",
     "CategoricalPolicy",
     "StateValue",
@@ -120,6 +121,24 @@ def make_body(obs_shape: tuple[int, ...], hidden: int, layers: int = 2) -> nn.Mo
     raise ValueError(
         f"obs_shape must be [O], [10, 10, C] (MinAtar) or [C, 84, 84] (Atari), got {obs_shape}"
     )
+
+
+def _layers(body: nn.Module) -> nn.Sequential:
+    seq = body.net if isinstance(getattr(body, "net", None), nn.Sequential) else body
+    if not isinstance(seq, nn.Sequential) or len(seq) == 0:
+        raise TypeError(f"expected a body made by make_body, got {type(body).__name__}")
+    return seq
+
+
+def share_first_layer(source: nn.Module, target: nn.Module) -> None:
+    """Make ``target``'s first layer the very module of ``source``'s (both bodies from
+    :func:`make_body` for the same observation shape): the two networks then share its
+    parameters, and each one's optimiser and gradients update them."""
+    src, dst = _layers(source), _layers(target)
+    a, b = src[0], dst[0]
+    if type(a) is not type(b) or a.weight.shape != b.weight.shape:
+        raise ValueError(f"first layers differ: {a} vs {b}; bodies must match")
+    dst[0] = a
 
 
 class GaussianPolicy(nn.Module):

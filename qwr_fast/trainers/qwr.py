@@ -46,6 +46,7 @@ from qwr_fast.nn.policy import (
     StateValue,
     make_body,
     sample_from_mu,
+    share_first_layer,
 )
 from qwr_fast.nn.sampled_q import SampledQ
 from qwr_fast.replay import Replay
@@ -142,6 +143,9 @@ class QWRConfig:
     """learn a state-independent log std"""
     hidden: int = 256
     """width of the MLP bodies and of the Q head"""
+    shared_first_layer: bool = False
+    """the critic's body uses the policy body's first layer (the same parameters, trained by
+    both losses; the target network keeps its own copy)"""
     normalize_obs: bool = True
     """running observation normaliser (vector observations; updated while collecting)"""
     eval_every: int = 1000
@@ -332,8 +336,12 @@ class QWRTrainer:
         self.awr = cfg.algo == "awr"
         if self.awr:
             self.critic: torch.nn.Module = StateValue(self.obs_shape, hidden=cfg.hidden).to(dev)
+            if cfg.shared_first_layer:
+                share_first_layer(self.policy.body, self.critic.body)
         else:
-            body = make_body(self.obs_shape, cfg.hidden)
+            body = make_body(self.obs_shape, cfg.hidden).to(dev)
+            if cfg.shared_first_layer:
+                share_first_layer(self.policy.body, body)
             action_kw = (
                 {"action_dim": self.actor.action_dim}
                 if self.kind == "gaussian"

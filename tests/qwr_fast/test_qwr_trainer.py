@@ -264,3 +264,33 @@ def test_short_bitflip_run_beats_random(tmp_path):
         QWRConfig(**kw, env="BitFlip-8", total_steps=1200, run_dir=str(tmp_path))
     ).train()
     assert last["return_mean"] > 1.5, last
+
+
+@pytest.mark.parametrize("env,algo", [("Pendulum-v1", "qwr-lse"), ("CartPole-v1", "awr")])
+def test_shared_first_layer(tmp_path, env, algo):
+    straight = _run(tmp_path / "a", 120, env=env, algo=algo, seed=1, shared_first_layer=True)
+    first = straight.policy.body[0]
+    assert straight.critic.body[0] is first
+    if algo != "awr":
+        assert straight.target.body[0] is not first  # the target keeps its own copy
+    # both losses train it: it moved away from its initial value under either optimiser alone
+    fresh = QWRTrainer(
+        QWRConfig(
+            **{
+                **TINY,
+                "env": env,
+                "algo": algo,
+                "seed": 1,
+                "shared_first_layer": True,
+                "run_dir": str(tmp_path / "c"),
+            }
+        )
+    )
+    assert not torch.equal(fresh.policy.body[0].weight, first.weight)
+    # and a resumed run equals the uninterrupted one, the sharing included
+    _run(tmp_path / "b", 80, env=env, algo=algo, seed=1, shared_first_layer=True)
+    resumed = QWRTrainer.resumed(str(tmp_path / "b"), total_steps=120)
+    resumed.train()
+    assert resumed.critic.body[0] is resumed.policy.body[0]
+    for name in ("policy", "critic", "target"):
+        assert _equal_state(getattr(straight, name), getattr(resumed, name)), name
