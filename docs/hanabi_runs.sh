@@ -36,7 +36,7 @@ if [[ $STAGE == search || $STAGE == all ]]; then
     OUT=runs/hanabi/search_${variant}.csv
     COMMON="--env $env --blueprint $BP --episodes $EPISODES --seed 0 --width 20 --horizon 10 --greedy --z 2 --belief-candidates 160 --out $OUT"
     ( $PY -m qwr_fast.planners.cli $COMMON --planner blueprint
-      $PY -m qwr_fast.planners.cli $COMMON --planner sparta --budget-steps 1000
+      $PY -m qwr_fast.planners.cli $COMMON --planner sparta --budget-steps 1000 --no-sparta-paired
       $PY -m qwr_fast.planners.cli $COMMON --planner policy-ft --budget-steps 1000 --replan-every 1
       $PY -m qwr_fast.planners.cli $COMMON --planner policy-ft --joint --budget-steps 10000 --replan-every 10
     ) > runs/hanabi/search_${variant}.log 2>&1 &
@@ -52,7 +52,7 @@ if [[ $STAGE == sparta_full || $STAGE == all ]]; then
     EPISODES=50; [[ $variant == hard ]] && EPISODES=30
     $PY -m qwr_fast.planners.cli --env $env --blueprint runs/hanabi/ppo_${variant}_s0/checkpoint.pt \
       --episodes $EPISODES --seed 0 --width 20 --horizon 100 --greedy --z 2 --belief-candidates 160 \
-      --planner sparta --budget-steps 4000 --out runs/hanabi/search_${variant}.csv
+      --planner sparta --budget-steps 4000 --no-sparta-paired --out runs/hanabi/search_${variant}.csv
   done > runs/hanabi/search_sparta_full.log 2>&1
 fi
 
@@ -75,5 +75,5 @@ if [[ $STAGE == ablation ]]; then
   # likelihood) and no z margin (epsilon = 0 on 5 rollouts per action).
   $PY -m qwr_fast.planners.cli --env Hanabi-Hard --blueprint runs/hanabi/ppo_hard_s0/checkpoint.pt \
     --episodes 50 --seed 0 --width 20 --horizon 10 --greedy --planner sparta --budget-steps 1000 \
-    --out runs/hanabi/search_hard_ablation.csv > runs/hanabi/search_hard_ablation.log 2>&1
+    --no-sparta-paired --out runs/hanabi/search_hard_ablation.csv > runs/hanabi/search_hard_ablation.log 2>&1
 fi

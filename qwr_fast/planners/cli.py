@@ -97,6 +97,8 @@ class SearchConfig:
     z: float = 0.0
     """sparta / policy-ft: also require the searched choice to beat the blueprint by z standard
     errors of the difference of the Monte-Carlo means (0: off)"""
+    sparta_paired: bool = True
+    """sparta on belief samples: evaluate every action on the same sample per round"""
     belief_candidates: int = 0
     """games with hidden information: 0 samples beliefs from the chance posterior given the
     observations; K > 0 draws K such samples, weighs them by the blueprint's likelihood of the

@@ -31,13 +31,16 @@ class SpartaConfig:
     also require the difference to exceed ``z`` standard errors of the difference of the two
     means (0: off; with few rollouts per action and many actions, the largest of the noisy
     means is biased upwards, and ``z`` ~ 2 keeps SPARTA from deviating on noise); greedy: the
-    blueprint plays (and names its own action) by argmax instead of sampling."""
+    blueprint plays (and names its own action) by argmax instead of sampling; paired: with a
+    root of belief samples, compare the actions on the same sample per round (False: the
+    rollouts of a round go to different samples, as with a single root)."""
 
     horizon: int = 30
     gamma: float = 0.99
     epsilon: float = 0.05
     greedy: bool = False
     z: float = 0.0
+    paired: bool = True
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -149,7 +152,7 @@ class Sparta:
         logits = self.blueprint(obs_tensor(obs[None]))[0][0]
         logits = logits.masked_fill(torch.as_tensor(~legal), -torch.inf)
         a_bp = int(pick(logits[None], greedy=c.greedy, generator=generator)[0])
-        if root.num_envs > 1:
+        if root.num_envs > 1 and c.paired:
             return self._plan_paired(root, actions, a_bp, budget, t0, generator)
         total = np.zeros(K)
         total_sq = np.zeros(K)

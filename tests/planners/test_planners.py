@@ -379,3 +379,7 @@ def test_sparta_on_belief_samples_compares_actions_on_the_same_worlds():
     # standard error 0.577, so z = 2 asks for 1.15 and keeps the blueprint's action.
     res = plan(2.0)
     assert not res.adopted and res.action == 0
+    # unpaired: rollout w always starts from sample w, so action a is only seen on sample a
+    cfg = SpartaConfig(horizon=1, greedy=True, paired=False)
+    res = Sparta(FixedNet(UNIFORM), sim, cfg).plan(beliefs, obs, Budget(env_steps=16))
+    np.testing.assert_allclose(res.action_values, [1.0, -1.0, 1.0, -1.0])
