@@ -118,3 +118,35 @@ def test_search_refuses_mcts_on_hanabi(hanabi_blueprint, capsys):
     assert main([*argv, "--planner", "sparta", "--budget-steps", "8", "--joint"]) == 2
     err = capsys.readouterr().err
     assert "perfect information" in err and "--joint applies" in err
+
+
+@pytest.mark.parametrize("game", ["ALE/MsPacman-v5", "ALE/SpaceInvaders-v5"])
+def test_atari_blueprint_and_search_smoke(tmp_path, game):
+    # The paper's Atari games end to end at a toy budget: a PPO blueprint on real ALE frames
+    # (Nature torso), then SPARTA on clones of the real emulator state for a few moves.
+    pytest.importorskip("ale_py", reason="the Atari tests need ale-py (extra `atari`)")
+    cfg = PPOConfig(
+        env=game,
+        preset="atari",
+        num_envs=1,
+        num_steps=8,
+        num_minibatches=2,
+        update_epochs=1,
+        hidden=16,
+        total_steps=8,
+        eval_episodes=1,
+        eval_max_steps=8,
+        run_dir=str(tmp_path / "bp"),
+        progress=False,
+        tensorboard=False,
+    )
+    trainer = PPOTrainer(cfg)
+    trainer.train()
+    ckpt = str(tmp_path / "bp" / "checkpoint.pt")
+    out = tmp_path / "a.csv"
+    argv = ["--env", game, "--blueprint", ckpt, "--planner", "sparta", "--episodes", "1"]
+    argv += ["--budget-steps", "18", "--horizon", "1", "--width", "18", "--max-moves", "2"]
+    argv += ["--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    row = next(csv.DictReader(out.open()))
+    assert row["moves_per_episode"] == "2.0" and 0 < float(row["env_steps_per_move"]) <= 18
