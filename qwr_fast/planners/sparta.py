@@ -71,6 +71,21 @@ class Sparta:
     def reset(self) -> None:
         """Start of a new episode (SPARTA keeps no state across moves)."""
 
+    def _rollouts(self, root, first: np.ndarray, generator) -> tuple[np.ndarray, int]:
+        """One round: ``first[w]`` then blueprint play in sim env w, blueprint value at H."""
+        c = self.cfg
+        return rollout_returns(
+            self.sim,
+            root,
+            self.blueprint,
+            horizon=c.horizon,
+            gamma=c.gamma,
+            bootstrap=self.blueprint,
+            first_actions=first,
+            greedy=c.greedy,
+            generator=generator,
+        )
+
     def _plan_paired(self, root, actions, a_bp, budget, t0, generator) -> SearchResult:
         """Belief roots (``root`` holds S samples): round r rolls every legal action out from
         the same sample ``r mod S`` with the same RNG stream (common random numbers), so the
@@ -83,17 +98,7 @@ class Sparta:
         while budget.allows(used, W * c.horizon, t0):
             pick_one = np.full(W, len(per_round) % root.num_envs)
             world = EnvState(root.config, {k: v[pick_one] for k, v in root.arrays.items()})
-            ret, steps = rollout_returns(
-                self.sim,
-                world,
-                self.blueprint,
-                horizon=c.horizon,
-                gamma=c.gamma,
-                bootstrap=self.blueprint,
-                first_actions=first,
-                greedy=c.greedy,
-                generator=generator,
-            )
+            ret, steps = self._rollouts(world, first, generator)
             used += steps
             total = np.zeros(K)
             count = np.zeros(K)
@@ -161,17 +166,7 @@ class Sparta:
         while budget.allows(used, W * c.horizon, t0):
             first = actions[(np.arange(W) + rounds * W) % len(actions)]
             rounds += 1
-            ret, steps = rollout_returns(
-                self.sim,
-                root,
-                self.blueprint,
-                horizon=c.horizon,
-                gamma=c.gamma,
-                bootstrap=self.blueprint,
-                first_actions=first,
-                greedy=c.greedy,
-                generator=generator,
-            )
+            ret, steps = self._rollouts(root, first, generator)
             used += steps
             np.add.at(total, first, ret)
             np.add.at(total_sq, first, ret**2)
