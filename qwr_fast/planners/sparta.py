@@ -110,16 +110,24 @@ class Sparta:
         count = np.zeros(K, dtype=np.int64)
         np.add.at(count, first, R)
         q = np.full(K, np.nan)
-        action, adopted = a_bp, False
+        table = np.stack(per_round) if R else np.empty((0, K))  # [R, K]
         if R:
-            table = np.stack(per_round)  # [R, K]
             q[actions] = table[:, actions].mean(0)
+
+        def se_diff(best: int) -> float:
+            d = table[:, best] - table[:, a_bp]
+            return float(d.std(ddof=1) / np.sqrt(R)) if R > 1 else np.inf
+
+        return self._decide(q, actions, a_bp, se_diff, used, count, t0)
+
+    def _decide(self, q, actions, a_bp, se_diff, used, count, t0) -> SearchResult:
+        """Deviate to the best legal action when it beats the blueprint's ``a_bp`` by
+        ``epsilon`` plus ``z`` times ``se_diff(best)``, the standard error of the difference."""
+        c = self.cfg
+        action, adopted = a_bp, False
+        if not np.isnan(q[a_bp]):
             best = int(actions[np.argmax(q[actions])])
-            margin = c.epsilon
-            if c.z > 0:
-                d = table[:, best] - table[:, a_bp]
-                se = d.std(ddof=1) / np.sqrt(R) if R > 1 else np.inf
-                margin += c.z * float(se)
+            margin = c.epsilon + (c.z * se_diff(best) if c.z > 0 else 0.0)
             if best != a_bp and q[best] - q[a_bp] > margin:
                 action, adopted = best, True
         return SearchResult(
@@ -173,25 +181,13 @@ class Sparta:
             np.add.at(count, first, 1)
         q = np.full(K, np.nan)
         q[count > 0] = total[count > 0] / count[count > 0]
-        action, adopted = a_bp, False
-        if count[a_bp] > 0:
-            best = int(actions[np.argmax(q[actions])])
-            margin = c.epsilon
-            if c.z > 0:
-                n = np.maximum(count[[best, a_bp]], 1)
-                var = np.maximum(total_sq[[best, a_bp]] / n - q[[best, a_bp]] ** 2, 0.0)
-                # squared standard error of each mean: population variance / (n - 1); one
-                # rollout leaves it unknown (infinite: no deviation)
-                se2 = np.where(n > 1, var / np.maximum(n - 1, 1), np.inf)
-                margin += c.z * float(np.sqrt(se2.sum()))
-            if q[best] - q[a_bp] > margin:
-                action, adopted = best, True
-        return SearchResult(
-            action=action,
-            env_steps=used,
-            grad_steps=0,
-            wall_s=time.perf_counter() - t0,
-            adopted=adopted,
-            action_values=q,
-            visit_counts=count,
-        )
+
+        def se_diff(best: int) -> float:
+            n = np.maximum(count[[best, a_bp]], 1)
+            var = np.maximum(total_sq[[best, a_bp]] / n - q[[best, a_bp]] ** 2, 0.0)
+            # squared standard error of each mean: population variance / (n - 1); one rollout
+            # leaves it unknown (infinite: no deviation)
+            se2 = np.where(n > 1, var / np.maximum(n - 1, 1), np.inf)
+            return float(np.sqrt(se2.sum()))
+
+        return self._decide(q, actions, a_bp, se_diff, used, count, t0)
