@@ -87,6 +87,22 @@ def _median_seconds(fn, repeats: int, iterations: int) -> float:
     return float(np.median(times))
 
 
+def _print_store_floor(num_envs: int) -> None:
+    """The floor under a BitFlipSubset step: it rewrites every float32 obs row (num_envs x
+    N_BITS x 4 bytes), and at a step where the horizon-5 episodes end it writes a second buffer
+    (final_obs and the reset rows), so on average (1 + 1/5) buffers per step. A memset of one
+    buffer (``ndarray.fill``, the fastest store this core does) bounds the step rate from above,
+    with no compute at all."""
+    buf = np.zeros((num_envs, N_BITS), dtype=np.float32)
+    fill_s = _median_seconds(lambda: buf.fill(1.0), 50, 20)
+    floor = num_envs / (1.2 * fill_s)
+    print(
+        f"\nstore floor: fill of one {buf.nbytes / 2**20:.0f} MiB obs buffer {fill_s * 1e6:.1f} us "
+        f"({buf.nbytes / fill_s / 1e9:.1f} GB/s); a BitFlipSubset-{N_BITS} step at {num_envs} envs "
+        f"stores 1.2 buffers on average, so it cannot exceed {floor:.3g} steps/s on this core"
+    )
+
+
 def main() -> None:
     print("| env | envs | numba steps/s | python steps/s | speed-up |")
     print("| --- | ---: | ---: | ---: | ---: |")
@@ -101,6 +117,7 @@ def main() -> None:
                 f"| {family}-{N_BITS} | {n} | {rate['numba']:.3g} | {rate['python']:.3g} | "
                 f"{rate['numba'] / rate['python']:.0f}x |"
             )
+    _print_store_floor(4096)
     env, _ = _setup("BitFlip", "numba", 4096)
     state = env.get_state()
     get_s = _median_seconds(env.get_state, 50, 10)

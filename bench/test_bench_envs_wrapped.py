@@ -1,12 +1,14 @@
 """Overhead of the loop vector envs (MuJoCo, MinAtar, Atari) over their raw single envs.
 
 For each family, ``qwr_fast.envs.make(id, 8, copy=False)`` against the same single envs it
-wraps, stepped in a bare Python loop with a reset at episode end (the least any vector env
-can do), and, for reference, ``gymnasium.vector.SyncVectorEnv`` of ``gymnasium.make(id)``.
-(MinAtar: its ``MinAtar/<Game>-v0`` registration; Atari: the same preprocessing wrappers).
-Same actions, same env count, one core. Goal: overhead < 15% over the bare loop. The last
-column repeats qwr_fast vs the bare loop at 64 envs (MuJoCo and MinAtar), where the fixed cost
-of a vector step is spread over more envs.
+wraps, stepped in a plain Python loop with a reset at episode end, in two forms: the raw loop
+writes each env's observation, reward and termination flag into batch arrays (the least a
+vector env has to do, since its caller needs them as batches), the bare loop drops them. For
+reference, ``gymnasium.vector.SyncVectorEnv`` of ``gymnasium.make(id)`` (MinAtar: its
+``MinAtar/<Game>-v0`` registration; Atari: the same preprocessing wrappers). Same actions, same
+env count, one core. Goal: overhead < 15% over the raw loop. The last column repeats the
+comparison at 64 envs (MuJoCo and MinAtar), where the fixed cost of a vector step is spread
+over more envs.
 
 pytest-benchmark: ``pytest bench/test_bench_envs_wrapped.py``. Side-by-side table:
 ``python bench/test_bench_envs_wrapped.py``.
@@ -49,6 +51,8 @@ def _setup(env_id: str, impl: str, num_envs: int = NUM_ENVS):
         step_batch = env.step
     elif impl == "raw_loop":
         step_batch = _raw_loop(env)
+    elif impl == "bare_loop":
+        step_batch = _raw_loop(env, collect=False)
     else:
         import gymnasium
 
@@ -92,26 +96,42 @@ def _gymnasium_single(env_id: str):
     return gymnasium.make(env_id)
 
 
-def _raw_loop(env):
-    """The single envs inside ``env``, stepped with no vector-env machinery at all."""
+def _raw_loop(env, collect: bool = True):
+    """The single envs inside ``env``, stepped with no vector-env machinery: a reset at episode
+    end and, with ``collect``, each env's observation, reward and termination flag written into
+    batch arrays (the least a vector env has to do: its caller needs them as batches).
+    ``collect=False`` is the bare loop that drops them (what the earlier tables compared with)."""
+    n = env.num_envs
+    obs = np.zeros((n, *env.single_observation_space.shape), env.single_observation_space.dtype)
+    reward = np.zeros(n, np.float32)
+    terminated = np.zeros(n, np.bool_)
     if isinstance(env, envs.MinAtarVectorEnv):
         games = env._games
 
         def step(actions):
-            for g, a in zip(games, actions.tolist(), strict=True):
-                _, terminal = g.act(a)
-                if terminal:
+            for i, (g, a) in enumerate(zip(games, actions.tolist(), strict=True)):
+                r, te = g.act(a)
+                if te:
                     g.reset()
-                g.state()
+                o = g.state()
+                if collect:
+                    obs[i] = o
+                    reward[i] = r
+                    terminated[i] = te
 
         return step
     singles = env._stacks if isinstance(env, envs.AtariVectorEnv) else env._envs
 
     def step(actions):
-        for e, a in zip(singles, actions.tolist() if actions.ndim == 1 else actions, strict=True):
-            _, _, terminated, truncated, _ = e.step(a)
-            if terminated or truncated:
-                e.reset()
+        batch = actions.tolist() if actions.ndim == 1 else actions
+        for i, (e, a) in enumerate(zip(singles, batch, strict=True)):
+            o, r, te, tr, _ = e.step(a)
+            if te or tr:
+                o, _ = e.reset()
+            if collect:
+                obs[i] = o
+                reward[i] = r
+                terminated[i] = te
 
     return step
 
@@ -120,7 +140,7 @@ def _skip_if_missing(env_id: str) -> None:
     pytest.importorskip(FAMILIES[env_id], reason=f"{env_id} needs its qwr_fast extra")
 
 
-@pytest.mark.parametrize("impl", ["qwr_fast", "raw_loop", "gymnasium_sync"])
+@pytest.mark.parametrize("impl", ["qwr_fast", "raw_loop", "bare_loop", "gymnasium_sync"])
 @pytest.mark.parametrize("env_id", list(FAMILIES))
 def test_step_overhead(benchmark, env_id, impl):
     _skip_if_missing(env_id)
@@ -129,39 +149,52 @@ def test_step_overhead(benchmark, env_id, impl):
     benchmark.extra_info["env_steps_per_s"] = NUM_ENVS / benchmark.stats.stats.median
 
 
-def _median_seconds(fn, repeats: int, iterations: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(iterations):
-            fn()
-        times.append((time.perf_counter() - t0) / iterations)
-    return float(np.median(times))
-
-
-def _rates(env_id: str, num_envs: int, impls: tuple[str, ...]) -> dict[str, float]:
+def _paired_seconds(env_id: str, num_envs: int, impls: tuple[str, ...], rounds: int):
+    """Seconds per vector step of each impl, ``rounds`` short blocks each, interleaved: on a
+    shared machine whose speed drifts, the ratio of two blocks run back to back is far steadier
+    than the ratio of two medians taken minutes apart."""
     steps = {impl: _setup(env_id, impl, num_envs) for impl in impls}
-    sec = {impl: [] for impl in steps}
-    for _ in range(5):  # interleaved, so that machine noise hits all of them alike
+    iterations = max(2, 20 * NUM_ENVS // num_envs)
+    sec = {impl: [] for impl in impls}
+    for _ in range(rounds):
         for impl, fn in steps.items():
-            sec[impl].append(_median_seconds(fn, 5, max(2, 20 * NUM_ENVS // num_envs)))
-    return {impl: num_envs / float(np.median(s)) for impl, s in sec.items()}
+            t0 = time.perf_counter()
+            for _ in range(iterations):
+                fn()
+            sec[impl].append((time.perf_counter() - t0) / iterations)
+    return {impl: np.array(s) for impl, s in sec.items()}
+
+
+def _overhead(sec: dict[str, np.ndarray], baseline: str) -> str:
+    """Median (and quartiles) over rounds of qwr_fast's time / the baseline's time - 1."""
+    q25, q50, q75 = np.quantile(sec["qwr_fast"] / sec[baseline] - 1.0, [0.25, 0.5, 0.75]) * 100
+    return f"{q50:+.1f}% ({q25:+.0f}..{q75:+.0f})"
 
 
 def main() -> None:
-    print(f"| env ({NUM_ENVS} envs) | qwr_fast steps/s | raw loop steps/s | overhead | "
-          f"gymnasium SyncVectorEnv steps/s | overhead at {WIDE_NUM_ENVS} envs |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for env_id in FAMILIES:
-        rate = _rates(env_id, NUM_ENVS, ("qwr_fast", "raw_loop", "gymnasium_sync"))
-        overhead = rate["raw_loop"] / rate["qwr_fast"] - 1.0
-        wide = "not run"
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=30, help="interleaved blocks per impl")
+    parser.add_argument("--env", action="append", help="env ids (default: all three)")
+    args = parser.parse_args()
+    print(f"| env ({NUM_ENVS} envs) | qwr_fast steps/s | raw loop steps/s | overhead vs raw | "
+          f"bare loop steps/s | overhead vs bare | gymnasium SyncVectorEnv steps/s | "
+          f"at {WIDE_NUM_ENVS} envs: overhead vs raw | vs bare |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for env_id in args.env or list(FAMILIES):
+        impls = ("qwr_fast", "raw_loop", "bare_loop", "gymnasium_sync")
+        sec = _paired_seconds(env_id, NUM_ENVS, impls, args.rounds)
+        rate = {impl: NUM_ENVS / float(np.median(s)) for impl, s in sec.items()}
+        wide_raw = wide_bare = "not run"
         if env_id in WIDE_FAMILIES:
-            wide_rate = _rates(env_id, WIDE_NUM_ENVS, ("qwr_fast", "raw_loop"))
-            wide = f"{100 * (wide_rate['raw_loop'] / wide_rate['qwr_fast'] - 1.0):+.1f}%"
+            wide = _paired_seconds(env_id, WIDE_NUM_ENVS, impls[:3], args.rounds)
+            wide_raw, wide_bare = _overhead(wide, "raw_loop"), _overhead(wide, "bare_loop")
         print(
             f"| {env_id} | {rate['qwr_fast']:.4g} | {rate['raw_loop']:.4g} | "
-            f"{100 * overhead:+.1f}% | {rate['gymnasium_sync']:.4g} | {wide} |"
+            f"{_overhead(sec, 'raw_loop')} | {rate['bare_loop']:.4g} | "
+            f"{_overhead(sec, 'bare_loop')} | {rate['gymnasium_sync']:.4g} | "
+            f"{wide_raw} | {wide_bare} |"
         )
 
 

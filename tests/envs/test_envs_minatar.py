@@ -104,7 +104,7 @@ def test_matches_a_plain_loop_over_minatar(env_id, minimal):
     action_set = games[0].minimal_action_set() if minimal else list(range(6))
     t, ret = [0] * n, [0.0] * n
     rng = np.random.default_rng(5)
-    ends = rewards = 0
+    ends = rewards = truncations = 0
     for _ in range(120):
         actions = rng.integers(0, env.single_action_space.n, n)
         obs, reward, terminated, truncated, infos = env.step(actions)
@@ -116,6 +116,7 @@ def test_matches_a_plain_loop_over_minatar(env_id, minimal):
             last = g.state()
             if te or t[i] >= limit:
                 ends += 1
+                truncations += not te
                 assert infos["_episode"][i] and infos["_final_obs"][i]
                 assert infos["episode"]["r"][i] == ret[i] and infos["episode"]["l"][i] == t[i]
                 np.testing.assert_array_equal(infos["final_obs"][i], last)
@@ -126,4 +127,4 @@ def test_matches_a_plain_loop_over_minatar(env_id, minimal):
                 np.testing.assert_array_equal(infos["final_obs"][i], last)
             np.testing.assert_array_equal(obs[i], g.state())
             rewards += r != 0
-    assert ends > n and rewards > 0
+    assert ends > n and rewards > 0 and truncations > 0
