@@ -6,7 +6,7 @@
 # with width 128, batch 64, 1000 random steps first). One run at a time, one torch thread,
 # pinned to core ${CORE:-1}. Runs land in runs/aql_mujoco_<steps>/<env>_<algo>_s<seed>/; the
 # summary table at the end (mean +- std over seeds of the last evaluation, 5 episodes each).
-# Usage: [ENVS="Hopper-v5 HalfCheetah-v5 Humanoid-v5"] [SEEDS="0 1 2"] [CORE=1] \
+# Usage: [ENVS="Hopper-v5 HalfCheetah-v5 Humanoid-v5"] [SEEDS="0 1 2"] [CORE=1] [EVAL_EVERY=2000] \
 #        bash docs/aql_mujoco_runs.sh [TOTAL_STEPS]      (default 6000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ for env in ${ENVS:-Hopper-v5 HalfCheetah-v5 Humanoid-v5}; do
         "$PY" -c 'import sys; from qwr_fast.trainers.aql import main; sys.exit(main())' \
         --preset mujoco --env "$env" --algo "$algo" --total-steps "$STEPS" --seed "$seed" \
         --learning-starts 1000 --hidden 128 --proposal-width 128 --batch-size 64 \
-        --eval-every 2000 --run-dir "$dir" --no-progress --no-tensorboard
+        --eval-every "${EVAL_EVERY:-2000}" --run-dir "$dir" --no-progress --no-tensorboard
     done
   done
 done
