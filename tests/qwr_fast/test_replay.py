@@ -102,6 +102,27 @@ def test_invalid_steps_are_never_slice_starts():
     assert len(starts) == 20 * E - 3
 
 
+def test_invalid_steps_stop_mattering_once_overwritten():
+    """The replay counts its invalid steps as rows are overwritten (and on load): once the
+    circular buffer has replaced every invalid step, all stored steps are slice starts again."""
+    replay = _make(E * 10)
+    _fill(replay, 10, ends={(3, 0): "term"}, valid_after_done=False)  # (4, 0) is invalid
+    starts = replay.sample(3000, 1, generator=torch.Generator().manual_seed(0)).obs[:, :2]
+    assert len(set(map(tuple, starts.long().tolist()))) == 10 * E - 1
+    restored = _make(E * 10)
+    restored.load_state_dict(replay.state_dict())
+    for r in (replay, restored):
+        r.add(*(torch.zeros(E, *shape) for shape in ((3,), (1,))), torch.zeros(E, dtype=torch.long),
+              torch.full((E,), 10.0), torch.zeros(E, dtype=torch.bool),
+              torch.zeros(E, dtype=torch.bool), torch.zeros(E, 3), torch.zeros(E, 1))  # fmt: skip
+    for r in (replay, restored):  # step 0 was overwritten; (4, 0) is still stored and invalid
+        starts = r.sample(3000, 1, generator=torch.Generator().manual_seed(1)).obs[:, :2]
+        assert [4.0, 0.0] not in starts.tolist()
+    _fill(replay, 10, ends={})  # overwrites every step, all valid
+    starts = replay.sample(3000, 1, generator=torch.Generator().manual_seed(2)).obs[:, :2]
+    assert len(set(map(tuple, starts.long().tolist()))) == 10 * E
+
+
 def test_state_dict_round_trip_gives_identical_samples():
     a, b = _make(E * 8), _make(E * 8)
     _fill(a, 11, ends={(2, 1): "term"})
