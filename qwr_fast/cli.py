@@ -1,6 +1,6 @@
 """Command-line entry points: ``qwr-train`` and ``qwr-collect``.
 
-``qwr-train --env ENV_ID --algo {qwr-lse,qwr-max,qwr-avg,awr} --total-steps N --seed S
+``qwr-train --env ENV_ID --algo {qwr-lse,qwr-max,qwr-avg,awr,bc} --total-steps N --seed S
 --run-dir DIR [--preset P] [--dataset FILE] [--resume DIR]``; every field of
 :class:`qwr_fast.trainers.qwr.QWRConfig` is a flag (``qwr-train --help``). A preset sets the
 defaults of its family; flags given explicitly win. Exit code 0 on success, 2 on bad arguments

@@ -26,6 +26,7 @@ __all__ = [
     "qwr_actor_loss",
     "awr_critic_loss",
     "awr_actor_loss",
+    "bc_actor_loss",
     "TargetSync",
 ]
 
@@ -191,6 +192,12 @@ def awr_actor_loss(
         weight = torch.exp(adv / beta).clamp(max=max_weight)
     logp = policy.log_prob(batch.obs, batch.action)
     return {"actor_loss": -(weight * logp).mean(), "actor_q_mean": adv.mean()}
+
+
+def bc_actor_loss(policy: nn.Module, batch: ReplayBatch) -> dict[str, torch.Tensor]:
+    """Behaviour cloning: the negative log-likelihood of the stored ``a_t`` at ``s_t`` (AWR
+    with every weight 1). Returns ``actor_loss``."""
+    return {"actor_loss": -policy.log_prob(batch.obs, batch.action).mean()}
 
 
 class TargetSync:

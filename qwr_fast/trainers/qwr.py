@@ -36,6 +36,7 @@ from qwr_fast.losses import (
     TargetSync,
     awr_actor_loss,
     awr_critic_loss,
+    bc_actor_loss,
     qwr_actor_loss,
     qwr_critic_loss,
 )
@@ -76,8 +77,10 @@ class QWRConfig:
 
     env: str = "BitFlip-16"
     """env id: qwr_fast.envs ids (BitFlip-16, ...) or any gymnasium id (Pendulum-v1, ...)"""
-    algo: Literal["qwr-lse", "qwr-max", "qwr-avg", "awr"] = "qwr-lse"
-    """algorithm: QWR with backup F = lse / max / mean, or the AWR state-value baseline"""
+    algo: Literal["qwr-lse", "qwr-max", "qwr-avg", "awr", "bc"] = "qwr-lse"
+    """algorithm: QWR with backup F = lse / max / mean, the AWR state-value baseline, or
+    behaviour cloning (bc: maximum likelihood of the replay's actions, no critic; the offline
+    baseline)"""
     preset: Literal["none", "bitflip", "mujoco", "atari", "minatar"] = "none"
     """family preset applied before the explicit flags (flags given on the command line win)"""
     total_steps: int = 100_000
@@ -333,7 +336,8 @@ class QWRTrainer:
             self.policy = CategoricalPolicy(
                 self.obs_shape, self.actor.num_actions, hidden=cfg.hidden
             ).to(dev)
-        self.awr = cfg.algo == "awr"
+        self.bc = cfg.algo == "bc"
+        self.awr = cfg.algo in ("awr", "bc")  # bc keeps AWR's (untrained) value net
         if self.awr:
             self.critic: torch.nn.Module = StateValue(self.obs_shape, hidden=cfg.hidden).to(dev)
             if cfg.shared_first_layer:
@@ -520,6 +524,8 @@ class QWRTrainer:
 
     def _actor_loss(self, batch):
         c = self.cfg
+        if self.bc:
+            return bc_actor_loss(self.policy, batch)
         if self.awr:
             return awr_actor_loss(
                 self.policy,
@@ -554,7 +560,7 @@ class QWRTrainer:
     def update(self) -> dict[str, float]:
         """C critic steps then P actor steps; returns the last losses."""
         stats: dict[str, torch.Tensor] = {}
-        for _ in range(self.cfg.critic_steps):
+        for _ in range(0 if self.bc else self.cfg.critic_steps):
             out = self.critic_fn(self._batch())
             self._step(self.opt_q, self.critic.parameters(), out["critic_loss"])
             self.sync.step()
