@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # Reproduces the BitFlip table of docs/results.md: QWR-LSE vs AWR on BitFlip-32 (horizon 5, random starts),
-# 3 seeds each, the bitflip preset, on CPU (the two algorithms of a seed run side by side).
+# 3 seeds each, the bitflip preset, on CPU. Each run is its own job, pinned to one core under that
+# core's lock (CORE=0 by default: `flock /tmp/core$CORE.lock taskset -c $CORE`, one torch thread),
+# so runs never share a core; its wall time (the run alone, not the wait for the lock) goes to
+# RUN_DIR/wall_s.txt.
 # Runs land in runs/bitflip32_<steps>/<algo>_s<seed>/; the summary table and curves.png at the end.
-# Usage: bash docs/qwr_runs.sh [TOTAL_STEPS]   (default 8000 env steps per run)
+# Usage: bash docs/qwr_runs.sh [TOTAL_STEPS [FLAG...]]   (default 8000 env steps per run)
+#   FLAGs go to every run (e.g. --beta 0.5); ROOT=DIR writes elsewhere; CORE=1 uses core 1 and
+#   its lock; SUMMARY_ONLY=1 only prints the table and draws the plot of finished runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 STEPS=${1:-8000}
-ROOT=runs/bitflip32_${STEPS}
+shift || true
+CORE=${CORE:-0}
+ROOT=${ROOT:-runs/bitflip32_${STEPS}}
 for seed in 0 1 2; do
   for algo in qwr-lse awr; do
-    "$PY" -c 'import sys; from qwr_fast.cli import qwr_train_main; sys.exit(qwr_train_main())' \
+    [ -n "${SUMMARY_ONLY:-}" ] && continue
+    run="$ROOT/${algo}_s${seed}"
+    mkdir -p "$run"
+    flock "/tmp/core${CORE}.lock" taskset -c "$CORE" env OMP_NUM_THREADS=1 \
+      /usr/bin/time -f "%e" -o "$run/wall_s.txt" \
+      "$PY" -c 'import sys; from qwr_fast.cli import qwr_train_main; sys.exit(qwr_train_main())' \
       --preset bitflip --env BitFlip-32 --algo "$algo" --total-steps "$STEPS" --seed "$seed" \
-      --run-dir "$ROOT/${algo}_s${seed}" --no-progress &
+      --run-dir "$run" --no-progress "$@"
   done
-  wait
 done
 "$PY" - "$ROOT" <<'PYEOF'
 import csv
@@ -38,6 +49,9 @@ for name in sorted(os.listdir(root)):
         rows = list(csv.DictReader(f))
     algo = name.rsplit("_s", 1)[0]
     curves[algo].append(([int(r["step"]) for r in rows], [float(r["return_mean"]) for r in rows]))
+    wall_path = os.path.join(root, name, "wall_s.txt")
+    wall = open(wall_path).read().split()[-1] if os.path.exists(wall_path) else "?"
+    print(f"{name}: final {float(rows[-1]['return_mean']):.3f} at step {rows[-1]['step']}, wall {wall} s")
 fig, ax = plt.subplots(figsize=(6, 4))
 print("| algo | seeds | env steps | final eval return (temp 0), mean +- std over seeds |")
 print("|---|---|---|---|")
