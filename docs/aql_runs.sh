@@ -4,9 +4,11 @@
 # Three runs at a time, one torch thread each. Runs land in runs/aql_bitflip_<steps>/<env>_<algo>_s<seed>/;
 # the summary table at the end.
 # Usage: [SIZES="8 16 32"] [ALGOS="aql uniform-ql"] [EXTRA="--factorised" TAG=factorised] \
+#        [PREFIX="flock /tmp/core0.lock taskset -c 0 env OMP_NUM_THREADS=1"] \
 #        bash docs/aql_runs.sh [TOTAL_STEPS] [NUM_PROPOSAL] [NUM_UNIFORM]
 #        (defaults 3000 25 75; exhaustive DQN runs when SIZES contains 8 and ALGOS is default;
-#        EXTRA flags go to every run, TAG suffixes the runs directory)
+#        EXTRA flags go to every run, TAG suffixes the runs directory, PREFIX is put before
+#        every run's command: with a flock as above the three seeds run one after the other)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -15,6 +17,7 @@ NP=${2:-25}
 NU=${3:-75}
 ROOT=runs/aql_bitflip_${STEPS}${TAG:+_$TAG}
 EXTRA=${EXTRA:-}
+PREFIX=${PREFIX:-}
 JOBS=()
 SIZES=${SIZES:-8 16 32}
 for n in $SIZES; do
@@ -23,7 +26,7 @@ for n in $SIZES; do
 done
 run() {
   local env=$1 algo=$2 seed=$3
-  "$PY" -c 'import sys; from qwr_fast.trainers.aql import main; sys.exit(main())' \
+  $PREFIX "$PY" -c 'import sys; from qwr_fast.trainers.aql import main; sys.exit(main())' \
     --preset bitflip --env "$env" --algo "$algo" --total-steps "$STEPS" --seed "$seed" \
     --num-proposal "$NP" --num-uniform "$NU" --run-dir "$ROOT/${env}_${algo}_s${seed}" \
     --no-progress --no-tensorboard $EXTRA
