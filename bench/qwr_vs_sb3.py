@@ -24,21 +24,27 @@ import gymnasium as gym
 import torch
 
 
-def qwr_steps_per_s(steps: int, profile: bool = False) -> float:
+def _qwr_trainer(updates_per_epoch: int):
+    """QWR-LSE at the default MuJoCo config with ``updates_per_epoch`` critic and actor steps
+    per ``update()``, its replay filled past the batch size by 1000 env steps."""
     from qwr_fast.trainers.qwr import QWRConfig, QWRTrainer
 
-    run_dir = tempfile.mkdtemp(prefix="qwr_vs_sb3_")
     cfg = QWRConfig(
         env="HalfCheetah-v5",
         preset="mujoco",
-        run_dir=run_dir,
+        run_dir=tempfile.mkdtemp(prefix="qwr_vs_sb3_"),
         progress=False,
         tensorboard=False,
-        critic_steps=steps,
-        actor_steps=steps,
+        critic_steps=updates_per_epoch,
+        actor_steps=updates_per_epoch,
     )
     trainer = QWRTrainer(cfg)
-    trainer.collect(1000)  # fills the replay past the batch size
+    trainer.collect(1000)
+    return trainer
+
+
+def qwr_steps_per_s(steps: int, profile: bool = False) -> float:
+    trainer = _qwr_trainer(steps)
     trainer.update()  # warm-up
     if profile:
         from torch.profiler import ProfilerActivity
@@ -54,29 +60,12 @@ def qwr_steps_per_s(steps: int, profile: bool = False) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def _qwr_trainer():
-    from qwr_fast.trainers.qwr import QWRConfig, QWRTrainer
-
-    cfg = QWRConfig(
-        env="HalfCheetah-v5",
-        preset="mujoco",
-        run_dir=tempfile.mkdtemp(prefix="qwr_flops_"),
-        progress=False,
-        tensorboard=False,
-        critic_steps=1,
-        actor_steps=1,
-    )
-    trainer = QWRTrainer(cfg)
-    trainer.collect(1000)
-    return trainer
-
-
 def update_flops() -> dict[str, float]:
     """Matmul FLOPs of the updates that one env step pays for (QWR: one critic and one actor
     step; SAC: one gradient step), forward and backward."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    trainer = _qwr_trainer()
+    trainer = _qwr_trainer(1)
     trainer.update()  # warm-up (lazy init)
     with FlopCounterMode(display=False) as counter:
         trainer.update()
