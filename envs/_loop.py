@@ -252,7 +252,7 @@ class LoopVectorEnv(VectorEnv):
         if self._flagged:  # flags and statistics are nonzero only in the rows ended last step
             self._clear_flags()
         if ended:
-            return self._end_episodes(ended)
+            return self._end_episodes(rows, ended)
         if self._copy:
             return (
                 self._obs.copy(),
@@ -271,20 +271,20 @@ class LoopVectorEnv(VectorEnv):
             ep_l[i] = 0
         self._flagged = []
 
-    def _write_final_obs(self, ended: list) -> None:
-        """``final_obs`` = ``obs``, with the last observation of each ended episode in its row
-        (a family may do it in one copy)."""
+    def _write_final_obs(self, rows: list, ended: list) -> None:
+        """``final_obs`` = ``obs`` (whose rows are ``rows``), with the last observation of each
+        ended episode in its row (a family may do it in one copy)."""
         final_obs = self._final_obs
         np.copyto(final_obs, self._obs)
         for e in ended:
             final_obs[e[0]] = e[1]
 
     def _end_episodes(
-        self, ended: list
+        self, rows: list, ended: list
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """The step's return at a step where the episodes ``ended`` (see ``_step_envs``)
         ended: their flags, final observations and statistics set."""
-        self._write_final_obs(ended)
+        self._write_final_obs(rows, ended)
         terminated, truncated, done, ep_r, ep_l = self._flag_views
         self._flagged = [e[0] for e in ended]
         for i, _, ret, length, te, tr in ended:

@@ -85,7 +85,6 @@ class MinAtarVectorEnv(LoopVectorEnv):
         # raises ValueError).
         self._obs_bytes = memoryview(self._obs.reshape(-1).view(np.uint8))
         self._final_obs_bytes = memoryview(self._final_obs.reshape(-1).view(np.uint8))
-        self._rows: list[np.ndarray] = []
         self._identity_actions = self._action_set == list(range(len(self._action_set)))
         self._rewarded: list[int] = []  # the rows whose reward the last step set
 
@@ -146,10 +145,9 @@ class MinAtarVectorEnv(LoopVectorEnv):
 
     def _write_obs(self, rows: list[np.ndarray]) -> None:
         self._obs_bytes[:] = b"".join(rows)
-        self._rows = rows  # for _write_final_obs, at a step where an episode ends
 
-    def _write_final_obs(self, ended: list) -> None:
-        rows = self._rows.copy()
+    def _write_final_obs(self, rows: list, ended: list) -> None:
+        rows = rows.copy()
         for e in ended:
             rows[e[0]] = e[1]
         self._final_obs_bytes[:] = b"".join(rows)
