@@ -37,6 +37,7 @@ def _qwr_trainer(updates_per_epoch: int):
         tensorboard=False,
         critic_steps=updates_per_epoch,
         actor_steps=updates_per_epoch,
+        threads=torch.get_num_threads(),  # the trainer sets torch's threads from its config
     )
     trainer = QWRTrainer(cfg)
     trainer.collect(1000)
