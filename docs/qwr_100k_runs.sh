@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# A queue of qwr-train runs at one preset, one torch thread per run, each run pinned to core
+# ${CORE:-0} under that core's lock (`flock /tmp/core$CORE.lock taskset -c $CORE`), so runs never
+# share a core. The wall time of each run goes to RUN_DIR/wall_s.txt. Finished runs are skipped,
+# so re-running the script resumes a queue. Used by docs/qwr_mujoco_runs.sh and
+# docs/qwr_minatar_runs.sh (issue 4, results 2 and 3).
+# Usage: PRESET=P RUNS="ENV:ALGO:SEED ..." [CORE=0] [ROOT=DIR] [EVAL_EVERY=5000] [RANDOM_EPISODES=K]
+#        bash docs/qwr_100k_runs.sh [TOTAL_STEPS]      (default 100000 env steps)
+# Runs land in ${ROOT:-runs/<preset>_<steps>}/<env>_<algo>_s<seed>/ (env without "-v5", "/" -> "_").
+# SUMMARY_ONLY=1 only prints the table of finished runs; RANDOM_EPISODES=K adds a uniformly
+# random policy's mean return over K episodes of each env in RUNS (seed 0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+STEPS=${1:-100000}
+CORE=${CORE:-0}
+: "${PRESET:?set PRESET (mujoco, minatar, ...)}" "${RUNS:?set RUNS=\"ENV:ALGO:SEED ...\"}"
+ROOT=${ROOT:-runs/${PRESET}_${STEPS}}
+mkdir -p "$ROOT"
+for spec in $RUNS; do
+  [ -n "${SUMMARY_ONLY:-}" ] && break
+  IFS=: read -r env algo seed <<<"$spec"
+  name=${env%-v5}
+  run="$ROOT/${name//\//_}_${algo}_s${seed}"
+  [ -f "$run/eval.csv" ] && [ "$(tail -n1 "$run/eval.csv" | cut -d, -f1)" = "$STEPS" ] && continue
+  mkdir -p "$run"
+  flock "/tmp/core${CORE}.lock" taskset -c "$CORE" env OMP_NUM_THREADS=1 \
+    /usr/bin/time -f "%e" -o "$run/wall_s.txt" \
+    "$PY" -c 'import sys; from qwr_fast.cli import qwr_train_main; sys.exit(qwr_train_main())' \
+    --preset "$PRESET" --env "$env" --algo "$algo" --total-steps "$STEPS" --seed "$seed" \
+    --eval-every "${EVAL_EVERY:-5000}" --run-dir "$run" --no-progress --no-tensorboard
+done
+"$PY" - "$ROOT" "${RANDOM_EPISODES:-0}" $RUNS <<'PYEOF'
+import csv
+import os
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+root, random_episodes, specs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+final = defaultdict(list)
+for name in sorted(os.listdir(root)):
+    path = os.path.join(root, name, "eval.csv")
+    if not os.path.exists(path):
+        continue
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        continue
+    wall_path = os.path.join(root, name, "wall_s.txt")
+    wall = (open(wall_path).read().split() or ["running"])[-1] if os.path.exists(wall_path) else "?"
+    best = max(float(r["return_mean"]) for r in rows)
+    print(f"{name}: final {float(rows[-1]['return_mean']):.1f} at step {rows[-1]['step']}, "
+          f"best eval {best:.1f}, wall {wall} s")
+    final[name.rsplit("_s", 1)[0]].append((int(rows[-1]["step"]), float(rows[-1]["return_mean"])))
+print("| env_algo | seeds | env steps | final eval return (temp 0), mean +- std | per seed |")
+print("|---|---|---|---|---|")
+for key, v in final.items():
+    r = np.array([x for _, x in v])
+    print(f"| {key} | {len(v)} | {min(s for s, _ in v)} | {r.mean():.1f} +- {r.std():.1f} | "
+          f"{' / '.join(f'{x:.1f}' for x in r)} |")
+if random_episodes > 0:
+    from qwr_fast.envs import make
+
+    for env_id in sorted({spec.split(":")[0] for spec in specs}):
+        env = make(env_id, random_episodes, seed=0)
+        env.action_space.seed(0)
+        env.reset(seed=0)
+        ret, done = np.zeros(random_episodes), np.zeros(random_episodes, dtype=bool)
+        while not done.all():
+            _, r, term, trunc, _ = env.step(env.action_space.sample())
+            ret += np.where(done, 0.0, r)
+            done |= np.logical_or(term, trunc)
+        print(f"| {env_id} random (uniform actions, {random_episodes} episodes) | - | - | "
+              f"{ret.mean():.2f} +- {ret.std():.2f} (over episodes) | - |")
+PYEOF
