@@ -40,6 +40,7 @@ import numpy as np
 
 root, random_episodes, specs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 final = defaultdict(list)
+curves = defaultdict(list)  # env -> [(label, steps, returns)]
 for name in sorted(os.listdir(root)):
     path = os.path.join(root, name, "eval.csv")
     if not os.path.exists(path):
@@ -54,12 +55,33 @@ for name in sorted(os.listdir(root)):
     print(f"{name}: final {float(rows[-1]['return_mean']):.1f} at step {rows[-1]['step']}, "
           f"best eval {best:.1f}, wall {wall} s")
     final[name.rsplit("_s", 1)[0]].append((int(rows[-1]["step"]), float(rows[-1]["return_mean"])))
+    env_name, label = name.rsplit("_", 2)[0], "_".join(name.rsplit("_", 2)[1:])
+    curves[env_name].append(
+        (label, [int(r["step"]) for r in rows], [float(r["return_mean"]) for r in rows])
+    )
 print("| env_algo | seeds | env steps | final eval return (temp 0), mean +- std | per seed |")
 print("|---|---|---|---|---|")
 for key, v in final.items():
     r = np.array([x for _, x in v])
     print(f"| {key} | {len(v)} | {min(s for s, _ in v)} | {r.mean():.1f} +- {r.std():.1f} | "
           f"{' / '.join(f'{x:.1f}' for x in r)} |")
+if curves:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.5), squeeze=False)
+    for ax, (env_name, runs) in zip(axes[0], sorted(curves.items())):
+        for label, steps, ret in runs:
+            ax.plot(steps, ret, label=label)
+        ax.set_title(env_name)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("eval return (temperature 0)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(root, "curves.png"), dpi=100)
+    print(f"plot: {os.path.join(root, 'curves.png')}")
 if random_episodes > 0:
     from qwr_fast.envs import make
 
