@@ -199,9 +199,10 @@ class QWRConfig:
 PRESETS: dict[str, dict] = {
     "none": {},
     # gamma 0.5: the 5-step limit ends the episode, but the step count is not in the
-    # observation, so the return-to-go (0-5 at gamma 0.99) is noise the critic cannot explain,
-    # as large as the 2-unit gap between flipping a 0 bit and a 1 bit; at gamma 0.5 it is
-    # under 1. The optimal policy (flip a 0 bit) is the same at every gamma. docs/results.md.
+    # observation, so the discounted return after the next step (0 to 3.9 at gamma 0.99, std
+    # 1.4) is noise the critic cannot explain, next to the 2-unit gap between flipping a 0 bit
+    # and a 1 bit; at gamma 0.5 it is 0 to 0.94 (std 0.34). The optimal policy (flip a 0 bit)
+    # is the same at every gamma. docs/results.md, BitFlip-32.
     "bitflip": dict(
         gamma=0.5,
         steps_per_epoch=500,
@@ -363,7 +364,7 @@ class QWRTrainer:
         self.target = copy.deepcopy(self.critic)
         self.sync = TargetSync(self.critic, self.target, every=cfg.target_every)
         # fused: one kernel per step for all parameters (CPU and CUDA); 0.55 vs 1.5 ms per
-        # critic step on one CPU thread at the MuJoCo config (bench/qwr_vs_sb3.py --profile)
+        # critic step on one CPU thread at the MuJoCo config (docs/results.md, throughput)
         self.opt_pi = torch.optim.Adam(self.policy.parameters(), lr=cfg.policy_lr, fused=True)
         self.opt_q = torch.optim.Adam(self.critic.parameters(), lr=cfg.q_lr, fused=True)
         self.critic_fn = self._critic_loss
