@@ -363,8 +363,8 @@ class QWRTrainer:
             ).to(dev)
         self.target = copy.deepcopy(self.critic)
         self.sync = TargetSync(self.critic, self.target, every=cfg.target_every)
-        # fused: one kernel per step for all parameters (CPU and CUDA); 0.55 vs 1.5 ms per
-        # critic step on one CPU thread at the MuJoCo config (docs/results.md, throughput)
+        # fused: one kernel per step for all parameters (CPU and CUDA); 0.33 vs 0.80 ms per
+        # critic Adam step on one CPU thread at the MuJoCo config (bench/qwr_step_breakdown.py)
         self.opt_pi = torch.optim.Adam(self.policy.parameters(), lr=cfg.policy_lr, fused=True)
         self.opt_q = torch.optim.Adam(self.critic.parameters(), lr=cfg.q_lr, fused=True)
         self.critic_fn = self._critic_loss

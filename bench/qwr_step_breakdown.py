@@ -1,0 +1,101 @@
+"""Where one env step of ``qwr-train`` goes: a QWR trainer's update parts timed alone, on the CPU.
+
+    python bench/qwr_step_breakdown.py [--env HalfCheetah-v5] [--preset mujoco] [--algo qwr-lse]
+                                       [--iters 200] [--compile] [--threads 1]
+
+Prints ms per call of: one env step of collection, one replay sample, one critic step, one actor
+step, one full ``update()`` at one critic and one actor step (the updates one env step pays for
+at the default epoch ratio), and the critic optimiser's step for Adam fused / foreach / default.
+``--compile`` also times ``update()`` with the config's ``compile=True`` (the two losses under
+``torch.compile``). Each figure is the mean over ``--iters`` calls after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import torch
+
+
+def _ms(fn, iters: int) -> float:
+    for _ in range(3):
+        fn()
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    return (time.perf_counter() - start) / iters * 1e3
+
+
+def _trainer(args, compile_losses: bool):
+    from qwr_fast.trainers.qwr import PRESETS, QWRConfig, QWRTrainer
+
+    cfg = QWRConfig(
+        **{
+            **PRESETS[args.preset],
+            "env": args.env,
+            "preset": args.preset,
+            "algo": args.algo,
+            "run_dir": tempfile.mkdtemp(prefix="qwr_breakdown_"),
+            "progress": False,
+            "tensorboard": False,
+            "critic_steps": 1,
+            "actor_steps": 1,
+            "threads": args.threads,
+            "compile": compile_losses,
+        }
+    )
+    trainer = QWRTrainer(cfg)
+    trainer.collect(2000)
+    return trainer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="HalfCheetah-v5")
+    parser.add_argument("--preset", default="mujoco")
+    parser.add_argument("--algo", default="qwr-lse")
+    parser.add_argument("--iters", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="also time compiled losses")
+    args = parser.parse_args()
+    tr = _trainer(args, compile_losses=False)
+    batch = tr._batch()
+
+    def critic_step():
+        out = tr._critic_loss(batch)
+        tr._step(tr.opt_q, tr.critic.parameters(), out["critic_loss"])
+
+    def actor_step():
+        out = tr._actor_loss(batch)
+        tr._step(tr.opt_pi, tr.policy.parameters(), out["actor_loss"])
+
+    rows = [
+        ("collect, one env step", _ms(lambda: tr.collect(tr.cfg.num_envs), args.iters)),
+        ("replay sample (batch, margin)", _ms(tr._batch, args.iters)),
+        ("critic step (loss, backward, clip, Adam)", _ms(critic_step, args.iters)),
+        ("actor step (loss, backward, clip, Adam)", _ms(actor_step, args.iters)),
+        ("update(): 1 critic + 1 actor step, eager", _ms(tr.update, args.iters)),
+    ]
+    for name, kw in [("fused", {"fused": True}), ("foreach", {"foreach": True}), ("default", {})]:
+        opt = torch.optim.Adam(tr.critic.parameters(), lr=1e-3, **kw)
+        for p in tr.critic.parameters():
+            p.grad = torch.randn_like(p)
+        rows.append((f"Adam step over the critic's parameters, {name}", _ms(opt.step, args.iters)))
+    if args.compile:
+        compiled = _trainer(args, compile_losses=True)
+        start = time.perf_counter()
+        compiled.update()
+        rows.append(("torch.compile warm-up (first update), s", time.perf_counter() - start))
+        rows.append(
+            ("update(): 1 critic + 1 actor step, compiled losses", _ms(compiled.update, args.iters))
+        )
+    print(f"{args.env}, preset {args.preset}, {args.algo}, {torch.get_num_threads()} thread(s)")
+    print("| part | ms per call |\n|---|---:|")
+    for name, value in rows:
+        print(f"| {name} | {value:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
