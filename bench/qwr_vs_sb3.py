@@ -7,11 +7,14 @@ per second after warm-up, and the implied wall time of a 100K-step run.
 
     pip install stable-baselines3    # not a qwr_fast dependency; only this comparison uses it
     python bench/qwr_vs_sb3.py [--steps 300] [--profile] [--flops] [--threads 1]
+                               [--precision fp32 bf16]
 
 ``--profile`` adds a torch.profiler table (top ops by self CPU time) of QWR's timed segment.
 ``--flops`` counts the matmul FLOPs (forward and backward, ``torch.utils.flop_counter``) of
 one env step's updates of each method, and the floor they put under a 100K-step run at a given
-FLOP rate. ``--threads`` sets torch's CPU threads for both methods.
+FLOP rate. ``--threads`` sets torch's CPU threads for both methods. ``--precision`` lists the
+QWR trainer precisions to time (``bf16``: autocast bfloat16 products, see ``QWRConfig``); SB3
+SAC runs as a user runs it, in fp32.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import gymnasium as gym
 import torch
 
 
-def _qwr_trainer(updates_per_epoch: int):
+def _qwr_trainer(updates_per_epoch: int, precision: str = "fp32"):
     """QWR-LSE at the default MuJoCo config with ``updates_per_epoch`` critic and actor steps
     per ``update()``, its replay filled past the batch size by 1000 env steps."""
     from qwr_fast.trainers.qwr import QWRConfig, QWRTrainer
@@ -38,14 +41,15 @@ def _qwr_trainer(updates_per_epoch: int):
         critic_steps=updates_per_epoch,
         actor_steps=updates_per_epoch,
         threads=torch.get_num_threads(),  # the trainer sets torch's threads from its config
+        precision=precision,
     )
     trainer = QWRTrainer(cfg)
     trainer.collect(1000)
     return trainer
 
 
-def qwr_steps_per_s(steps: int, profile: bool = False) -> float:
-    trainer = _qwr_trainer(steps)
+def qwr_steps_per_s(steps: int, profile: bool = False, precision: str = "fp32") -> float:
+    trainer = _qwr_trainer(steps, precision)
     trainer.update()  # warm-up
     if profile:
         from torch.profiler import ProfilerActivity
@@ -123,6 +127,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print a profile of QWR's step")
     parser.add_argument("--flops", action="store_true", help="count each update's matmul FLOPs")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (both methods)")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=("fp32", "bf16"),
+        default=["fp32"],
+        help="QWR trainer precisions to time",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.flops:
@@ -136,14 +147,17 @@ def main() -> None:
         if args.steps == 0:
             return
     rows = [
-        ("qwr_fast QWR-LSE (preset mujoco)", qwr_steps_per_s(args.steps, args.profile)),
-        ("Stable-Baselines3 SAC", sb3_steps_per_s(args.steps)),
+        (
+            f"qwr_fast QWR-LSE (preset mujoco, precision {precision})",
+            qwr_steps_per_s(args.steps, args.profile, precision),
+        )
+        for precision in args.precision
     ]
-    print("| method | env steps/s | 100K steps |")
-    print("|---|---:|---:|")
-    for name, rate in rows:
-        print(f"| {name} | {rate:.1f} | {100_000 / rate / 60:.0f} min |")
-    print(f"\nQWR / SAC: {rows[0][1] / rows[1][1]:.2f}x")
+    sac = sb3_steps_per_s(args.steps)
+    print("| method | env steps/s | 100K steps | vs SB3 SAC |")
+    print("|---|---:|---:|---:|")
+    for name, rate in [*rows, ("Stable-Baselines3 SAC (fp32)", sac)]:
+        print(f"| {name} | {rate:.1f} | {100_000 / rate / 60:.0f} min | {rate / sac:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,11 @@ from ._common import (
 )
 
 LN_EPS = 1e-5
-PRECISIONS = ("ieee", "tf32")
+PRECISIONS = ("ieee", "tf32", "bf16")
+# The Triton kernel's tl.dot precisions. No bf16 there: Triton's interpreter multiplies the raw
+# bit patterns of bf16 dot operands (triton-lang/triton#11584, "not supported yet"), so a bf16
+# kernel could not be verified on CPU; the torch path has it (AMX / AVX512-BF16 CPUs).
+KERNEL_PRECISIONS = ("ieee", "tf32")
 
 
 @triton.jit
@@ -222,21 +226,30 @@ def sampled_q_head_reference(
 
 
 def _sampled_q_head_torch(
-    gate: torch.Tensor, actions: torch.Tensor, params: QHeadParams
+    gate: torch.Tensor, actions: torch.Tensor, params: QHeadParams, precision: str = "ieee"
 ) -> torch.Tensor:
-    """Vectorised CPU path: gate broadcast over n, one [B*n, H] x [H, H] GEMM, in-place ops."""
+    """Vectorised CPU path: gate broadcast over n, one [B*n, H] x [H, H] GEMM, in-place ops.
+
+    ``precision="bf16"`` runs that GEMM on bfloat16 operands (AMX / AVX512-BF16 on CPUs that
+    have them); everything else stays in ``gate.dtype``. Autocast is off inside, so an
+    enclosing ``torch.autocast`` region changes nothing but what the caller asks for."""
     w_a, b_a, ln_w, ln_b, w_1, b_1, w_o, b_o = params
     B, H = gate.shape
     n = actions.shape[1]
-    if actions.dim() == 2:
-        pre = F.embedding(actions.reshape(B * n), w_a).add_(b_a)
-    else:
-        pre = torch.addmm(b_a, actions.reshape(B * n, -1), w_a.T)
-    x = pre.tanh_().view(B, n, H).mul_(gate[:, None, :]).view(B * n, H)
-    x = F.layer_norm(x, (H,), ln_w, ln_b, LN_EPS)
-    y = torch.addmm(b_1, x, w_1.T).relu_()
-    out = empty((B * n,), dtype=gate.dtype, device=gate.device)
-    return torch.mv(y, w_o, out=out).add_(b_o).view(B, n)
+    with torch.autocast(gate.device.type, enabled=False):
+        if actions.dim() == 2:
+            pre = F.embedding(actions.reshape(B * n), w_a).add_(b_a)
+        else:
+            pre = torch.addmm(b_a, actions.reshape(B * n, -1), w_a.T)
+        x = pre.tanh_().view(B, n, H).mul_(gate[:, None, :]).view(B * n, H)
+        x = F.layer_norm(x, (H,), ln_w, ln_b, LN_EPS)
+        if precision == "bf16":
+            y = torch.addmm(b_1.bfloat16(), x.bfloat16(), w_1.bfloat16().T).relu_()
+            y = y.to(gate.dtype)
+        else:
+            y = torch.addmm(b_1, x, w_1.T).relu_()
+        out = empty((B * n,), dtype=gate.dtype, device=gate.device)
+        return torch.mv(y, w_o, out=out).add_(b_o).view(B, n)
 
 
 @torch.library.custom_op("qwr_fast::sampled_q_head", mutates_args=())
@@ -257,7 +270,7 @@ def _sampled_q_head_op(
     params = QHeadParams(w_a, b_a, ln_w, ln_b, w_1, b_1, w_o, b_o)
     if backend == "triton":
         return _sampled_q_head_fwd_triton(gate, actions, params, precision)
-    return _sampled_q_head_torch(gate, actions, params)
+    return _sampled_q_head_torch(gate, actions, params, precision)
 
 
 @_sampled_q_head_op.register_fake
@@ -350,8 +363,12 @@ def sampled_q_head(
         gate: ``[B, H]`` float, the state features ``W_s h + b_s``.
         actions: ``[B, n, A]`` float, or ``[B, n]`` int64 indices into ``params.w_a [K, H]``.
         params: :class:`QHeadParams` (``SampledQ.head_params()`` gives them).
-        precision: ``"ieee"`` (exact fp32, default) or ``"tf32"`` for the ``W_1`` product in
-            the Triton kernel (tensor cores; ~1e-3 relative). The torch paths ignore it.
+        precision: operands of the ``W_1`` product: ``"ieee"`` (exact fp32, default),
+            ``"tf32"`` (Triton kernel on tensor cores, ~1e-3 relative; the torch paths run it
+            in fp32) or ``"bf16"`` (bfloat16 operands with fp32 accumulation, ~1e-2 relative;
+            the torch path only, where CPUs with AMX or AVX512-BF16 run it several times
+            faster; ``"auto"`` picks it, ``"triton"`` raises, see ``KERNEL_PRECISIONS``). The
+            ``"reference"`` backend is always exact fp32.
         backend: ``"auto"`` | ``"triton"`` | ``"torch"`` | ``"reference"``.
 
     Returns:
@@ -384,13 +401,21 @@ def sampled_q_head(
     params = QHeadParams(*params)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision not in KERNEL_PRECISIONS:
+        if backend == "triton":
+            raise ValueError(
+                f"precision {precision!r} is not available in the Triton kernel (it has "
+                f"{KERNEL_PRECISIONS}); use backend='torch' or 'auto'"
+            )
+        if backend == "auto":
+            backend = "torch"  # the implementation that has this precision
     backend = resolve_backend(backend, gate.device)
     with torch.no_grad():
         if backend == "reference":
             return sampled_q_head_reference(gate, actions, params)
         if backend == "torch" and not torch.compiler.is_compiling():
             # eager CPU: skip the custom-op dispatcher, same implementation
-            return _sampled_q_head_torch(gate.detach(), actions.detach(), params)
+            return _sampled_q_head_torch(gate.detach(), actions.detach(), params, precision)
         return torch.ops.qwr_fast.sampled_q_head(
             gate.detach(), actions.detach(), *(p.detach() for p in params), backend, precision
         )
@@ -400,7 +425,7 @@ def aot_specs() -> list[AOTSpec]:
     """The forward kernel at the trainers' widths (H=256; H=64 for the small tests), both the
     continuous and the discrete variant, ieee and tf32 for H=256."""
     specs = []
-    for H, precisions in ((256, PRECISIONS), (64, ("ieee",))):
+    for H, precisions in ((256, KERNEL_PRECISIONS), (64, ("ieee",))):
         for discrete in (False, True):
             for precision in precisions:
                 cfg = _launch_config(H)

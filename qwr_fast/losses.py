@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qwr_fast.kernels import awr_loss, sampled_q_head
+from qwr_fast.kernels import awr_loss
 from qwr_fast.nn.policy import sample_from_mu
 from qwr_fast.replay import ReplayBatch
 from qwr_fast.returns import discounts, qwr_margin_target, td_lambda
@@ -44,9 +44,9 @@ def _reward(batch: ReplayBatch, gamma: float, value_scale: bool) -> torch.Tensor
 
 
 def target_q_samples(target_q: nn.Module, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """Target-network Q ``[B, n]`` of sampled actions through the fused head (no gradient)."""
-    with torch.no_grad():
-        return sampled_q_head(target_q.gate(obs), actions, target_q.head_params())
+    """Target-network Q ``[B, n]`` (fp32) of sampled actions through the fused head (no
+    gradient); inside a bf16 autocast region the head follows it (``SampledQ.q_sampled``)."""
+    return target_q.q_sampled(obs, actions)
 
 
 def qwr_critic_loss(

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "full_precision",
     "RunningNorm",
     "make_body",
     "share_first_layer",
@@ -24,6 +25,17 @@ __all__ = [
     "sample_from_mu",
     "mode_from_mu",
 ]
+
+
+def full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` in float32 even inside a ``torch.autocast`` region.
+
+    The output layers (Q values, V, policy means and logits) run through this, so under
+    bf16 autocast only the bodies' and heads' hidden products are rounded, while what the
+    losses, the replay's ``mu`` and the actions see keeps fp32 precision (a bf16 Q of ~100
+    has a resolution of 0.5). Outside autocast it is just ``layer(x)``."""
+    with torch.autocast(x.device.type, enabled=False):
+        return layer(x.float())
 
 
 class RunningNorm(nn.Module):
@@ -178,7 +190,8 @@ class GaussianPolicy(nn.Module):
 
     def dist(self, obs: torch.Tensor) -> tuple[str, torch.Tensor, torch.Tensor]:
         """The ``awr_loss`` distribution tuple ``("gaussian", mean[B, A], log_std[A])``."""
-        return ("gaussian", torch.tanh(self.head(self.body(obs))), self.log_std)
+        mean = torch.tanh(full_precision(self.head, self.body(obs)))
+        return ("gaussian", mean, self.log_std)
 
     def mu(self, obs: torch.Tensor) -> torch.Tensor:
         """Behaviour parameters ``[B, 2A]`` = ``cat(mean, log_std)`` to store in the replay."""
@@ -216,7 +229,7 @@ class CategoricalPolicy(nn.Module):
 
     def dist(self, obs: torch.Tensor) -> tuple[str, torch.Tensor]:
         """The ``awr_loss`` distribution tuple ``("categorical", logits[B, K])``."""
-        return ("categorical", self.head(self.body(obs)))
+        return ("categorical", full_precision(self.head, self.body(obs)))
 
     def mu(self, obs: torch.Tensor) -> torch.Tensor:
         """Behaviour parameters ``[B, K]`` (logits)."""
@@ -238,7 +251,7 @@ class StateValue(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """``[B, *O] -> [B]``."""
-        return self.out(self.body(obs)).squeeze(-1)
+        return full_precision(self.out, self.body(obs)).squeeze(-1)
 
 
 def sample_from_mu(

@@ -14,6 +14,18 @@ import torch
 from torch import nn
 
 from qwr_fast.kernels.sampled_q_head import LN_EPS, QHeadParams, sampled_q_head
+from qwr_fast.nn.policy import full_precision
+
+
+def autocast_head_precision(device: torch.device) -> str:
+    """The fused head's precision matching the autocast state on ``device``: ``"bf16"`` (CPU:
+    AMX / AVX512-BF16 products) or ``"tf32"`` (CUDA: the Triton kernel's tensor cores) inside
+    a bf16 ``torch.autocast`` region, ``"ieee"`` (exact fp32) otherwise."""
+    if torch.is_autocast_enabled(device.type) and (
+        torch.get_autocast_dtype(device.type) == torch.bfloat16
+    ):
+        return "tf32" if device.type == "cuda" else "bf16"
+    return "ieee"
 
 
 class SampledQ(nn.Module):
@@ -106,19 +118,34 @@ class SampledQ(nn.Module):
         if self.discrete:
             emb = emb + self.action_bias
         x = self.norm(g.unsqueeze(1) * torch.tanh(emb))
-        q = self.out(torch.relu(self.fc(x))).squeeze(-1)  # [B, n]
+        q = full_precision(self.out, torch.relu(self.fc(x))).squeeze(-1)  # [B, n], fp32
         return q if sampled else q.squeeze(1)
 
     def q_sampled(
-        self, obs: torch.Tensor, actions: torch.Tensor, *, backend: str = "auto"
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        *,
+        backend: str = "auto",
+        precision: str | None = None,
     ) -> torch.Tensor:
         """Q through the fused op, without gradient (targets, baselines, argmax); same shapes
-        as :meth:`forward`."""
+        as :meth:`forward`, always fp32. ``precision`` of the head's hidden product (see
+        :func:`~qwr_fast.kernels.sampled_q_head`); ``None`` follows an enclosing bf16
+        ``torch.autocast`` region (``"bf16"`` on CPU, ``"tf32"`` on CUDA), else ``"ieee"``."""
         sampled = self._sampled(actions)
         if not sampled:
             actions = actions.unsqueeze(1)
+        if precision is None:
+            precision = autocast_head_precision(obs.device)
         with torch.no_grad():
-            q = sampled_q_head(self.gate(obs), actions, self.head_params(), backend=backend)
+            q = sampled_q_head(
+                self.gate(obs).float(),
+                actions,
+                self.head_params(),
+                backend=backend,
+                precision=precision,
+            )
         return q if sampled else q.squeeze(1)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -163,6 +164,11 @@ class QWRConfig:
     """checkpoints kept in the run directory"""
     threads: int = 1
     """torch CPU threads"""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """matrix products of the gradient steps: fp32, or bf16 (torch.autocast: bfloat16
+    operands, fp32 accumulation; output layers, losses, optimiser state, replay, collection
+    and evaluation stay fp32). bf16 is several times faster on CPUs with AMX or AVX512-BF16
+    (docs/results.md) and on Ampere+ GPUs (where the fused head uses tf32)"""
     compile: bool = False
     """torch.compile the loss computations"""
     progress: bool = True
@@ -369,6 +375,14 @@ class QWRTrainer:
         self.opt_q = torch.optim.Adam(self.critic.parameters(), lr=cfg.q_lr, fused=True)
         self.critic_fn = self._critic_loss
         self.actor_fn = self._actor_loss
+        # a fresh region per loss: autocast's cache of bf16 weight copies must not outlive
+        # an optimiser step or a target sync
+        self.autocast = functools.partial(
+            torch.autocast,
+            self.device.type,
+            dtype=torch.bfloat16,
+            enabled=cfg.precision == "bf16",
+        )
         if cfg.compile:
             self.critic_fn = torch.compile(self._critic_loss)
             self.actor_fn = torch.compile(self._actor_loss)
@@ -569,12 +583,16 @@ class QWRTrainer:
         """C critic steps then P actor steps; returns the last losses."""
         stats: dict[str, torch.Tensor] = {}
         for _ in range(0 if self.bc else self.cfg.critic_steps):
-            out = self.critic_fn(self._batch())
+            batch = self._batch()
+            with self.autocast():
+                out = self.critic_fn(batch)
             self._step(self.opt_q, self.critic.parameters(), out["critic_loss"])
             self.sync.step()
             stats.update({k: v.detach() for k, v in out.items()})
         for _ in range(self.cfg.actor_steps):
-            out = self.actor_fn(self._batch())
+            batch = self._batch()
+            with self.autocast():
+                out = self.actor_fn(batch)
             self._step(self.opt_pi, self.policy.parameters(), out["actor_loss"])
             stats.update({k: v.detach() for k, v in out.items()})
         return {k: float(v) for k, v in stats.items()}

@@ -209,3 +209,39 @@ def test_tf32_precision_close(fast_backend):
     expected = sampled_q_head(gate, actions, params, backend="reference")
     got = sampled_q_head(gate, actions, params, backend=fast_backend, precision="tf32")
     torch.testing.assert_close(got, expected, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_bf16_precision_close(discrete):
+    """bf16 operands for the W_1 product (torch path): ~1e-2 relative to exact fp32, fp32
+    out, and really rounded (not silently ignored)."""
+    params = make_params(64, K=5) if discrete else make_params(64, A=6)
+    gate = torch.randn(7, 64)
+    actions = torch.randint(0, 5, (7, 4)) if discrete else torch.randn(7, 4, 6)
+    expected = sampled_q_head(gate, actions, params, backend="reference")
+    got = sampled_q_head(gate, actions, params, backend="torch", precision="bf16")
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=3e-2, atol=3e-2)
+    assert not torch.equal(got, expected)
+
+
+def test_bf16_precision_refused_by_triton_kernel():
+    params, gate, actions = _errors_case()
+    with pytest.raises(ValueError, match="precision 'bf16' is not available in the Triton"):
+        sampled_q_head(gate, actions, params, backend="triton", precision="bf16")
+    # auto picks the torch path, which has it (on CUDA tensors too)
+    auto = sampled_q_head(gate, actions, params, backend="auto", precision="bf16")
+    torch.testing.assert_close(
+        auto, sampled_q_head(gate, actions, params, backend="torch", precision="bf16")
+    )
+
+
+def test_head_ignores_enclosing_autocast():
+    """Under torch.autocast the op keeps fp32 unless precision asks otherwise."""
+    params = make_params(64, A=6)
+    gate, actions = torch.randn(5, 64), torch.randn(5, 4, 6)
+    expected = sampled_q_head(gate, actions, params, backend="torch")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = sampled_q_head(gate, actions, params, backend="torch")
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected)

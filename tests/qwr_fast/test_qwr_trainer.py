@@ -39,12 +39,18 @@ def _equal_state(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 @pytest.mark.parametrize(
-    "env,algo",
-    [("BitFlip-8", "qwr-lse"), ("Pendulum-v1", "qwr-lse"), ("CartPole-v1", "awr")],
+    "env,algo,precision",
+    [
+        ("BitFlip-8", "qwr-lse", "fp32"),
+        ("Pendulum-v1", "qwr-lse", "fp32"),
+        ("CartPole-v1", "awr", "fp32"),
+        ("Pendulum-v1", "qwr-lse", "bf16"),
+    ],
 )
-def test_resume_equals_uninterrupted(tmp_path, env, algo):
-    straight = _run(tmp_path / "a", 120, env=env, algo=algo, seed=3)
-    _run(tmp_path / "b", 80, env=env, algo=algo, seed=3)
+def test_resume_equals_uninterrupted(tmp_path, env, algo, precision):
+    kw = dict(env=env, algo=algo, seed=3, precision=precision)
+    straight = _run(tmp_path / "a", 120, **kw)
+    _run(tmp_path / "b", 80, **kw)
     resumed = QWRTrainer.resumed(str(tmp_path / "b"), total_steps=120)
     assert resumed.global_step == 80
     resumed.train()
@@ -139,6 +145,46 @@ def test_unknown_flag_exits_2(capsys):
 @pytest.mark.parametrize("env", ["BitFlip-8", "Pendulum-v1"])
 def test_algorithms_run(tmp_path, algo, env):
     trainer = _run(tmp_path, 40, env=env, algo=algo)
+    with open(tmp_path / "train.csv") as f:
+        row = next(csv.DictReader(f))
+    assert np.isfinite(float(row["critic_loss"])) and np.isfinite(float(row["actor_loss"]))
+    assert trainer.global_step == 40
+
+
+@pytest.mark.parametrize("env,algo", [("Pendulum-v1", "qwr-lse"), ("CartPole-v1", "awr")])
+def test_bf16_losses_close_to_fp32(tmp_path, env, algo):
+    """precision=bf16 rounds the products (the losses differ from fp32) but only by bf16's
+    ~1e-2 relative error; Q, V and the policy outputs come out fp32."""
+    trainer = QWRTrainer(
+        QWRConfig(**{**TINY, "env": env, "algo": algo, "run_dir": str(tmp_path)}, precision="bf16")
+    )
+    trainer.collect(200)
+    batch = trainer._batch()
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            seed = torch.Generator().manual_seed(0).get_state()
+            trainer.gen.set_state(seed)
+            critic = trainer._critic_loss(batch)
+            trainer.gen.set_state(seed)
+            actor = trainer._actor_loss(batch)
+            if trainer.awr:
+                assert trainer.critic(batch.obs).dtype == torch.float32
+            else:
+                assert trainer.critic(batch.obs, batch.action).dtype == torch.float32
+            assert all(t.dtype == torch.float32 for t in trainer.policy.dist(batch.obs)[1:])
+        losses[precision] = (critic["critic_loss"].item(), actor["actor_loss"].item())
+    for fp32, bf16 in zip(losses["fp32"], losses["bf16"], strict=True):
+        assert fp32 != bf16
+        assert bf16 == pytest.approx(fp32, rel=5e-2, abs=1e-3)
+
+
+def test_bf16_trains_on_a_conv_torso(tmp_path):
+    """The MinAtar preset's conv torso and discrete head under bf16 autocast."""
+    if importlib.util.find_spec("minatar") is None:
+        pytest.skip("the 'minatar' package (extra) is not installed")
+    kw = {**PRESETS["minatar"], **TINY, "hidden": 16, "replay_size": 200, "eval_max_steps": 50}
+    trainer = _run(tmp_path, 40, **kw, env="MinAtar/Breakout", precision="bf16")
     with open(tmp_path / "train.csv") as f:
         row = next(csv.DictReader(f))
     assert np.isfinite(float(row["critic_loss"])) and np.isfinite(float(row["actor_loss"]))
