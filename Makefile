@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml setup.py
 
 demo: $(STAMP)
 	$(VENV)/bin/qwr-train --preset bitflip --env BitFlip-16 --total-steps 8000 --seed 0 \
-		--run-dir runs/demo
+		--run-dir runs/demo --overwrite
 
 test: $(STAMP)
 	$(PY) -m ruff check .

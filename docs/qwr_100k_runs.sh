@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A queue of qwr-train runs at one preset, one torch thread per run, each run pinned to core
 # ${CORE:-0} under that core's lock (`flock /tmp/core$CORE.lock taskset -c $CORE`), so runs never
-# share a core. The wall time of each run goes to RUN_DIR/wall_s.txt. Finished runs are skipped,
-# so re-running the script resumes a queue. Used by docs/qwr_mujoco_runs.sh and
+# share a core. The wall time of each run goes to RUN_DIR/wall_s.txt (one line per part when a
+# run was resumed). Finished runs are skipped and an interrupted run continues from its latest
+# checkpoint (--resume), so re-running the script resumes a queue. Used by docs/qwr_mujoco_runs.sh and
 # docs/qwr_minatar_runs.sh (issue 4, results 2 and 3).
 # Usage: PRESET=P RUNS="ENV:ALGO:SEED ..." [CORE=0] [ROOT=DIR] [EVAL_EVERY=5000] [RANDOM_EPISODES=K]
 #        bash docs/qwr_100k_runs.sh [TOTAL_STEPS]      (default 100000 env steps)
@@ -24,11 +25,16 @@ for spec in $RUNS; do
   run="$ROOT/${name//\//_}_${algo}_s${seed}"
   [ -f "$run/eval.csv" ] && [ "$(tail -n1 "$run/eval.csv" | cut -d, -f1)" = "$STEPS" ] && continue
   mkdir -p "$run"
+  if ls "$run"/ckpt_*.pt >/dev/null 2>&1; then  # interrupted: continue it
+    args=(--resume "$run" --total-steps "$STEPS" --no-progress)
+  else
+    args=(--preset "$PRESET" --env "$env" --algo "$algo" --total-steps "$STEPS" --seed "$seed"
+      --eval-every "${EVAL_EVERY:-5000}" --run-dir "$run" --no-progress --no-tensorboard)
+  fi
   flock "/tmp/core${CORE}.lock" taskset -c "$CORE" env OMP_NUM_THREADS=1 \
-    /usr/bin/time -f "%e" -o "$run/wall_s.txt" \
+    /usr/bin/time -a -f "%e" -o "$run/wall_s.txt" \
     "$PY" -c 'import sys; from qwr_fast.cli import qwr_train_main; sys.exit(qwr_train_main())' \
-    --preset "$PRESET" --env "$env" --algo "$algo" --total-steps "$STEPS" --seed "$seed" \
-    --eval-every "${EVAL_EVERY:-5000}" --run-dir "$run" --no-progress --no-tensorboard
+    "${args[@]}"
 done
 "$PY" - "$ROOT" "${RANDOM_EPISODES:-0}" $RUNS <<'PYEOF'
 import csv
@@ -50,7 +56,8 @@ for name in sorted(os.listdir(root)):
     if not rows:
         continue
     wall_path = os.path.join(root, name, "wall_s.txt")
-    wall = (open(wall_path).read().split() or ["running"])[-1] if os.path.exists(wall_path) else "?"
+    parts = open(wall_path).read().split() if os.path.exists(wall_path) else ["?"]
+    wall = f"{sum(float(x) for x in parts):.0f}" if parts and "?" not in parts else "running/?"
     best = max(float(r["return_mean"]) for r in rows)
     print(f"{name}: final {float(rows[-1]['return_mean']):.1f} at step {rows[-1]['step']}, "
           f"best eval {best:.1f}, wall {wall} s")

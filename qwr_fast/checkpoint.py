@@ -86,6 +86,12 @@ def _step_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, str]]:
     return sorted(steps)
 
 
+def checkpoint_paths(run_dir: str | os.PathLike) -> list[str]:
+    """Paths of every ``ckpt_<step>.pt`` in ``run_dir``, oldest first (``[]`` if none or no
+    such directory)."""
+    return [path for _, path in _step_checkpoints(run_dir)]
+
+
 def prune_checkpoints(run_dir: str | os.PathLike, keep: int) -> None:
     """Delete all but the ``keep`` newest ``ckpt_<step>.pt`` of ``run_dir``.
 

@@ -28,6 +28,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from qwr_fast.checkpoint import (
+    checkpoint_paths,
     latest_checkpoint,
     load_checkpoint,
     prune_checkpoints,
@@ -92,6 +93,9 @@ class QWRConfig:
     """run directory: config.json, eval.csv, train.csv, checkpoints, curve.png, tb/"""
     resume: str | None = None
     """continue the run in this directory from its latest checkpoint"""
+    overwrite: bool = False
+    """start afresh in a run directory that holds another run's checkpoints, deleting them
+    (without it, such a directory is an error, never silently clobbered)"""
     dataset: str | None = None
     """offline training from this .npz dataset (written by qwr-collect); no env interaction"""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -290,6 +294,11 @@ class QWRTrainer:
 
     def __init__(self, cfg: QWRConfig) -> None:
         cfg.validate()
+        if cfg.resume is None and not cfg.overwrite and checkpoint_paths(cfg.run_dir):
+            raise ValueError(
+                f"--run-dir {cfg.run_dir} holds the checkpoints of another run: continue it "
+                f"with --resume {cfg.run_dir}, or pass --overwrite to start afresh there"
+            )
         self.cfg = cfg
         if cfg.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available")
@@ -711,6 +720,9 @@ class QWRTrainer:
         cfg = self.cfg
         os.makedirs(cfg.run_dir, exist_ok=True)
         resume_step = self.global_step if cfg.resume is not None else None
+        if resume_step is None:  # --overwrite: the old run's checkpoints must not outlive it
+            for path in checkpoint_paths(cfg.run_dir):
+                os.unlink(path)
         with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
             json.dump(dataclasses.asdict(cfg), f, indent=2)
         eval_f, eval_w = open_csv(cfg.run_dir, "eval.csv", EVAL_COLUMNS, resume_step)

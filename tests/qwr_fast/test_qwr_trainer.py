@@ -119,6 +119,15 @@ def test_cli_contract(tmp_path, capsys):
     cfg = QWRTrainer.resumed(str(run_dir)).cfg
     assert cfg.algo == "qwr-max" and cfg.batch_size == PRESETS["bitflip"]["batch_size"]
     assert cfg.hidden == 16  # an explicit flag wins over the preset
+    # the same command again must not clobber the finished run ...
+    assert qwr_train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--run-dir {run_dir} holds the checkpoints of another run" in err
+    assert err.count("\n") == 1
+    assert os.path.exists(run_dir / "ckpt_80.pt")
+    # ... unless asked: --overwrite starts afresh and drops the old run's checkpoints
+    assert qwr_train_main([*argv[:5], "40", *argv[6:], "--overwrite"]) == 0
+    assert sorted(f for f in os.listdir(run_dir) if f.startswith("ckpt_")) == ["ckpt_40.pt"]
 
 
 @pytest.mark.parametrize(
