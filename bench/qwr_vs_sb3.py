@@ -82,10 +82,14 @@ def update_flops() -> dict[str, float]:
     return {"qwr": float(qwr), "sac": float(counter.get_total_flops())}
 
 
-def gemm_flop_rate(m: int = 3072, k: int = 256, n: int = 256, seconds: float = 2.0) -> float:
+def gemm_flop_rate(
+    m: int = 3072, k: int = 256, n: int = 256, seconds: float = 2.0, dtype=torch.float32
+) -> float:
     """FLOP/s of ``torch.mm`` at QWR's largest GEMM (the target network's head over 256 x 3 x 4
-    sampled actions, width 256) on the current thread count: the ceiling for a GEMM-bound step."""
-    a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+    sampled actions, width 256) on the current thread count: the ceiling for a GEMM-bound step
+    (``dtype=torch.bfloat16``: the products of ``--precision bf16``)."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+    out = torch.empty(m, n, dtype=dtype)
     for _ in range(20):
         torch.mm(a, b, out=out)
     calls, start = 0, time.perf_counter()
@@ -138,7 +142,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.flops:
         flops, rate = update_flops(), gemm_flop_rate()
-        print(f"torch.mm 3072x256x256 on {args.threads} thread(s): {rate / 1e9:.1f} GFLOP/s\n")
+        bf16_rate = gemm_flop_rate(dtype=torch.bfloat16)
+        print(
+            f"torch.mm 3072x256x256 on {args.threads} thread(s): {rate / 1e9:.1f} GFLOP/s fp32 "
+            f"(the rate of the floor below), {bf16_rate / 1e9:.1f} GFLOP/s bf16\n"
+        )
         print("| method | matmul GFLOP per env step | env steps/s at that GEMM rate | 100K steps |")
         print("|---|---:|---:|---:|")
         for name, f in flops.items():

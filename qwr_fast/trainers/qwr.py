@@ -34,6 +34,7 @@ from qwr_fast.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
+from qwr_fast.heap import retain_freed_memory
 from qwr_fast.losses import (
     TargetSync,
     awr_actor_loss,
@@ -168,6 +169,10 @@ class QWRConfig:
     """checkpoints kept in the run directory"""
     threads: int = 1
     """torch CPU threads"""
+    retain_heap: bool = True
+    """CPU, glibc: keep freed memory in the process heap (mallopt: mmap threshold 32 MB, trim
+    threshold 512 MB) so each step's MB-sized activations stop page-faulting anew
+    (qwr_fast.heap; docs/results.md)"""
     precision: Literal["fp32", "bf16"] = "fp32"
     """matrix products of the gradient steps: fp32, or bf16 (torch.autocast: bfloat16
     operands, fp32 accumulation; output layers, losses, optimiser state, replay, collection
@@ -308,6 +313,8 @@ class QWRTrainer:
             else "cpu"
         )
         torch.set_num_threads(cfg.threads)
+        if cfg.retain_heap and self.device.type == "cpu":
+            retain_freed_memory()
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)  # noqa: NPY002 (global stream used by third-party envs)
         torch.manual_seed(cfg.seed)
