@@ -171,7 +171,7 @@ def test_bf16_losses_close_to_fp32(tmp_path, env, algo):
     batch = trainer._batch()
     losses = {}
     for precision in ("fp32", "bf16"):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with trainer.autocast(enabled=precision == "bf16"):  # the trainer's own region
             seed = torch.Generator().manual_seed(0).get_state()
             trainer.gen.set_state(seed)
             critic = trainer._critic_loss(batch)
