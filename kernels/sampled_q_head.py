@@ -237,11 +237,13 @@ def _sampled_q_head_torch(
     B, H = gate.shape
     n = actions.shape[1]
     with torch.autocast(gate.device.type, enabled=False):
-        if actions.dim() == 2:
-            pre = F.embedding(actions.reshape(B * n), w_a).add_(b_a)
+        if actions.dim() == 2 and w_a.shape[0] <= B * n:  # tanh over the K rows, then gather
+            action_term = F.embedding(actions.reshape(B * n), (w_a + b_a).tanh_())
+        elif actions.dim() == 2:
+            action_term = F.embedding(actions.reshape(B * n), w_a).add_(b_a).tanh_()
         else:
-            pre = torch.addmm(b_a, actions.reshape(B * n, -1), w_a.T)
-        x = pre.tanh_().view(B, n, H).mul_(gate[:, None, :]).view(B * n, H)
+            action_term = torch.addmm(b_a, actions.reshape(B * n, -1), w_a.T).tanh_()
+        x = action_term.view(B, n, H).mul_(gate[:, None, :]).view(B * n, H)
         x = F.layer_norm(x, (H,), ln_w, ln_b, LN_EPS)
         if precision == "bf16":
             y = torch.addmm(b_1.bfloat16(), x.bfloat16(), w_1.bfloat16().T).relu_()

@@ -50,7 +50,9 @@ def test_continuous_matches_reference(fast_backend, B, n, A, H):
     assert_matches_reference(torch.randn(B, H), torch.randn(B, n, A), params, fast_backend)
 
 
-@pytest.mark.parametrize(("B", "n", "K", "H"), [(1, 1, 1, 64), (7, 8, 18, 64), (3, 17, 11, 256)])
+@pytest.mark.parametrize(
+    ("B", "n", "K", "H"), [(1, 1, 1, 64), (7, 8, 18, 64), (3, 17, 11, 256), (2, 3, 50, 64)]
+)
 def test_discrete_matches_reference(fast_backend, B, n, K, H):
     params = make_params(H, K=K)
     actions = torch.randint(0, K, (B, n))
