@@ -9,7 +9,10 @@
 #        bash docs/qwr_100k_runs.sh [TOTAL_STEPS]      (default 100000 env steps)
 # Runs land in ${ROOT:-runs/<preset>_<steps>}/<env>_<algo>_s<seed>/ (env without "-v5", "/" -> "_").
 # SUMMARY_ONLY=1 only prints the table of finished runs; RANDOM_EPISODES=K adds a uniformly
-# random policy's mean return over K episodes of each env in RUNS (seed 0).
+# random policy's mean return over K episodes of each env in RUNS (seed 0). The summary also
+# copies each run's eval.csv, config.json and wall_s.txt (finished or not) to
+# ${ARCHIVE:-docs/runs}/<basename of ROOT>/<run>/, the record kept in git (runs/ is not);
+# ROOT=docs/runs/<name> SUMMARY_ONLY=1 re-prints a table from that record.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -36,15 +39,27 @@ for spec in $RUNS; do
     "$PY" -c 'import sys; from qwr_fast.cli import qwr_train_main; sys.exit(qwr_train_main())' \
     "${args[@]}"
 done
-"$PY" - "$ROOT" "${RANDOM_EPISODES:-0}" $RUNS <<'PYEOF'
+"$PY" - "$ROOT" "${RANDOM_EPISODES:-0}" "${ARCHIVE:-docs/runs}" $RUNS <<'PYEOF'
 import csv
 import os
+import shutil
 import sys
 from collections import defaultdict
 
 import numpy as np
 
-root, random_episodes, specs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+root, random_episodes, archive, specs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+archive = os.path.join(archive, os.path.basename(os.path.normpath(root)))
+if os.path.abspath(archive) != os.path.abspath(root):
+    for name in sorted(os.listdir(root)):
+        for kept in ("eval.csv", "config.json", "wall_s.txt"):
+            src = os.path.join(root, name, kept)
+            if os.path.exists(src):
+                os.makedirs(os.path.join(archive, name), exist_ok=True)
+                dst = os.path.join(archive, name, kept)
+                shutil.copyfile(src, dst + ".tmp")
+                os.replace(dst + ".tmp", dst)
+    print(f"run records copied to {archive}/")
 final = defaultdict(list)
 curves = defaultdict(list)  # env -> [(label, steps, returns)]
 for name in sorted(os.listdir(root)):
