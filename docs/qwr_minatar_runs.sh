@@ -3,8 +3,8 @@
 # table): QWR-LSE vs AWR on Breakout, Freeway and Seaquest, preset minatar, seed 0, plus a
 # uniformly random policy (100 episodes per game), through the queue of docs/qwr_100k_runs.sh
 # (one torch thread per run, pinned to core ${CORE:-0}). Runs land in runs/minatar_<steps>/.
-# Cost on this project's CPU: ~34 ms per env step for QWR-LSE and ~27 ms for AWR at one thread,
-# so ~57 / ~45 min per 100K-step run (bench/qwr_step_breakdown.py, docs/results.md).
+# Cost on this project's CPU, one thread, the other core busy with a second run (2026-12-05):
+# 61-65 min per 100K-step run for QWR-LSE and 47-56 min for AWR (wall_s.txt, docs/results.md).
 # Usage: [RUNS="MinAtar/Breakout:qwr-lse:0 ..."] [CORE=0] bash docs/qwr_minatar_runs.sh [TOTAL_STEPS]
 set -euo pipefail
 export PRESET=minatar RANDOM_EPISODES=${RANDOM_EPISODES:-100}
