@@ -27,9 +27,9 @@ def final_eval(run_dir: str, episodes: int, temperature: float) -> tuple[dict, n
     latest checkpoint at ``temperature``, and that checkpoint's env step."""
     state = load_checkpoint(latest_checkpoint(run_dir))
     with tempfile.TemporaryDirectory(prefix="qwr_final_eval_") as tmp:
-        overrides = dict(run_dir=tmp, resume=None, eval_episodes=episodes)
-        overrides.update(progress=False, tensorboard=False, overwrite=True)
-        trainer = QWRTrainer(QWRConfig(**{**state["config"], **overrides}))
+        overrides = dict(run_dir=tmp, resume=None, overwrite=True, eval_episodes=episodes)
+        cfg = QWRConfig(**{**state["config"], **overrides, "progress": False, "tensorboard": False})
+        trainer = QWRTrainer(cfg)
         trainer.load_state_dict(state)
         with torch.no_grad():
             returns = trainer.evaluate(temperature)
