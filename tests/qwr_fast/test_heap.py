@@ -36,5 +36,8 @@ def _faults(mode: str) -> int:
 def test_retained_heap_stops_the_page_faults_of_reused_activations():
     pages = 3 * 20 * 3072 * 256 * 4 // 4096  # pages touched by the three measured rounds
     default, retained = _faults("default"), _faults("retain")
-    assert default > pages // 2  # glibc's defaults hand the memory back and fault it anew
-    assert retained < pages // 5  # measured: 4.6K-5.4K of 46K pages, the default 31K
+    # glibc's defaults hand (part of) the memory back and fault it anew: measured 16K or 31K of
+    # the 46K pages from one run to the next (glibc's dynamic mmap threshold), 2.3K-5.4K retained.
+    # Without the retention both counts would be the default's, so either assert would fail.
+    assert retained < pages // 5
+    assert 2 * retained < default
