@@ -26,6 +26,30 @@ TINY = dict(
     tensorboard=False,
 )
 
+FAMILY_ENV = {
+    "bitflip": "BitFlip-8",
+    "mujoco": "HalfCheetah-v5",
+    "minatar": "MinAtar/Breakout",
+    "atari": "ALE/Breakout-v5",
+}
+FAMILY_DEP = {"mujoco": "mujoco", "minatar": "minatar", "atari": "ale_py"}
+
+
+def _tiny_preset(preset: str) -> dict:
+    """``preset``'s config shrunk to a few-second run (TINY budget, width 16, small replay, short
+    eval episodes); skips the test, with the reason, when the preset's env package is missing."""
+    dep = FAMILY_DEP.get(preset)
+    if dep is not None and importlib.util.find_spec(dep) is None:
+        pytest.skip(f"preset {preset}: the '{dep}' package (extra) is not installed")
+    return {
+        **PRESETS[preset],
+        **TINY,
+        "hidden": 16,
+        "preset": preset,
+        "replay_size": 200,
+        "eval_max_steps": 50,
+    }
+
 
 def _run(run_dir, total, **kw):
     trainer = QWRTrainer(QWRConfig(**{**TINY, **kw, "total_steps": total, "run_dir": str(run_dir)}))
@@ -57,11 +81,8 @@ def test_resume_equals_uninterrupted(tmp_path, env, algo, precision):
 )
 def test_resume_equals_uninterrupted_on_a_preset(tmp_path, preset, env, algo):
     """The issue's "a short MuJoCo run", and the MinAtar preset that docs/results.md resumed."""
-    dep = FAMILY_DEP[preset]
-    if importlib.util.find_spec(dep) is None:
-        pytest.skip(f"preset {preset}: the '{dep}' package (extra) is not installed")
-    kw = {**PRESETS[preset], **TINY, "hidden": 16, "replay_size": 200, "eval_max_steps": 50}
-    _check_resume_equals_uninterrupted(tmp_path, **kw, preset=preset, env=env, algo=algo, seed=1)
+    kw = _tiny_preset(preset)
+    _check_resume_equals_uninterrupted(tmp_path, **kw, env=env, algo=algo, seed=1)
 
 
 def _check_resume_equals_uninterrupted(tmp_path, **kw):
@@ -208,9 +229,7 @@ def test_bf16_losses_close_to_fp32(tmp_path, env, algo):
 
 def test_bf16_trains_on_a_conv_torso(tmp_path):
     """The MinAtar preset's conv torso and discrete head under bf16 autocast."""
-    if importlib.util.find_spec("minatar") is None:
-        pytest.skip("the 'minatar' package (extra) is not installed")
-    kw = {**PRESETS["minatar"], **TINY, "hidden": 16, "replay_size": 200, "eval_max_steps": 50}
+    kw = _tiny_preset("minatar")
     trainer = _run(tmp_path, 40, **kw, env="MinAtar/Breakout", precision="bf16")
     with open(tmp_path / "train.csv") as f:
         row = next(csv.DictReader(f))
@@ -218,28 +237,9 @@ def test_bf16_trains_on_a_conv_torso(tmp_path):
     assert trainer.global_step == 40
 
 
-FAMILY_ENV = {
-    "bitflip": "BitFlip-8",
-    "mujoco": "HalfCheetah-v5",
-    "minatar": "MinAtar/Breakout",
-    "atari": "ALE/Breakout-v5",
-}
-FAMILY_DEP = {"mujoco": "mujoco", "minatar": "minatar", "atari": "ale_py"}
-
-
 @pytest.mark.parametrize("preset", ["bitflip", "mujoco", "minatar", "atari"])
 def test_every_preset_smoke(tmp_path, preset):
-    dep = FAMILY_DEP.get(preset)
-    if dep is not None and importlib.util.find_spec(dep) is None:
-        pytest.skip(f"preset {preset}: the '{dep}' package (extra) is not installed")
-    kw = {
-        **PRESETS[preset],
-        **TINY,
-        "hidden": 16,
-        "preset": preset,
-        "replay_size": 200,
-        "eval_max_steps": 50,
-    }
+    kw = _tiny_preset(preset)
     trainer = QWRTrainer(
         QWRConfig(**kw, env=FAMILY_ENV[preset], total_steps=40, run_dir=str(tmp_path))
     )
