@@ -6,7 +6,8 @@
 # checkpoint (--resume), so re-running the script resumes a queue. Used by docs/qwr_mujoco_runs.sh and
 # docs/qwr_minatar_runs.sh (issue 4, results 2 and 3).
 # Usage: PRESET=P RUNS="ENV:ALGO:SEED ..." [CORE=0] [ROOT=DIR] [EVAL_EVERY=5000] [RANDOM_EPISODES=K]
-#        bash docs/qwr_100k_runs.sh [TOTAL_STEPS]      (default 100000 env steps)
+#        [EXTRA_ARGS="--n-samples 8 ..."] bash docs/qwr_100k_runs.sh [TOTAL_STEPS]   (default 100000)
+# EXTRA_ARGS are qwr-train flags added to a fresh run's preset (a resumed run keeps its saved config).
 # Runs land in ${ROOT:-runs/<preset>_<steps>}/<env>_<algo>_s<seed>/ (env without "-v5", "/" -> "_").
 # SUMMARY_ONLY=1 only prints the table of finished runs; RANDOM_EPISODES=K adds a uniformly
 # random policy's mean return over K episodes of each env in RUNS (seed 0). The summary also
@@ -32,7 +33,8 @@ for spec in $RUNS; do
     args=(--resume "$run" --total-steps "$STEPS" --no-progress)
   else
     args=(--preset "$PRESET" --env "$env" --algo "$algo" --total-steps "$STEPS" --seed "$seed"
-      --eval-every "${EVAL_EVERY:-5000}" --run-dir "$run" --no-progress --no-tensorboard)
+      --eval-every "${EVAL_EVERY:-5000}" --run-dir "$run" --no-progress --no-tensorboard
+      ${EXTRA_ARGS:-})
   fi
   flock "/tmp/core${CORE}.lock" taskset -c "$CORE" env OMP_NUM_THREADS=1 \
     /usr/bin/time -a -f "%e" -o "$run/wall_s.txt" \
