@@ -7,7 +7,9 @@ imported lazily by the op files (``triton`` may be absent on non-Linux CPU insta
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -22,6 +24,28 @@ _poison_outputs = False
 def interpret_mode() -> bool:
     """True when ``TRITON_INTERPRET=1``: Triton kernels then run on CPU tensors."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX tiles).
+
+    Elsewhere (e.g. AVX2-only CPUs such as AMD EPYC Zen 3) torch emulates bf16 products: a
+    [3072, 256] x [256, 256] bf16 GEMM then took about 10x as long as in fp32 (docs/results.md).
+    A torch without the probes counts as native (no warning)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: True)() for name in probes)
+
+
+def warn_if_bf16_emulated(what: str) -> None:
+    """Warn (``UserWarning``, once per call site) that ``what`` asks for bf16 products on a
+    CPU that emulates them; ``what`` names the argument the caller set."""
+    if not cpu_has_native_bf16():
+        warnings.warn(
+            f"{what}: this CPU has neither AVX512-BF16 nor AMX, so torch emulates bfloat16 "
+            "products, about 10x slower than fp32 (docs/results.md); fp32 is faster here",
+            stacklevel=3,
+        )
 
 
 def triton_available() -> bool:

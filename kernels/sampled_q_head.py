@@ -22,6 +22,7 @@ from ._common import (
     next_power_of_2,
     resolve_backend,
     value_checks_enabled,
+    warn_if_bf16_emulated,
 )
 
 LN_EPS = 1e-5
@@ -369,7 +370,8 @@ def sampled_q_head(
             ``"tf32"`` (Triton kernel on tensor cores, ~1e-3 relative; the torch paths run it
             in fp32) or ``"bf16"`` (bfloat16 operands with fp32 accumulation, ~1e-2 relative;
             the torch path only, where CPUs with AMX or AVX512-BF16 run it several times
-            faster; ``"auto"`` picks it, ``"triton"`` raises, see ``KERNEL_PRECISIONS``). The
+            faster and other CPUs emulate it about 10x slower, with a ``UserWarning``;
+            ``"auto"`` picks it, ``"triton"`` raises, see ``KERNEL_PRECISIONS``). The
             ``"reference"`` backend is always exact fp32.
         backend: ``"auto"`` | ``"triton"`` | ``"torch"`` | ``"reference"``.
 
@@ -412,6 +414,8 @@ def sampled_q_head(
         if backend == "auto":
             backend = "torch"  # the implementation that has this precision
     backend = resolve_backend(backend, gate.device)
+    if precision == "bf16" and backend == "torch" and gate.device.type == "cpu":
+        warn_if_bf16_emulated("sampled_q_head(precision='bf16') on CPU tensors")
     with torch.no_grad():
         if backend == "reference":
             return sampled_q_head_reference(gate, actions, params)

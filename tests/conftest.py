@@ -23,3 +23,18 @@ def fast_backend() -> str:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def cpu_bf16_support(monkeypatch):
+    """``set(avx512_bf16, amx)`` makes torch's CPU probes report these features, so that
+    ``cpu_has_native_bf16`` (cached) answers for that CPU until the test ends."""
+    from qwr_fast.kernels._common import cpu_has_native_bf16
+
+    def set_support(avx512_bf16: bool, amx: bool) -> None:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+        cpu_has_native_bf16.cache_clear()
+
+    yield set_support
+    cpu_has_native_bf16.cache_clear()

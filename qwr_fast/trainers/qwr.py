@@ -35,6 +35,7 @@ from qwr_fast.checkpoint import (
     save_checkpoint,
 )
 from qwr_fast.heap import retain_freed_memory
+from qwr_fast.kernels._common import warn_if_bf16_emulated
 from qwr_fast.losses import (
     TargetSync,
     awr_actor_loss,
@@ -177,7 +178,8 @@ class QWRConfig:
     """matrix products of the gradient steps: fp32, or bf16 (torch.autocast: bfloat16
     operands, fp32 accumulation; output layers, losses, optimiser state, replay, collection
     and evaluation stay fp32). bf16 is several times faster on CPUs with AMX or AVX512-BF16
-    (docs/results.md) and on Ampere+ GPUs (where the fused head uses tf32)"""
+    (docs/results.md) and on Ampere+ GPUs (where the fused head uses tf32); CPUs without
+    them emulate it about 10x slower than fp32 (a warning says so)"""
     compile: bool = False
     """torch.compile the loss computations"""
     progress: bool = True
@@ -313,6 +315,8 @@ class QWRTrainer:
             else "cpu"
         )
         torch.set_num_threads(cfg.threads)
+        if cfg.precision == "bf16" and self.device.type == "cpu":
+            warn_if_bf16_emulated("--precision bf16")
         if cfg.retain_heap and self.device.type == "cpu":
             retain_freed_memory()
         random.seed(cfg.seed)

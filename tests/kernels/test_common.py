@@ -1,14 +1,18 @@
+import warnings
+
 import pytest
 import torch
 
 from qwr_fast.kernels._common import (
     check_positive,
     check_tensor,
+    cpu_has_native_bf16,
     empty,
     poison_outputs,
     resolve_backend,
     skip_value_checks,
     value_checks_enabled,
+    warn_if_bf16_emulated,
 )
 from tests.conftest import INTERPRET
 
@@ -74,3 +78,21 @@ def test_poison_outputs_fills_nan_and_minus_one():
     with poison_outputs():
         assert torch.isnan(empty((3,), dtype=torch.float32, device=CPU)).all()
         assert (empty((3,), dtype=torch.int64, device=CPU) == -1).all()
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx"), [(False, False), (True, False), (False, True)])
+def test_bf16_emulation_warning_follows_the_cpu_probes(cpu_bf16_support, avx512_bf16, amx):
+    """Either AVX512-BF16 or AMX counts as native bf16; with neither, a warning names the
+    caller's argument."""
+    cpu_bf16_support(avx512_bf16, amx)
+    native = avx512_bf16 or amx
+    assert cpu_has_native_bf16() == native
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_if_bf16_emulated("--some-flag")
+    messages = [str(w.message) for w in caught]
+    if native:
+        assert messages == []
+    else:
+        assert len(messages) == 1
+        assert messages[0].startswith("--some-flag: this CPU has neither AVX512-BF16 nor AMX")

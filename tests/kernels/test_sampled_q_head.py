@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -225,6 +227,26 @@ def test_bf16_precision_close(discrete):
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, expected, rtol=3e-2, atol=3e-2)
     assert not torch.equal(got, expected)
+
+
+def test_bf16_on_a_cpu_that_emulates_it_warns(cpu_bf16_support):
+    """The torch path's bf16 product is emulated (slow) on CPUs without AVX512-BF16 or AMX:
+    warn there, and nowhere else (native CPUs, other precisions, the exact reference)."""
+    params, gate, actions = _errors_case()
+
+    def bf16_warnings(**kw) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sampled_q_head(gate, actions, params, **kw)
+        return [str(w.message) for w in caught if "AVX512-BF16" in str(w.message)]
+
+    cpu_bf16_support(avx512_bf16=False, amx=False)
+    (message,) = bf16_warnings(backend="torch", precision="bf16")
+    assert message.startswith("sampled_q_head(precision='bf16') on CPU tensors: this CPU")
+    assert bf16_warnings(backend="torch", precision="ieee") == []
+    assert bf16_warnings(backend="reference", precision="bf16") == []
+    cpu_bf16_support(avx512_bf16=False, amx=True)
+    assert bf16_warnings(backend="torch", precision="bf16") == []
 
 
 def test_bf16_precision_refused_by_triton_kernel():

@@ -1,6 +1,7 @@
 import csv
 import importlib.util
 import os
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -225,6 +226,24 @@ def test_bf16_losses_close_to_fp32(tmp_path, env, algo):
     for fp32, bf16 in zip(losses["fp32"], losses["bf16"], strict=True):
         assert fp32 != bf16
         assert bf16 == pytest.approx(fp32, rel=5e-2, abs=1e-3)
+
+
+def test_bf16_warns_on_a_cpu_that_emulates_it(tmp_path, cpu_bf16_support):
+    """--precision bf16 on a CPU without AVX512-BF16 or AMX (10x slower there) warns, naming
+    the flag; on a CPU with either, and at fp32, it does not."""
+
+    def bf16_warnings(name: str, precision: str) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            QWRTrainer(QWRConfig(**TINY, run_dir=str(tmp_path / name), precision=precision))
+        return [str(w.message) for w in caught if "AVX512-BF16" in str(w.message)]
+
+    cpu_bf16_support(avx512_bf16=False, amx=False)
+    (message,) = bf16_warnings("emulated", "bf16")
+    assert message.startswith("--precision bf16: this CPU has neither AVX512-BF16 nor AMX")
+    assert bf16_warnings("fp32", "fp32") == []
+    cpu_bf16_support(avx512_bf16=True, amx=False)
+    assert bf16_warnings("native", "bf16") == []
 
 
 def test_bf16_trains_on_a_conv_torso(tmp_path):
