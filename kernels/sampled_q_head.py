@@ -240,12 +240,18 @@ def _sampled_q_head_torch(
     with torch.autocast(gate.device.type, enabled=False):
         if actions.dim() == 2 and w_a.shape[0] <= B * n:  # tanh over the K rows, then gather
             action_term = F.embedding(actions.reshape(B * n), (w_a + b_a).tanh_())
-        elif actions.dim() == 2:
-            action_term = F.embedding(actions.reshape(B * n), w_a).add_(b_a).tanh_()
+            x = action_term.view(B, n, H).mul_(gate[:, None, :])
         else:
-            action_term = torch.addmm(b_a, actions.reshape(B * n, -1), w_a.T).tanh_()
-        x = action_term.view(B, n, H).mul_(gate[:, None, :]).view(B * n, H)
-        x = F.layer_norm(x, (H,), ln_w, ln_b, LN_EPS)
+            # gate * tanh(z) = 2 gate sigmoid(2z) - gate: a sigmoid pass and an addcmul pass
+            # over the [B*n, H] rows, where torch's tanh ran 2.8x slower than this sigmoid form
+            # on an AVX2-only CPU (docs/results.md); z's factor 2 goes into the small W_a, b_a
+            if actions.dim() == 2:
+                z2 = F.embedding(actions.reshape(B * n), w_a * 2.0).add_(b_a * 2.0)
+            else:
+                z2 = torch.addmm(b_a * 2.0, actions.reshape(B * n, -1), w_a.T * 2.0)
+            x = z2.sigmoid_().view(B, n, H)
+            torch.addcmul(gate.neg()[:, None, :], x, gate[:, None, :], value=2.0, out=x)
+        x = F.layer_norm(x.view(B * n, H), (H,), ln_w, ln_b, LN_EPS)
         if precision == "bf16":
             y = torch.addmm(b_1.bfloat16(), x.bfloat16(), w_1.bfloat16().T).relu_()
             y = y.to(gate.dtype)
@@ -370,7 +376,7 @@ def sampled_q_head(
             ``"tf32"`` (Triton kernel on tensor cores, ~1e-3 relative; the torch paths run it
             in fp32) or ``"bf16"`` (bfloat16 operands with fp32 accumulation, ~1e-2 relative;
             the torch path only, where CPUs with AMX or AVX512-BF16 run it several times
-            faster and other CPUs emulate it about 10x slower, with a ``UserWarning``;
+            faster and other CPUs emulate it 10-60x slower, with a ``UserWarning``;
             ``"auto"`` picks it, ``"triton"`` raises, see ``KERNEL_PRECISIONS``). The
             ``"reference"`` backend is always exact fp32.
         backend: ``"auto"`` | ``"triton"`` | ``"torch"`` | ``"reference"``.
