@@ -30,8 +30,9 @@ def interpret_mode() -> bool:
 def cpu_has_native_bf16() -> bool:
     """True when this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX tiles).
 
-    Elsewhere (e.g. AVX2-only CPUs such as AMD EPYC Zen 3) torch emulates bf16 products: a
-    [3072, 256] x [256, 256] bf16 GEMM then took about 10x as long as in fp32 (docs/results.md).
+    Elsewhere (e.g. AVX2-only CPUs such as AMD EPYC Zen 3) torch emulates bf16 products: there
+    a [3072, 256] x [256, 256] bf16 GEMM ran 65x slower than in fp32, and a QWR HalfCheetah
+    training step 9x slower (docs/results.md).
     A torch without the probes counts as native (no warning)."""
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: True)() for name in probes)
@@ -43,7 +44,7 @@ def warn_if_bf16_emulated(what: str) -> None:
     if not cpu_has_native_bf16():
         warnings.warn(
             f"{what}: this CPU has neither AVX512-BF16 nor AMX, so torch emulates bfloat16 "
-            "products, about 10x slower than fp32 (docs/results.md); fp32 is faster here",
+            "products, 10-60x slower than fp32 (docs/results.md); fp32 is faster here",
             stacklevel=3,
         )
 

@@ -179,7 +179,7 @@ class QWRConfig:
     operands, fp32 accumulation; output layers, losses, optimiser state, replay, collection
     and evaluation stay fp32). bf16 is several times faster on CPUs with AMX or AVX512-BF16
     (docs/results.md) and on Ampere+ GPUs (where the fused head uses tf32); CPUs without
-    them emulate it about 10x slower than fp32 (a warning says so)"""
+    them emulate it 10-60x slower than fp32 (a warning says so)"""
     compile: bool = False
     """torch.compile the loss computations"""
     progress: bool = True

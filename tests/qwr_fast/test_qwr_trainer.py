@@ -229,7 +229,7 @@ def test_bf16_losses_close_to_fp32(tmp_path, env, algo):
 
 
 def test_bf16_warns_on_a_cpu_that_emulates_it(tmp_path, cpu_bf16_support):
-    """--precision bf16 on a CPU without AVX512-BF16 or AMX (10x slower there) warns, naming
+    """--precision bf16 on a CPU without AVX512-BF16 or AMX (10-60x slower there) warns, naming
     the flag; on a CPU with either, and at fp32, it does not."""
 
     def bf16_warnings(name: str, precision: str) -> list[str]:
