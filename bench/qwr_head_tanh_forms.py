@@ -2,9 +2,9 @@
 
 ``_sampled_q_head_torch`` computes the gated action term ``gate * tanh(z)`` as
 ``2 * gate * sigmoid(2z) - gate`` (one sigmoid pass, one addcmul pass), because torch's CPU
-``tanh`` ran 2.8x slower than that on an AVX2-only CPU (docs/results.md). This times both forms
-of the whole head, one process, one thread by default, at the trainers' shapes, and prints the
-largest deviation of each from ``sampled_q_head_reference``.
+``tanh_`` took 3x as long as ``sigmoid_`` on an AVX2-only CPU (docs/results.md). This times
+both forms of the whole head, one process, one thread by default, at the trainers' shapes, and
+prints the largest deviation of each from ``sampled_q_head_reference``.
 
     python bench/qwr_head_tanh_forms.py [--threads 1] [--iters 100]
 """

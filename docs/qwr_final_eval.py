@@ -1,6 +1,7 @@
 """Re-evaluate finished ``qwr-train`` runs on many episodes (issue 4, results 2 and 3).
 
     python docs/qwr_final_eval.py RUN_DIR [RUN_DIR ...] [--episodes 100] [--temperature 0]
+    python docs/qwr_final_eval.py RUN_DIR [RUN_DIR ...] --gait [--episodes 3]   (MuJoCo runs)
 
 The in-run evaluations use ``eval_episodes`` (5 by default) episodes, so one evaluation moves by
 a whole point on MinAtar. This loads the latest checkpoint of each run into a trainer built in a
@@ -8,6 +9,11 @@ temporary directory (the run directory is only read), with ``eval_episodes=--epi
 runs ``QWRTrainer.evaluate`` once: one episode per eval env, seeded as the run's next
 evaluation would be. Prints a markdown row per run: env steps, mean, std over episodes and the
 standard error of the mean.
+
+``--gait`` instead runs ``--episodes`` greedy episodes of each run's latest checkpoint in one
+``gym.make(env)`` (seeds 100, 101, ...; policy mean, temperature 0) and prints, per episode, its
+length, return, forward reward, the distance the torso travelled along x and whether it
+terminated (fell) rather than hit the time limit.
 """
 
 from __future__ import annotations
@@ -15,11 +21,22 @@ from __future__ import annotations
 import argparse
 import tempfile
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from qwr_fast.checkpoint import latest_checkpoint, load_checkpoint
+from qwr_fast.nn.policy import sample_from_mu
 from qwr_fast.trainers.qwr import QWRConfig, QWRTrainer
+
+
+def _trainer(state: dict, tmp: str, episodes: int) -> QWRTrainer:
+    """A trainer in ``tmp`` holding the checkpoint ``state``, with ``episodes`` eval envs."""
+    overrides = dict(run_dir=tmp, resume=None, overwrite=True, eval_episodes=episodes)
+    cfg = QWRConfig(**{**state["config"], **overrides, "progress": False, "tensorboard": False})
+    trainer = QWRTrainer(cfg)
+    trainer.load_state_dict(state)
+    return trainer
 
 
 def final_eval(run_dir: str, episodes: int, temperature: float) -> tuple[dict, np.ndarray, int]:
@@ -27,13 +44,37 @@ def final_eval(run_dir: str, episodes: int, temperature: float) -> tuple[dict, n
     latest checkpoint at ``temperature``, and that checkpoint's env step."""
     state = load_checkpoint(latest_checkpoint(run_dir))
     with tempfile.TemporaryDirectory(prefix="qwr_final_eval_") as tmp:
-        overrides = dict(run_dir=tmp, resume=None, overwrite=True, eval_episodes=episodes)
-        cfg = QWRConfig(**{**state["config"], **overrides, "progress": False, "tensorboard": False})
-        trainer = QWRTrainer(cfg)
-        trainer.load_state_dict(state)
+        trainer = _trainer(state, tmp, episodes)
         with torch.no_grad():
             returns = trainer.evaluate(temperature)
     return state["config"], returns, state["counters"]["global_step"]
+
+
+@torch.no_grad()
+def gait(run_dir: str, episodes: int) -> None:
+    """Per greedy episode of a MuJoCo run: length, return, forward reward, x travelled, fell."""
+    state = load_checkpoint(latest_checkpoint(run_dir))
+    with tempfile.TemporaryDirectory(prefix="qwr_final_eval_") as tmp:
+        trainer = _trainer(state, tmp, 1)
+        env = gym.make(trainer.cfg.env)
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=100 + episode)
+            x0, ret, fwd, length, done = env.unwrapped.data.qpos[0], 0.0, 0.0, 0, False
+            while not done:
+                mu = trainer._mu(trainer._obs_tensor(obs[None]))
+                a = sample_from_mu(trainer.kind, mu, 1, temperature=0.0).squeeze(1)
+                obs, r, term, trunc, info = env.step(trainer.actor.to_env(a)[0])
+                ret, fwd, length, done = (
+                    ret + r,
+                    fwd + info["reward_forward"],
+                    length + 1,
+                    term or trunc,
+                )
+            print(
+                f"| {run_dir} | {episode} | {length} | {ret:.0f} | {fwd:.0f} | "
+                f"{env.unwrapped.data.qpos[0] - x0:.2f} | {term} |",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -41,7 +82,14 @@ def main() -> None:
     parser.add_argument("run_dirs", nargs="+")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--temperature", type=float, default=0.0)
+    parser.add_argument("--gait", action="store_true", help="per-episode gait of MuJoCo runs")
     args = parser.parse_args()
+    if args.gait:
+        print("| run | episode | length | return | forward reward | x travelled | fell |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+        for run_dir in args.run_dirs:
+            gait(run_dir, args.episodes)
+        return
     print(
         f"| env | algo | env steps | return over {args.episodes} episodes (temperature "
         f"{args.temperature:g}), mean +- std | standard error |"
