@@ -244,9 +244,10 @@ def _sampled_q_head_torch(
         else:
             # gate * tanh(z) = 2 gate sigmoid(2z) - gate: a sigmoid pass and an addcmul pass
             # over the [B*n, H] rows: on an AVX2-only CPU torch's tanh_ took 2.66 ms and
-            # sigmoid_ 0.88 ms at [3072, 256] (docs/results.md); z's 2 goes into W_a and b_a
+            # sigmoid_ 0.88 ms at [3072, 256] (docs/results.md); z's 2 goes into W_a and b_a,
+            # or, for a table with more rows than B*n, into the B*n gathered rows (x2 is exact)
             if actions.dim() == 2:
-                z2 = F.embedding(actions.reshape(B * n), w_a * 2.0).add_(b_a * 2.0)
+                z2 = F.embedding(actions.reshape(B * n), w_a).add_(b_a).mul_(2.0)
             else:
                 z2 = torch.addmm(b_a * 2.0, actions.reshape(B * n, -1), w_a.T * 2.0)
             x = z2.sigmoid_().view(B, n, H)
