@@ -35,6 +35,7 @@ from qwr_fast.checkpoint import (
     save_checkpoint,
 )
 from qwr_fast.heap import retain_freed_memory
+from qwr_fast.kernels import skip_value_checks
 from qwr_fast.kernels._common import warn_if_bf16_emulated
 from qwr_fast.losses import (
     TargetSync,
@@ -600,7 +601,18 @@ class QWRTrainer:
         opt.step()
 
     def update(self) -> dict[str, float]:
-        """C critic steps then P actor steps; returns the last losses."""
+        """C critic steps then P actor steps; returns the last losses (the one host read)."""
+        return {k: float(v) for k, v in self.update_steps().items()}
+
+    def update_steps(self) -> dict[str, torch.Tensor]:
+        """C critic steps then P actor steps without reading a tensor value on the host, so on
+        CUDA the steps queue without a sync (the fused ops' value-range checks, which read
+        values, are skipped: the trainer builds their inputs itself; CPU tensors are still
+        checked). Returns the last step's losses as detached tensors."""
+        with skip_value_checks():
+            return self._update_steps()
+
+    def _update_steps(self) -> dict[str, torch.Tensor]:
         stats: dict[str, torch.Tensor] = {}
         for _ in range(0 if self.bc else self.cfg.critic_steps):
             batch = self._batch()
@@ -615,7 +627,7 @@ class QWRTrainer:
                 out = self.actor_fn(batch)
             self._step(self.opt_pi, self.policy.parameters(), out["actor_loss"])
             stats.update({k: v.detach() for k, v in out.items()})
-        return {k: float(v) for k, v in stats.items()}
+        return stats
 
     # ------------------------------------------------------------ evaluation
     @torch.no_grad()

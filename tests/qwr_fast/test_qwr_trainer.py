@@ -386,3 +386,43 @@ def test_shared_first_layer(tmp_path, env, algo):
     assert resumed.critic.body[0] is resumed.policy.body[0]
     for name in ("policy", "critic", "target"):
         assert _equal_state(getattr(straight, name), getattr(resumed, name)), name
+
+
+@pytest.mark.parametrize(
+    "env,algo", [("Pendulum-v1", "qwr-lse"), ("CartPole-v1", "qwr-max"), ("CartPole-v1", "awr")]
+)
+def test_update_steps_read_no_tensor_value_on_the_host(tmp_path, monkeypatch, env, algo):
+    """On CUDA a host read (``.item()``, ``bool(t)``, ...) stalls the stream and breaks graph
+    capture. Here every tensor's value checks follow the CUDA rule (on unless the update skips
+    them), and every host read raises: the update's steps must run through."""
+    import sys
+
+    from qwr_fast.kernels import _common
+
+    trainer = QWRTrainer(
+        QWRConfig(**{**TINY, "env": env, "algo": algo, "total_steps": 40, "run_dir": str(tmp_path)})
+    )
+    trainer.collect(40)
+    host_rule = _common.value_checks_enabled
+    for module in list(sys.modules.values()):
+        if getattr(module, "value_checks_enabled", None) is host_rule:
+            monkeypatch.setattr(
+                module, "value_checks_enabled", lambda device: _common._value_checks_on_cuda
+            )
+
+    def host_read(name):
+        def read(self, *args, **kwargs):
+            raise AssertionError(f"host read in the update: Tensor.{name}")
+
+        return read
+
+    for name in ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"):
+        monkeypatch.setattr(torch.Tensor, name, host_read(name))
+    stats = trainer.update_steps()
+    if algo != "awr":  # (AWR's steps reach no value-reading check)
+        # The rule is live: outside the skip, a fused op's value check reads the host and trips.
+        with pytest.raises(AssertionError, match="host read"):
+            trainer._update_steps()
+    monkeypatch.undo()
+    assert set(stats) >= {"critic_loss", "actor_loss"}
+    assert all(bool(torch.isfinite(v).all()) for v in stats.values())
