@@ -24,7 +24,7 @@ for env in ${ENVS:-Hopper-v5 HalfCheetah-v5 Humanoid-v5}; do
         "$PY" -c 'import sys; from qwr_fast.trainers.aql import main; sys.exit(main())' \
         --preset mujoco --env "$env" --algo "$algo" --total-steps "$STEPS" --seed "$seed" \
         --learning-starts 1000 --hidden 128 --proposal-width 128 --batch-size 64 \
-        --eval-every "${EVAL_EVERY:-2000}" --run-dir "$dir" --no-progress --no-tensorboard
+        --eval-every "${EVAL_EVERY:-2000}" --run-dir "$dir" --no-progress --no-tensorboard --overwrite
     done
   done
 done

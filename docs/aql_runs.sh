@@ -29,7 +29,7 @@ run() {
   $PREFIX "$PY" -c 'import sys; from qwr_fast.trainers.aql import main; sys.exit(main())' \
     --preset bitflip --env "$env" --algo "$algo" --total-steps "$STEPS" --seed "$seed" \
     --num-proposal "$NP" --num-uniform "$NU" --run-dir "$ROOT/${env}_${algo}_s${seed}" \
-    --no-progress --no-tensorboard $EXTRA
+    --no-progress --no-tensorboard --overwrite $EXTRA
 }
 for job in "${JOBS[@]}"; do
   for seed in 0 1 2; do run $job "$seed" & done

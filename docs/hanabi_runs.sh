@@ -14,10 +14,10 @@ if [[ $STAGE == blueprints || $STAGE == all ]]; then
   # Hanabi-Hard (the full 5 x 5 game with 2 hint tokens; max 25).
   $PY -m qwr_fast.trainers.ppo --env Hanabi-Small --preset hanabi --total-steps 1500000 \
     --seed 0 --run-dir runs/hanabi/ppo_small_s0 --eval-every 100000 --checkpoint-every 250000 \
-    --no-progress --no-tensorboard > runs/hanabi/ppo_small_s0.log 2>&1
+    --no-progress --no-tensorboard --overwrite > runs/hanabi/ppo_small_s0.log 2>&1
   $PY -m qwr_fast.trainers.ppo --env Hanabi-Hard --preset hanabi --total-steps 1500000 \
     --seed 0 --run-dir runs/hanabi/ppo_hard_s0 --eval-every 100000 --checkpoint-every 250000 \
-    --no-progress --no-tensorboard > runs/hanabi/ppo_hard_s0.log 2>&1
+    --no-progress --no-tensorboard --overwrite > runs/hanabi/ppo_hard_s0.log 2>&1
 fi
 
 if [[ $STAGE == search || $STAGE == all ]]; then

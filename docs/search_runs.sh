@@ -9,7 +9,7 @@ mkdir -p runs/search
 # 1. PPO blueprint: 300k env steps, a snapshot every 50k (ckpt_<step>.pt; early ones are weak).
 nohup $PY -m qwr_fast.trainers.ppo --env MinAtar/Breakout --preset minatar --total-steps 300000 \
   --seed 0 --run-dir runs/search/ppo_breakout_s0 --eval-every 50000 --checkpoint-every 50000 \
-  --no-progress > runs/search/ppo_breakout_s0.log 2>&1
+  --no-progress --overwrite > runs/search/ppo_breakout_s0.log 2>&1
 
 # 2. Continued PPO training of the same run (the "continue training" baseline of the paper's
 #    Tables 2-3): resume a copy to 1M steps (lr annealing re-spread over the new total).

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import random
 import sys
@@ -50,8 +49,9 @@ from qwr_fast.nn.policy import RunningNorm, make_body
 from qwr_fast.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.replay import Replay
 from qwr_fast.returns import discounts
-from qwr_fast.runlog import open_csv, plot_eval_curve
+from qwr_fast.runlog import plot_eval_curve
 from qwr_fast.trainers._cli import trainer_from_argv
+from qwr_fast.trainers._loop import RunLog, check_run_dir
 from qwr_fast.trainers.qwr import _autoreset_mode, make_env
 
 __all__ = ["AQLConfig", "PRESETS", "AQLTrainer", "main"]
@@ -92,6 +92,9 @@ class AQLConfig:
     """run directory: config.json, eval.csv, train.csv, checkpoints, curve.png, tb/"""
     resume: str | None = None
     """continue the run in this directory from its latest checkpoint"""
+    overwrite: bool = False
+    """start afresh in a run directory that holds another run's checkpoints, deleting them
+    (without it, such a directory is an error, never silently clobbered)"""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """torch device (auto: cuda when available)"""
     bins: int = 0
@@ -267,6 +270,7 @@ class AQLTrainer:
 
     def __init__(self, cfg: AQLConfig) -> None:
         cfg.validate()
+        check_run_dir(cfg)
         self.cfg = cfg
         if cfg.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available")
@@ -593,31 +597,16 @@ class AQLTrainer:
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""
         cfg = self.cfg
-        os.makedirs(cfg.run_dir, exist_ok=True)
-        resume_step = self.global_step if cfg.resume is not None else None
-        with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
-            json.dump(dataclasses.asdict(cfg), f, indent=2)
-        eval_f, eval_w = open_csv(cfg.run_dir, "eval.csv", EVAL_COLUMNS, resume_step)
-        train_f, train_w = open_csv(cfg.run_dir, "train.csv", TRAIN_COLUMNS, resume_step)
-        tb = None
-        if cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(os.path.join(cfg.run_dir, "tb"), purge_step=resume_step)
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=cfg.total_steps,
-            initial=self.global_step,
-            disable=not cfg.progress,
-            unit="step",
-            dynamic_ncols=True,
+        log = RunLog(
+            cfg,
+            start_step=self.global_step,
+            resumed=cfg.resume is not None,
+            train_columns=TRAIN_COLUMNS,
+            eval_columns=EVAL_COLUMNS,
         )
-        next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
-        next_ckpt = (self.global_step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
         last: dict = {}
         nan = float("nan")
-        try:
+        with log:
             while self.global_step < cfg.total_steps:
                 t0 = time.perf_counter()
                 before = self.global_step
@@ -627,21 +616,22 @@ class AQLTrainer:
                 dt = time.perf_counter() - t0
                 self.wall += dt
                 sps = (self.global_step - before) / dt
-                row = {
-                    "step": self.global_step,
-                    "epoch": self.epoch,
-                    "epsilon": self.epsilon(),
-                    **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[3:8]},
-                    "train_return": float(np.mean(self.train_returns))
-                    if self.train_returns
-                    else nan,
-                    "steps_per_s": sps,
-                    "wall_s": self.wall,
-                }
+                log.train_row(
+                    {
+                        "step": self.global_step,
+                        "epoch": self.epoch,
+                        "epsilon": self.epsilon(),
+                        **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[3:8]},
+                        "train_return": float(np.mean(self.train_returns))
+                        if self.train_returns
+                        else nan,
+                        "steps_per_s": sps,
+                        "wall_s": self.wall,
+                    }
+                )
                 self.train_returns = []
-                train_w.writerow(row)
-                train_f.flush()
-                if self.global_step >= next_eval or self.global_step >= cfg.total_steps:
+                final = self.global_step >= cfg.total_steps
+                if log.evals.due(self.global_step, final):
                     r = self.evaluate()
                     rp = (
                         self.evaluate(proposal_only=True) if self.net.proposal is not None else None
@@ -655,32 +645,13 @@ class AQLTrainer:
                         "proposal_return_mean": nan if rp is None else float(rp.mean()),
                         "proposal_return_std": nan if rp is None else float(rp.std()),
                     }
-                    eval_w.writerow(last)
-                    eval_f.flush()
-                    if tb is not None:
-                        tb.add_scalar("eval/return", last["return_mean"], self.global_step)
-                        if rp is not None:
-                            tb.add_scalar(
-                                "eval/proposal_return", float(rp.mean()), self.global_step
-                            )
-                    next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
-                if tb is not None:
-                    for k, v in row.items():
-                        if k not in ("step", "epoch"):
-                            tb.add_scalar(f"train/{k}", v, self.global_step)
-                bar.update(self.global_step - before)
-                bar.set_postfix(sps=f"{sps:.0f}", eval=f"{self.last_eval:.2f}")
-                if self.global_step >= next_ckpt or self.global_step >= cfg.total_steps:
+                    scalars = {"return": last["return_mean"]}
+                    if rp is not None:
+                        scalars["proposal_return"] = last["proposal_return_mean"]
+                    log.eval_row(last, scalars)
+                log.progress(self.global_step - before, sps, self.last_eval)
+                if log.checkpoints.due(self.global_step, final):
                     self.save()
-                    next_ckpt = (
-                        self.global_step // cfg.checkpoint_every + 1
-                    ) * cfg.checkpoint_every
-        finally:
-            bar.close()
-            eval_f.close()
-            train_f.close()
-            if tb is not None:
-                tb.close()
         plot_eval_curve(
             cfg.run_dir,
             [("return_mean", "argmax over candidates"), ("proposal_return_mean", "proposal mode")],

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import random
 import sys
@@ -32,8 +31,8 @@ from qwr_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoin
 from qwr_fast.nn.policy import make_body
 from qwr_fast.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.replay import Replay
-from qwr_fast.runlog import open_csv
 from qwr_fast.trainers._cli import trainer_from_argv
+from qwr_fast.trainers._loop import RunLog, check_run_dir
 from qwr_fast.trainers.ppo import EVAL_COLUMNS, obs_tensor, plot_curve
 
 __all__ = ["DQNConfig", "PRESETS", "DuelingQ", "DQNTrainer", "double_q_loss", "load_q_blueprint"]
@@ -58,6 +57,9 @@ class DQNConfig:
     """run directory: checkpoint.pt, config.json, train.csv, eval.csv, curve.png"""
     resume: str | None = None
     """continue the run in this directory from its checkpoint.pt"""
+    overwrite: bool = False
+    """start afresh in a run directory that holds another run's checkpoints, deleting them
+    (without it, such a directory is an error, never silently clobbered)"""
     num_envs: int = 4
     """parallel training envs"""
     buffer_size: int = 100_000
@@ -245,6 +247,7 @@ class DQNTrainer:
         from qwr_fast.envs import make
 
         cfg.validate()
+        check_run_dir(cfg)
         self.cfg = cfg
         torch.set_num_threads(cfg.threads)
         random.seed(cfg.seed)
@@ -438,31 +441,27 @@ class DQNTrainer:
 
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""
-        from tqdm import tqdm
-
         cfg = self.cfg
-        os.makedirs(cfg.run_dir, exist_ok=True)
-        resume_step = self.global_step if cfg.resume is not None else None
-        with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
-            json.dump(dataclasses.asdict(cfg), f, indent=2)
-        eval_f, eval_w = open_csv(cfg.run_dir, "eval.csv", EVAL_COLUMNS, resume_step)
-        train_f, train_w = open_csv(cfg.run_dir, "train.csv", TRAIN_COLUMNS, resume_step)
-        bar = tqdm(total=cfg.total_steps, initial=self.global_step, disable=not cfg.progress)
-        next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
-        next_ckpt = (self.global_step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+        log = RunLog(
+            cfg,
+            start_step=self.global_step,
+            resumed=cfg.resume is not None,
+            train_columns=TRAIN_COLUMNS,
+            eval_columns=EVAL_COLUMNS,
+        )
         next_log = self.global_step + 1000
         last: dict = {}
         t_log, s_log = time.perf_counter(), self.global_step
-        try:
+        with log:
             while self.global_step < cfg.total_steps:
                 t0 = time.perf_counter()
                 stats = self.step()
                 self.wall += time.perf_counter() - t0
-                bar.update(cfg.num_envs)
-                done = self.global_step >= cfg.total_steps
-                if self.global_step >= next_log or done:
+                final = self.global_step >= cfg.total_steps
+                if self.global_step >= next_log or final:
                     now = time.perf_counter()
-                    train_w.writerow(
+                    sps = (self.global_step - s_log) / (now - t_log)
+                    log.train_row(
                         {
                             "step": self.global_step,
                             "loss": stats.get("loss", float("nan")),
@@ -473,14 +472,15 @@ class DQNTrainer:
                                 if self.train_returns
                                 else float("nan")
                             ),
-                            "steps_per_s": (self.global_step - s_log) / (now - t_log),
+                            "steps_per_s": sps,
                             "wall_s": self.wall,
                         }
                     )
-                    train_f.flush()
                     self.train_returns = []
                     t_log, s_log, next_log = now, self.global_step, self.global_step + 1000
-                if self.global_step >= next_eval or done:
+                    log.progress(0, sps, self.last_eval)
+                log.progress(cfg.num_envs)
+                if log.evals.due(self.global_step, final):
                     re, rg = self.evaluate(0.05), self.evaluate(0.0)
                     self.num_evals += 1
                     self.last_eval = float(rg.mean())
@@ -491,18 +491,9 @@ class DQNTrainer:
                         "return_mean_greedy": float(rg.mean()),
                         "return_std_greedy": float(rg.std()),
                     }
-                    eval_w.writerow(last)
-                    eval_f.flush()
-                    next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
-                if self.global_step >= next_ckpt or done:
+                    log.eval_row(last, {})
+                if log.checkpoints.due(self.global_step, final):
                     save_checkpoint(os.path.join(cfg.run_dir, "checkpoint.pt"), self.state_dict())
-                    next_ckpt = (
-                        self.global_step // cfg.checkpoint_every + 1
-                    ) * cfg.checkpoint_every
-        finally:
-            bar.close()
-            eval_f.close()
-            train_f.close()
         plot_curve(cfg.run_dir, title=f"DQN on {cfg.env} (seed {cfg.seed})")
         return last
 

@@ -16,7 +16,6 @@ blueprints; ``keep_checkpoints=0`` keeps them all), ``config.json``, ``train.csv
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import random
 import sys
@@ -31,8 +30,9 @@ from torch import nn
 
 from qwr_fast.checkpoint import CheckpointError, load_checkpoint, prune_checkpoints, save_checkpoint
 from qwr_fast.nn.policy import CategoricalPolicy, StateValue
-from qwr_fast.runlog import open_csv, plot_eval_curve
+from qwr_fast.runlog import plot_eval_curve
 from qwr_fast.trainers._cli import trainer_from_argv
+from qwr_fast.trainers._loop import RunLog, check_run_dir
 
 __all__ = [
     "PPOConfig",
@@ -78,6 +78,9 @@ class PPOConfig:
     """run directory: checkpoint.pt, ckpt_<step>.pt, config.json, train.csv, eval.csv, curve.png"""
     resume: str | None = None
     """continue the run in this directory from its checkpoint.pt"""
+    overwrite: bool = False
+    """start afresh in a run directory that holds another run's checkpoints, deleting them
+    (without it, such a directory is an error, never silently clobbered)"""
     num_envs: int = 8
     """parallel training envs"""
     num_steps: int = 128
@@ -394,6 +397,7 @@ class PPOTrainer:
         from qwr_fast.envs import make
 
         cfg.validate()
+        check_run_dir(cfg)
         self.cfg = cfg
         torch.set_num_threads(cfg.threads)
         random.seed(cfg.seed)
@@ -548,31 +552,17 @@ class PPOTrainer:
 
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""
-        from tqdm import tqdm
-
         cfg = self.cfg
-        os.makedirs(cfg.run_dir, exist_ok=True)
-        resume_step = self.global_step if cfg.resume is not None else None
-        with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
-            json.dump(dataclasses.asdict(cfg), f, indent=2)
-        eval_f, eval_w = open_csv(cfg.run_dir, "eval.csv", EVAL_COLUMNS, resume_step)
-        train_f, train_w = open_csv(cfg.run_dir, "train.csv", TRAIN_COLUMNS, resume_step)
-        tb = None
-        if cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(os.path.join(cfg.run_dir, "tb"), purge_step=resume_step)
-        bar = tqdm(
-            total=cfg.total_steps,
-            initial=self.global_step,
-            disable=not cfg.progress,
-            unit="step",
-            dynamic_ncols=True,
+        log = RunLog(
+            cfg,
+            start_step=self.global_step,
+            resumed=cfg.resume is not None,
+            train_columns=TRAIN_COLUMNS,
+            eval_columns=EVAL_COLUMNS,
+            skip=("step", "update"),
         )
-        next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
-        next_ckpt = (self.global_step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
         last: dict = {}
-        try:
+        with log:
             while self.global_step < cfg.total_steps:
                 t0 = time.perf_counter()
                 before = self.global_step
@@ -597,20 +587,23 @@ class PPOTrainer:
                 dt = time.perf_counter() - t0
                 self.wall += dt
                 sps = (self.global_step - before) / dt
-                row = {
-                    "step": self.global_step,
-                    "update": self.updates,
-                    **{k: stats[k] for k in TRAIN_COLUMNS[2:7]},
-                    "train_return": (
-                        float(np.mean(self.train_returns)) if self.train_returns else float("nan")
-                    ),
-                    "steps_per_s": sps,
-                    "wall_s": self.wall,
-                }
+                log.train_row(
+                    {
+                        "step": self.global_step,
+                        "update": self.updates,
+                        **{k: stats[k] for k in TRAIN_COLUMNS[2:7]},
+                        "train_return": (
+                            float(np.mean(self.train_returns))
+                            if self.train_returns
+                            else float("nan")
+                        ),
+                        "steps_per_s": sps,
+                        "wall_s": self.wall,
+                    }
+                )
                 self.train_returns = []
-                train_w.writerow(row)
-                train_f.flush()
-                if self.global_step >= next_eval or self.global_step >= cfg.total_steps:
+                final = self.global_step >= cfg.total_steps
+                if log.evals.due(self.global_step, final):
                     rs, rg = self.evaluate(greedy=False), self.evaluate(greedy=True)
                     self.num_evals += 1
                     self.last_eval = float(rs.mean())
@@ -621,29 +614,16 @@ class PPOTrainer:
                         "return_mean_greedy": float(rg.mean()),
                         "return_std_greedy": float(rg.std()),
                     }
-                    eval_w.writerow(last)
-                    eval_f.flush()
-                    if tb is not None:
-                        tb.add_scalar("eval/return", last["return_mean"], self.global_step)
-                        tb.add_scalar("eval/return_greedy", rg.mean(), self.global_step)
-                    next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
-                if tb is not None:
-                    for k, v in row.items():
-                        if k not in ("step", "update"):
-                            tb.add_scalar(f"train/{k}", v, self.global_step)
-                bar.update(self.global_step - before)
-                bar.set_postfix(sps=f"{sps:.0f}", eval=f"{self.last_eval:.2f}")
-                if self.global_step >= next_ckpt or self.global_step >= cfg.total_steps:
+                    log.eval_row(
+                        last,
+                        {
+                            "return": last["return_mean"],
+                            "return_greedy": last["return_mean_greedy"],
+                        },
+                    )
+                log.progress(self.global_step - before, sps, self.last_eval)
+                if log.checkpoints.due(self.global_step, final):
                     self.save()
-                    next_ckpt = (
-                        self.global_step // cfg.checkpoint_every + 1
-                    ) * cfg.checkpoint_every
-        finally:
-            bar.close()
-            eval_f.close()
-            train_f.close()
-            if tb is not None:
-                tb.close()
         plot_curve(cfg.run_dir, title=f"PPO on {cfg.env} (seed {cfg.seed})")
         return last
 

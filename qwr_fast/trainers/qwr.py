@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import json
 import math
 import os
 import pickle
@@ -28,7 +27,6 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from qwr_fast.checkpoint import (
-    checkpoint_paths,
     latest_checkpoint,
     load_checkpoint,
     prune_checkpoints,
@@ -56,7 +54,8 @@ from qwr_fast.nn.policy import (
 )
 from qwr_fast.nn.sampled_q import SampledQ
 from qwr_fast.replay import Replay
-from qwr_fast.runlog import open_csv, plot_eval_curve
+from qwr_fast.runlog import plot_eval_curve
+from qwr_fast.trainers._loop import RunLog, check_run_dir
 
 __all__ = ["QWRConfig", "PRESETS", "QWRTrainer", "make_env", "DATASET_SCHEMA_VERSION"]
 
@@ -302,11 +301,7 @@ class QWRTrainer:
 
     def __init__(self, cfg: QWRConfig) -> None:
         cfg.validate()
-        if cfg.resume is None and not cfg.overwrite and checkpoint_paths(cfg.run_dir):
-            raise ValueError(
-                f"--run-dir {cfg.run_dir} holds the checkpoints of another run: continue it "
-                f"with --resume {cfg.run_dir}, or pass --overwrite to start afresh there"
-            )
+        check_run_dir(cfg)
         self.cfg = cfg
         if cfg.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda: no CUDA device is available")
@@ -741,33 +736,15 @@ class QWRTrainer:
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""
         cfg = self.cfg
-        os.makedirs(cfg.run_dir, exist_ok=True)
-        resume_step = self.global_step if cfg.resume is not None else None
-        if resume_step is None:  # --overwrite: the old run's checkpoints must not outlive it
-            for path in checkpoint_paths(cfg.run_dir):
-                os.unlink(path)
-        with open(os.path.join(cfg.run_dir, "config.json"), "w") as f:
-            json.dump(dataclasses.asdict(cfg), f, indent=2)
-        eval_f, eval_w = open_csv(cfg.run_dir, "eval.csv", EVAL_COLUMNS, resume_step)
-        train_f, train_w = open_csv(cfg.run_dir, "train.csv", TRAIN_COLUMNS, resume_step)
-        tb = None
-        if cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(os.path.join(cfg.run_dir, "tb"), purge_step=resume_step)
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=cfg.total_steps,
-            initial=self.global_step,
-            disable=not cfg.progress,
-            unit="step",
-            dynamic_ncols=True,
+        log = RunLog(
+            cfg,
+            start_step=self.global_step,
+            resumed=cfg.resume is not None,
+            train_columns=TRAIN_COLUMNS,
+            eval_columns=EVAL_COLUMNS,
         )
-        next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
-        next_ckpt = (self.global_step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
         last = {}
-        try:
+        with log:
             while self.global_step < cfg.total_steps:
                 t0 = time.perf_counter()
                 before = self.global_step
@@ -784,20 +761,21 @@ class QWRTrainer:
                     float(np.mean(self.train_returns)) if self.train_returns else float("nan")
                 )
                 self.train_returns = []
-                row = {
-                    "step": self.global_step,
-                    "epoch": self.epoch,
-                    "critic_loss": stats.get("critic_loss", float("nan")),
-                    "actor_loss": stats.get("actor_loss", float("nan")),
-                    "q_mean": stats.get("q_mean", float("nan")),
-                    "target_mean": stats.get("target_mean", float("nan")),
-                    "train_return": train_ret,
-                    "steps_per_s": sps,
-                    "wall_s": self.wall,
-                }
-                train_w.writerow(row)
-                train_f.flush()
-                if self.global_step >= next_eval or self.global_step >= cfg.total_steps:
+                log.train_row(
+                    {
+                        "step": self.global_step,
+                        "epoch": self.epoch,
+                        "critic_loss": stats.get("critic_loss", float("nan")),
+                        "actor_loss": stats.get("actor_loss", float("nan")),
+                        "q_mean": stats.get("q_mean", float("nan")),
+                        "target_mean": stats.get("target_mean", float("nan")),
+                        "train_return": train_ret,
+                        "steps_per_s": sps,
+                        "wall_s": self.wall,
+                    }
+                )
+                final = self.global_step >= cfg.total_steps
+                if log.evals.due(self.global_step, final):
                     r0, r5 = self.evaluate(0.0), self.evaluate(0.5)
                     self.num_evals += 1
                     self.last_eval = float(r0.mean())
@@ -808,29 +786,13 @@ class QWRTrainer:
                         "return_mean_t05": float(r5.mean()),
                         "return_std_t05": float(r5.std()),
                     }
-                    eval_w.writerow(last)
-                    eval_f.flush()
-                    if tb is not None:
-                        tb.add_scalar("eval/return_t0", last["return_mean"], self.global_step)
-                        tb.add_scalar("eval/return_t05", last["return_mean_t05"], self.global_step)
-                    next_eval = (self.global_step // cfg.eval_every + 1) * cfg.eval_every
-                if tb is not None:
-                    for k, v in row.items():
-                        if k not in ("step", "epoch"):
-                            tb.add_scalar(f"train/{k}", v, self.global_step)
-                bar.update(self.global_step - before)
-                bar.set_postfix(sps=f"{sps:.0f}", eval=f"{self.last_eval:.2f}")
-                if self.global_step >= next_ckpt or self.global_step >= cfg.total_steps:
+                    log.eval_row(
+                        last,
+                        {"return_t0": last["return_mean"], "return_t05": last["return_mean_t05"]},
+                    )
+                log.progress(self.global_step - before, sps, self.last_eval)
+                if log.checkpoints.due(self.global_step, final):
                     self.save()
-                    next_ckpt = (
-                        self.global_step // cfg.checkpoint_every + 1
-                    ) * cfg.checkpoint_every
-        finally:
-            bar.close()
-            eval_f.close()
-            train_f.close()
-            if tb is not None:
-                tb.close()
         plot_curve(cfg.run_dir, title=f"{cfg.algo} on {cfg.env} (seed {cfg.seed})")
         return last
 
