@@ -51,21 +51,21 @@ class RunLog:
     logs (a resumed run keeps their rows up to its checkpoint), TensorBoard (when
     ``cfg.tensorboard``) and the progress bar; on exit it closes them.
 
-    ``start_step`` is the trainer's step on entry; ``resumed`` says whether it came from a
-    checkpoint. ``skip`` names the train-row keys that are counters, not TensorBoard scalars.
+    ``start_step`` is the trainer's step on entry; the run is a resumed one when
+    ``cfg.resume`` is set. ``skip`` names the train-row keys that are counters, not TensorBoard
+    scalars.
     """
 
     def __init__(
         self,
         cfg,
-        *,
         start_step: int,
-        resumed: bool,
         train_columns: list[str],
         eval_columns: list[str],
+        *,
         skip: tuple[str, ...] = ("step", "epoch"),
     ) -> None:
-        self.cfg, self.start_step, self.resumed = cfg, start_step, resumed
+        self.cfg, self.start_step, self.resumed = cfg, start_step, cfg.resume is not None
         self.train_columns, self.eval_columns, self.skip = train_columns, eval_columns, skip
         self.evals = Every(cfg.eval_every, start_step)
         self.checkpoints = Every(cfg.checkpoint_every, start_step)

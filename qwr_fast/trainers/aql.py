@@ -597,13 +597,7 @@ class AQLTrainer:
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""
         cfg = self.cfg
-        log = RunLog(
-            cfg,
-            start_step=self.global_step,
-            resumed=cfg.resume is not None,
-            train_columns=TRAIN_COLUMNS,
-            eval_columns=EVAL_COLUMNS,
-        )
+        log = RunLog(cfg, self.global_step, TRAIN_COLUMNS, EVAL_COLUMNS)
         last: dict = {}
         nan = float("nan")
         with log:

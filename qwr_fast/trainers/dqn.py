@@ -442,13 +442,7 @@ class DQNTrainer:
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""
         cfg = self.cfg
-        log = RunLog(
-            cfg,
-            start_step=self.global_step,
-            resumed=cfg.resume is not None,
-            train_columns=TRAIN_COLUMNS,
-            eval_columns=EVAL_COLUMNS,
-        )
+        log = RunLog(cfg, self.global_step, TRAIN_COLUMNS, EVAL_COLUMNS)
         next_log = self.global_step + 1000
         last: dict = {}
         t_log, s_log = time.perf_counter(), self.global_step

@@ -31,9 +31,7 @@ def test_fresh_run_refuses_a_directory_with_checkpoints(tmp_path, name, stale):
     with pytest.raises(ValueError, match="--resume .*--overwrite"):
         trainer_cls(config_cls(**kw))
     trainer = trainer_cls(config_cls(**kw, overwrite=True))
-    with RunLog(
-        trainer.cfg, start_step=0, resumed=False, train_columns=["step"], eval_columns=["step"]
-    ):
+    with RunLog(trainer.cfg, 0, ["step"], ["step"]):
         pass
     assert not (tmp_path / stale).exists()
 
@@ -53,19 +51,16 @@ class _Cfg:
     eval_every: int = 4
     checkpoint_every: int = 5
     progress: bool = False
+    resume: str | None = None
 
 
 def test_runlog_keeps_a_resumed_runs_checkpoints_and_rows(tmp_path):
     cfg = _Cfg(str(tmp_path))
-    with RunLog(
-        cfg, start_step=0, resumed=False, train_columns=["step"], eval_columns=["step"]
-    ) as log:
+    with RunLog(cfg, 0, ["step"], ["step"]) as log:
         for step in (2, 4, 6):
             log.train_row({"step": step})
     (tmp_path / "ckpt_4.pt").write_bytes(b"x")
-    with RunLog(
-        cfg, start_step=4, resumed=True, train_columns=["step"], eval_columns=["step"]
-    ) as log:
+    with RunLog(dataclasses.replace(cfg, resume=cfg.run_dir), 4, ["step"], ["step"]) as log:
         log.train_row({"step": 5})
     assert (tmp_path / "ckpt_4.pt").exists()
     rows = (tmp_path / "train.csv").read_text().split()
