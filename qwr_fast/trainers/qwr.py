@@ -604,24 +604,21 @@ class QWRTrainer:
         CUDA the steps queue without a sync (the fused ops' value-range checks, which read
         values, are skipped: the trainer builds their inputs itself; CPU tensors are still
         checked). Returns the last step's losses as detached tensors."""
-        with skip_value_checks():
-            return self._update_steps()
-
-    def _update_steps(self) -> dict[str, torch.Tensor]:
         stats: dict[str, torch.Tensor] = {}
-        for _ in range(0 if self.bc else self.cfg.critic_steps):
-            batch = self._batch()
-            with self.autocast():
-                out = self.critic_fn(batch)
-            self._step(self.opt_q, self.critic.parameters(), out["critic_loss"])
-            self.sync.step()
-            stats.update({k: v.detach() for k, v in out.items()})
-        for _ in range(self.cfg.actor_steps):
-            batch = self._batch()
-            with self.autocast():
-                out = self.actor_fn(batch)
-            self._step(self.opt_pi, self.policy.parameters(), out["actor_loss"])
-            stats.update({k: v.detach() for k, v in out.items()})
+        with skip_value_checks():
+            for _ in range(0 if self.bc else self.cfg.critic_steps):
+                batch = self._batch()
+                with self.autocast():
+                    out = self.critic_fn(batch)
+                self._step(self.opt_q, self.critic.parameters(), out["critic_loss"])
+                self.sync.step()
+                stats.update({k: v.detach() for k, v in out.items()})
+            for _ in range(self.cfg.actor_steps):
+                batch = self._batch()
+                with self.autocast():
+                    out = self.actor_fn(batch)
+                self._step(self.opt_pi, self.policy.parameters(), out["actor_loss"])
+                stats.update({k: v.detach() for k, v in out.items()})
         return stats
 
     # ------------------------------------------------------------ evaluation

@@ -422,7 +422,7 @@ def test_update_steps_read_no_tensor_value_on_the_host(tmp_path, monkeypatch, en
     if algo != "awr":  # (AWR's steps reach no value-reading check)
         # The rule is live: outside the skip, a fused op's value check reads the host and trips.
         with pytest.raises(AssertionError, match="host read"):
-            trainer._update_steps()
+            trainer.critic_fn(trainer._batch())
     monkeypatch.undo()
     assert set(stats) >= {"critic_loss", "actor_loss"}
     assert all(bool(torch.isfinite(v).all()) for v in stats.values())

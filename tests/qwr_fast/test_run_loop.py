@@ -32,8 +32,7 @@ def test_fresh_run_refuses_a_directory_with_checkpoints(tmp_path, name, stale):
         trainer_cls(config_cls(**kw))
     trainer = trainer_cls(config_cls(**kw, overwrite=True))
     with RunLog(trainer.cfg, 0, ["step"], ["step"]):
-        pass
-    assert not (tmp_path / stale).exists()
+        assert not (tmp_path / stale).exists()  # deleted on entry, before any new checkpoint
 
 
 def test_cli_refusal_is_a_one_line_exit_2(tmp_path, capsys):
