@@ -32,6 +32,14 @@ Every env returned by ``make`` follows one contract (``list_envs()`` gives the i
   bit-identical observations, rewards and flags. ``env.clone_states(source, targets=None)``
   copies env ``source`` into ``targets`` (default: all envs), for planners that launch many
   rollouts from one real state; clones share the RNG stream, so their autoresets agree too.
+- Fresh chance: ``set_state(state, indices=None, *, reseed=None)`` and ``clone_states(source,
+  targets=None, *, reseed=None)``. ``reseed=None`` is the exact restore above. An int ``r``
+  restores the same state but gives the env written to row i a fresh random stream derived
+  from ``(r, i)``; a sequence gives one int per restored row (equal ints, equal streams). The
+  obs, counters, returns and everything deterministic equal the exact restore's; only chance
+  to come differs (BitFlip's random resets, MinAtar's sticky actions and spawns, Atari's sticky
+  actions and no-op starts, Hanabi's future card draws, MuJoCo's reset noise), so a planner's
+  simulators do not foresee the real env's chance. The snapshot itself is never changed.
 - Seeding: ``reset(seed=s)`` gives env i the stream ``(s, i)``; ``reset(seed=[s0, s1, ...])``
   one seed per env; ``reset()`` keeps the current streams, except that the first ``reset()``
   after ``make(..., seed=s)`` behaves as ``reset(seed=s)``.

@@ -2,9 +2,10 @@
 ``num_envs`` single envs behind the ``qwr_fast.envs`` contract.
 
 A family subclasses ``LoopVectorEnv`` and provides the spaces, ``num_envs`` single envs and
-four per-env hooks: reset (seeded or continuing its stream), step, snapshot and restore. The
-loop owns everything else: action checks, the time limit, SAME_STEP autoreset, ``infos``,
-episode statistics, seeding, and ``get_state``/``set_state``/``clone_states``.
+five per-env hooks: reset (seeded or continuing its stream), step, snapshot, restore and reseed
+(a fresh random state for a just-restored env). The loop owns everything else: action checks,
+the time limit, SAME_STEP autoreset, ``infos``, episode statistics, seeding, and
+``get_state``/``set_state``/``clone_states``.
 
 An ``EnvState`` of a loop env holds, per env, the family's snapshot object (an ``object``
 array ``arrays["game"]``), the observation, and the loop's counters (``t``, ``ep_return``).
@@ -22,8 +23,8 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from qwr_fast.envs._rng import fresh_seed, seed_streams
-from qwr_fast.envs._vector import EnvState, IndexLike, _rows, _state_rows
+from qwr_fast.envs._rng import fresh_seed, reseed_streams, seed_streams
+from qwr_fast.envs._vector import EnvState, IndexLike, Reseed, _rows, _state_rows
 
 _NO_LIMIT = np.iinfo(np.int32).max
 
@@ -128,6 +129,11 @@ class LoopVectorEnv(VectorEnv):
 
     def _restore_one(self, i: int, snapshot: Any) -> None:
         """Make env i's state a copy of ``snapshot`` (which stays unchanged)."""
+        raise NotImplementedError
+
+    def _reseed_one(self, i: int, seed: int) -> None:
+        """Replace env i's random state (just restored) by a fresh one from the uint64 ``seed``,
+        as a seeded reset would make it, leaving the rest of its state as it is."""
         raise NotImplementedError
 
     # -- gymnasium API --------------------------------------------------------------------
@@ -326,32 +332,49 @@ class LoopVectorEnv(VectorEnv):
         }
         return EnvState(self.config, arrays)
 
-    def set_state(self, state: EnvState, indices: IndexLike = None) -> np.ndarray:
+    def set_state(
+        self, state: EnvState, indices: IndexLike = None, *, reseed: Reseed = None
+    ) -> np.ndarray:
         """Overwrite the state of all envs, or of ``indices``, with ``state``; return the obs.
 
         ``state.num_envs`` must equal the number of rows written, or be 1 (broadcast to all of
-        them). Stepping afterwards with the same actions reproduces, bit for bit, what the envs
-        that the state was taken from produced (including their autoresets).
+        them). With ``reseed=None`` (the default) stepping afterwards with the same actions
+        reproduces, bit for bit, what the envs that the state was taken from produced (including
+        their autoresets).
+
+        ``reseed`` (an int, or one int per restored row): restore the state exactly, then give
+        each restored env a fresh chance stream (``_reseed_one``), derived from ``(reseed, i)``
+        for the env in row i (or from ``reseed[j]`` for the j-th restored row; see
+        ``qwr_fast.envs._rng.reseed_streams``). The returned obs, the step counters, returns and
+        everything else deterministic equal the exact restore's; only the future chance draws
+        (the family's sticky actions, spawns, card draws, reset noise) are new, so a simulator
+        restored from a real env's state does not know what chance will do in the real env.
         """
         rows = _state_rows(state, self.config, indices, self.num_envs)
         idx = np.arange(self.num_envs)[rows].tolist()
+        streams = None if reseed is None else reseed_streams(reseed, idx)
         games, ts, rets = state.arrays["game"], state.arrays["t"], state.arrays["ep_return"]
         for j, i in enumerate(idx):
             k = 0 if state.num_envs == 1 else j
             self._restore_one(i, games[k])
+            if streams is not None:
+                self._reseed_one(i, int(streams[j]))
             self._t[i] = int(ts[k])
             self._ep_return[i] = float(rets[k])
         self._obs[rows] = state.arrays["obs"]
         return self._obs.copy() if self._copy else self._obs
 
-    def clone_states(self, source: int, targets: IndexLike = None) -> np.ndarray:
+    def clone_states(
+        self, source: int, targets: IndexLike = None, *, reseed: Reseed = None
+    ) -> np.ndarray:
         """Copy env ``source``'s exact state into ``targets`` (default: every env); return obs.
 
-        Clones share the RNG state of ``source``, so identical actions give identical rollouts,
-        autoresets included.
+        With ``reseed=None`` clones share the RNG state of ``source``, so identical actions give
+        identical rollouts, autoresets included; with ``reseed`` each target gets a fresh chance
+        stream as in ``set_state``.
         """
         if isinstance(source, bool) or not isinstance(source, (int, np.integer)):
             raise TypeError(f"source must be an int env index, got {type(source).__name__}")
         if not -self.num_envs <= source < self.num_envs:
             raise ValueError(f"source must lie in [0, {self.num_envs}), got {source}")
-        return self.set_state(self.get_state(int(source)), targets)
+        return self.set_state(self.get_state(int(source)), targets, reseed=reseed)

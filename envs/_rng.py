@@ -6,6 +6,12 @@ word of state per env makes ``get_state``/``set_state`` an exact, cheap array co
 
 Seeding: ``seed_streams(seed, n)`` gives env ``i`` the state ``mix64(mix64(seed) + i)``, so the
 streams of a batch depend on ``(seed, i)`` only and never on ``num_envs``.
+
+Reseeding (``set_state(..., reseed=r)``, every family): ``reseed_streams(r, rows)`` gives the env
+restored into row ``i`` the word ``mix64(mix64(mix64(r) ^ RESEED_TAG) + i)``: the same scheme on a
+second hash path, so a reseeded restore does not start the stream that ``reset(seed=r)`` gave
+env ``i``. The loop families turn the word into their own generator exactly as a seeded reset
+turns a ``seed_streams`` word into one.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _MASK64 = (1 << 64) - 1
+RESEED_TAG = 0x7265736565642121  # b"reseed!!": separates reseed words from seed_streams words
 
 
 @numba.njit(inline="always", nogil=True)
@@ -70,3 +77,25 @@ def seed_streams(seed: int | Sequence[int] | None, n: int) -> np.ndarray:
         [_mix64_py(_mix64_py(_check_seed(s, f"seed[{i}]") & _MASK64)) for i, s in enumerate(seed)],
         dtype=np.uint64,
     )
+
+
+def reseed_streams(reseed: int | Sequence[int], rows: Sequence[int]) -> np.ndarray:
+    """Fresh stream words ``uint64 [len(rows)]`` for the envs at ``rows`` of a reseeded restore.
+
+    ``reseed``: one int (env ``rows[j]`` gets a word derived from ``(reseed, rows[j])``, so two
+    envs never get the same word and the same call gives the same words), or one int per row
+    (row j gets a word derived from ``reseed[j]`` alone, so equal ints give equal streams).
+    """
+    n = len(rows)
+    if isinstance(reseed, (int, np.integer)) and not isinstance(reseed, bool):
+        base = _mix64_py(_mix64_py(_check_seed(reseed, "reseed") & _MASK64) ^ RESEED_TAG)
+        return np.array([_mix64_py((base + int(i)) & _MASK64) for i in rows], dtype=np.uint64)
+    if isinstance(reseed, (str, bytes)) or not isinstance(reseed, (Sequence, np.ndarray)):
+        raise TypeError(
+            f"reseed must be None, an int or a sequence of {n} ints (one per restored env), "
+            f"got {type(reseed).__name__}"
+        )
+    if len(reseed) != n:
+        raise ValueError(f"reseed must hold one int per restored env ({n}), got {len(reseed)}")
+    words = [_check_seed(s, f"reseed[{j}]") & _MASK64 for j, s in enumerate(reseed)]
+    return np.array([_mix64_py(_mix64_py(_mix64_py(w) ^ RESEED_TAG)) for w in words], np.uint64)

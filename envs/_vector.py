@@ -15,14 +15,18 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from qwr_fast.envs._rng import fresh_seed, seed_streams
+from qwr_fast.envs._rng import fresh_seed, reseed_streams, seed_streams
 
 IndexLike = int | slice | Sequence[int] | np.ndarray | None
+Reseed = int | Sequence[int] | np.ndarray | None
 
 
 @dataclass(frozen=True, eq=False)
 class EnvState:
     """An exact snapshot of ``num_envs`` environments (RNG streams, counters, statistics).
+
+    ``set_state(state)`` restores it exactly; ``set_state(state, reseed=r)`` restores it with
+    fresh RNG streams (see ``qwr_fast.envs``).
 
     ``config`` names the family and its parameters; ``set_state`` refuses a state taken from a
     differently configured env. ``arrays`` maps each state field to an array whose first axis
@@ -214,27 +218,42 @@ class ArrayVectorEnv(VectorEnv):
         arrays = {k: self._get_field(k, rows) for k in self._state_fields}
         return EnvState(self.config, arrays)
 
-    def set_state(self, state: EnvState, indices: IndexLike = None) -> np.ndarray:
+    def set_state(
+        self, state: EnvState, indices: IndexLike = None, *, reseed: Reseed = None
+    ) -> np.ndarray:
         """Overwrite the state of all envs, or of ``indices``, with ``state``; return the obs.
 
         ``state.num_envs`` must equal the number of rows written, or be 1 (broadcast to all of
-        them). Stepping afterwards with the same actions reproduces, bit for bit, what the envs
-        that the state was taken from produced (including their autoresets).
+        them). With ``reseed=None`` (the default) stepping afterwards with the same actions
+        reproduces, bit for bit, what the envs that the state was taken from produced (including
+        their autoresets). Otherwise every restored env gets a fresh RNG stream (see
+        ``qwr_fast.envs._rng.reseed_streams``: an int gives the env in row i a stream derived
+        from ``(reseed, i)``, a sequence one int per restored row); the rest of the state is
+        restored exactly, so only future chance draws (the bits of the next random resets)
+        differ.
         """
         rows = _state_rows(state, self.config, indices, self.num_envs)
+        streams = None
+        if reseed is not None:  # validated before any env changes
+            streams = reseed_streams(reseed, np.arange(self.num_envs)[rows].tolist())
         for name in self._state_fields:
             self._set_field(name, rows, state.arrays[name])
+        if streams is not None:
+            self._rng[rows] = streams
         self._refresh_obs(rows)
         return self._obs.copy() if self._copy else self._obs
 
-    def clone_states(self, source: int, targets: IndexLike = None) -> np.ndarray:
+    def clone_states(
+        self, source: int, targets: IndexLike = None, *, reseed: Reseed = None
+    ) -> np.ndarray:
         """Copy env ``source``'s exact state into ``targets`` (default: every env); return obs.
 
-        Clones share the RNG stream of ``source``, so identical actions give identical rollouts,
-        autoresets included. To fill the first k envs use ``clone_states(i, range(k))``.
+        With ``reseed=None`` clones share the RNG stream of ``source``, so identical actions
+        give identical rollouts, autoresets included; with ``reseed`` each target gets a fresh
+        stream as in ``set_state``. To fill the first k envs use ``clone_states(i, range(k))``.
         """
         if isinstance(source, bool) or not isinstance(source, (int, np.integer)):
             raise TypeError(f"source must be an int env index, got {type(source).__name__}")
         if not -self.num_envs <= source < self.num_envs:
             raise ValueError(f"source must lie in [0, {self.num_envs}), got {source}")
-        return self.set_state(self.get_state(int(source)), targets)
+        return self.set_state(self.get_state(int(source)), targets, reseed=reseed)

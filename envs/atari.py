@@ -31,6 +31,19 @@ these defaults. ``AtariPreprocessing`` needs OpenCV (``opencv-python``).
 State: ALE's ``cloneState(include_rng=True)`` (emulator and frame counters), the env's
 ``np_random`` state (no-op starts, sticky draws), ``StickyAction``'s last action and counters,
 ``AtariPreprocessing``'s two max-pool buffers, lives and game-over flag, and the frame stack.
+
+Fresh chance (``set_state(..., reseed=r)``): the chance of this family is the base env's
+``np_random`` alone (the sticky-action draws of every frame and the no-op count of every reset),
+so a reseeded restore restores everything above exactly and then replaces that generator's state
+by a fresh PCG64 from the restored env's reseed word. ALE's RNGs need no reseed (ALE's
+``StellaEnvironment::act`` and ``stella::System``; checked on ale-py 0.12.1): the environment RNG
+that ``include_rng`` saves is read only by ALE's own sticky actions, which are off here (each
+frame keeps the new action when ``nextDouble() >= 0``, whatever the draw), and the emulator's
+system RNG (console-reset RAM and RIOT timer) is seeded with the fixed ``system_random_seed`` in
+every env, whatever its seed (two Breakout envs seeded 1 and 2 hold equal emulator states after
+their seeded resets), so it is part of the deterministic emulator state. Re-seeding ALE's
+environment RNG would take ``setInt("random_seed")`` plus ``loadROM`` (0.2 s on this project's
+CPU box) and change nothing that is observed.
 """
 
 from __future__ import annotations
@@ -178,6 +191,12 @@ class AtariVectorEnv(LoopVectorEnv):
             dst[...] = src
         pre.lives, pre.game_over = lives, game_over
         stack.obs_queue = deque((o.copy() for o in frames), maxlen=stack.stack_size)
+
+    def _reseed_one(self, i: int, seed: int) -> None:
+        # All of this family's chance comes from the base env's ``np_random`` (see the module
+        # docstring): a PCG64 from the seed, as gymnasium's ``reset(seed=...)`` makes it. ALE's own
+        # RNG, restored with the emulator, is never consulted (repeat_action_probability=0).
+        self._bases[i].np_random.bit_generator.state = np.random.PCG64(seed).state
 
     def close_extras(self, **kwargs: Any) -> None:
         for env in self._stacks:

@@ -7,7 +7,7 @@ torque for the symmetric MuJoCo boxes). ``discretize(env, bins)`` wraps any gymn
 it for a ``qwr_fast.envs`` id. Amortized Q-learning on Humanoid uses 17 dims x 11 bins.
 
 Observations, rewards, flags, ``infos``, the autoreset mode and ``get_state``/``set_state``/
-``clone_states`` (when the wrapped env has them) pass through unchanged.
+``clone_states`` (when the wrapped env has them; ``reseed`` included) pass through unchanged.
 """
 
 from __future__ import annotations
@@ -93,11 +93,15 @@ class DiscretizedVectorEnv(VectorEnv):
     def get_state(self, *args: Any, **kwargs: Any):
         return self.env.get_state(*args, **kwargs)
 
-    def set_state(self, *args: Any, **kwargs: Any):
-        return self.env.set_state(*args, **kwargs)
+    def set_state(self, state: Any, indices: Any = None, *, reseed: Any = None):
+        """The wrapped env's ``set_state``, ``reseed`` included (None: exact restore)."""
+        extra = {} if reseed is None else {"reseed": reseed}
+        return self.env.set_state(state, indices, **extra)
 
-    def clone_states(self, *args: Any, **kwargs: Any):
-        return self.env.clone_states(*args, **kwargs)
+    def clone_states(self, source: int, targets: Any = None, *, reseed: Any = None):
+        """The wrapped env's ``clone_states``, ``reseed`` included (None: exact clones)."""
+        extra = {} if reseed is None else {"reseed": reseed}
+        return self.env.clone_states(source, targets, **extra)
 
     def close_extras(self, **kwargs: Any) -> None:
         self.env.close(**kwargs)

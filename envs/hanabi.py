@@ -26,6 +26,17 @@ Chance (the deal and every draw) is resolved inside the env with its own seeded
 ``numpy.random.Generator`` (PCG64), sampling from ``state.chance_outcomes()``. A snapshot is a
 clone of the OpenSpiel state plus the generator's state, so ``set_state`` replays bit-exactly.
 
+Fresh chance (``set_state(..., reseed=r)``, ``clone_states(..., reseed=r)``): the OpenSpiel state
+holds no deck order (HLE's deck is a multiset of the undealt cards; a draw is a chance node whose
+outcomes are those cards, each with probability copies left / cards left), so the future deck
+order exists only as the generator's future output. A reseeded restore keeps the game state
+exactly (both hands, fireworks, discards, tokens, history, the observation) and gives the env a
+new generator: each later draw is a uniform draw without replacement from the undealt cards,
+the chance model's distribution given the dealt cards, and independent of the draws the real
+game will make. It does not re-deal the cards already in the hands; a simulator that must not
+know the cards of the player to move loads ``belief_states`` (re-dealt hands from the belief
+posterior, and likewise a fresh generator per sample).
+
 Belief sampling (``sample_beliefs``, ``belief_distribution``, ``HanabiVectorEnv.belief_states``)
 draws full game states consistent with what a player has observed, by replaying the action
 history with the chance actions that dealt the hidden cards replaced. The target distribution is
@@ -553,6 +564,11 @@ class HanabiVectorEnv(LoopVectorEnv):
         rng = self._rngs[i] = np.random.default_rng(0)
         rng.bit_generator.state = rng_state
         self._legal[i] = [] if state.is_terminal() else state.legal_actions()
+
+    def _reseed_one(self, i: int, seed: int) -> None:
+        # The OpenSpiel state holds no deck order: every draw is made by this generator from
+        # ``chance_outcomes()`` when it happens, so a new generator re-draws the whole future.
+        self._rngs[i] = np.random.default_rng(seed)
 
     def game_state(self, i: int) -> Any:
         """A clone of env ``i``'s OpenSpiel state (for inspection; the env keeps its own)."""

@@ -11,7 +11,10 @@ limit of its own and a good Breakout agent never loses, so the loop truncates at
 Seeding: a seeded reset calls ``Environment.seed`` (one ``numpy.random.RandomState`` shared
 by the sticky actions and the game) with the env's derived seed mod 2^32. State: a deep copy
 of the ``Environment`` (game fields and the shared ``RandomState`` together), plus the loop's
-step counter and return.
+step counter and return. ``set_state(..., reseed=r)`` restores the deep copy, then calls
+``Environment.seed`` with the restored env's reseed word mod 2^32: the board, the last action and
+the counters are the snapshot's, the sticky-action draws, spawns and ball directions to come are
+new.
 """
 
 from __future__ import annotations
@@ -157,3 +160,8 @@ class MinAtarVectorEnv(LoopVectorEnv):
 
     def _restore_one(self, i: int, snapshot: Any) -> None:
         self._games[i] = copy.deepcopy(snapshot)
+
+    def _reseed_one(self, i: int, seed: int) -> None:
+        # Environment.seed gives the sticky actions and the game one new shared RandomState, as
+        # a seeded reset does; the game's fields and the last (sticky) action stay.
+        self._games[i].seed(seed % 2**32)

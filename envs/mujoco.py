@@ -16,7 +16,9 @@ observations and rewards read quantities that ``mj_step`` left from the previous
 restore that recomputed them from qpos/qvel would not replay bit for bit (measured: after
 ``MujocoEnv.set_state(qpos, qvel)`` every Humanoid-v5 obs and reward of a 5-step replay
 differed). Plus the env's ``np_random`` state (reset noise) and the loop's step counter and
-return.
+return. The dynamics are deterministic, so ``set_state(..., reseed=r)`` changes only the reset
+noise of the episodes that start after the restore (a fresh ``np_random`` from the env's reseed
+word).
 """
 
 from __future__ import annotations
@@ -114,6 +116,11 @@ class MujocoVectorEnv(LoopVectorEnv):
         data, rng_state = snapshot
         self._mujoco.mj_copyData(env.data, env.model, data)
         env.np_random.bit_generator.state = rng_state
+
+    def _reseed_one(self, i: int, seed: int) -> None:
+        # The dynamics are deterministic: the only chance is the reset noise of later episodes.
+        # A PCG64 from the seed, as gymnasium's ``reset(seed=...)`` makes it.
+        self._envs[i].np_random.bit_generator.state = np.random.PCG64(seed).state
 
     def close_extras(self, **kwargs: Any) -> None:
         for env in self._envs:
