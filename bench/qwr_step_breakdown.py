@@ -57,20 +57,19 @@ def _trainer(args, compile_losses: bool, precision: str = "fp32"):
 def _step_rows(tr, label: str, iters: int) -> list[tuple[str, float]]:
     """Critic step, actor step (on one fixed batch) and a whole update(), as the trainer runs
     them (inside its autocast region when its precision is bf16)."""
-    batch = tr._batch()
+    batch = tr.sample_batch()
 
     def critic_step():
-        with tr.autocast():
-            out = tr._critic_loss(batch)
-        tr._step(tr.opt_q, tr.critic.parameters(), out["critic_loss"])
+        tr.critic_step(batch)
 
     def actor_step():
-        with tr.autocast():
-            out = tr._actor_loss(batch)
-        tr._step(tr.opt_pi, tr.policy.parameters(), out["actor_loss"])
+        tr.actor_step(batch)
 
     return [
-        (f"critic step (loss, backward, clip, Adam), {label}", _ms(critic_step, iters)),
+        (
+            f"critic step (loss, backward, clip, Adam, target sync), {label}",
+            _ms(critic_step, iters),
+        ),
         (f"actor step (loss, backward, clip, Adam), {label}", _ms(actor_step, iters)),
         (f"update(): 1 critic + 1 actor step, {label}", _ms(tr.update, iters)),
     ]
@@ -89,7 +88,7 @@ def main() -> None:
     tr = _trainer(args, compile_losses=False)
     rows = [
         ("collect, one env step", _ms(lambda: tr.collect(tr.cfg.num_envs), args.iters)),
-        ("replay sample (batch, margin)", _ms(tr._batch, args.iters)),
+        ("replay sample (batch, margin)", _ms(tr.sample_batch, args.iters)),
         *_step_rows(tr, "eager", args.iters),
     ]
     for name, kw in [("fused", {"fused": True}), ("foreach", {"foreach": True}), ("default", {})]:

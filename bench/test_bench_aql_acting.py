@@ -5,8 +5,8 @@ action input one-hot (A = 170) or ordinal (A = 17; the trainer's default with ``
 - ``fused``: the trainer's path: encoder once per state, the proposal's D steps in one
   :func:`proposal_sample` call (on CPU a numba kernel, one sample's state in L1 across the D
   steps), Q of all candidates from the per-state gate through the head of
-  :func:`sampled_q_head` (:func:`qwr_fast.aql.candidate_actions` + ``AQLNet.q_candidates``; on
-  CPU in chunks of 2048 candidates, the one-hot code summing D rows of ``W_a`` instead of the
+  :func:`sampled_q_head` (``candidate_actions`` of :mod:`qwr_fast.objectives.aql` +
+  ``AQLNet.q_candidates``; on CPU in chunks of 2048 candidates, the one-hot code summing D rows of ``W_a`` instead of the
   one-hot GEMM).
 - ``naive``: the eager composite a user would write: the state repeated per candidate through
   the whole Q network (encoder included), the proposal sampled step by step with
@@ -23,8 +23,10 @@ import pytest
 import torch
 from torch.distributions import Categorical
 
-from qwr_fast.aql import ActionSpec, AQLNet, argmax_candidates, candidate_actions
-from qwr_fast.nn.policy import make_body
+from qwr_fast.actions import ActionAdapter
+from qwr_fast.nn.aql_net import AQLNet
+from qwr_fast.nn.torsos import make_body
+from qwr_fast.objectives.aql import argmax_candidates, candidate_actions
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 OBS, D, K, H, N, M = 348, 17, 11, 256, 100, 400
@@ -46,7 +48,7 @@ def sync():
 
 def make_net(code):
     torch.manual_seed(0)
-    spec = ActionSpec((K,) * D, (0,) * D, "multi_discrete", code)
+    spec = ActionAdapter("multi_discrete", (K,) * D, (0,) * D, code)
     return AQLNet(make_body((OBS,), H), OBS, spec, hidden=H, proposal_width=H).to(DEVICE)
 
 

@@ -61,9 +61,9 @@ def gait(run_dir: str, episodes: int) -> None:
             obs, _ = env.reset(seed=100 + episode)
             x0, ret, fwd, length, done = env.unwrapped.data.qpos[0], 0.0, 0.0, 0, False
             while not done:
-                mu = trainer._mu(trainer._obs_tensor(obs[None]))
+                mu = trainer.policy_mu(trainer.obs_tensor(obs[None]))
                 a = sample_from_mu(trainer.kind, mu, 1, temperature=0.0).squeeze(1)
-                obs, r, term, trunc, info = env.step(trainer.actor.to_env(a)[0])
+                obs, r, term, trunc, info = env.step(trainer.actions.to_env(a)[0])
                 ret, fwd, length, done = (
                     ret + r,
                     fwd + info["reward_forward"],

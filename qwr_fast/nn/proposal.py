@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from qwr_fast.kernels._common import check_tensor, value_checks_enabled
-from qwr_fast.kernels.proposal_sample import proposal_sample
+from qwr_fast.kernels import check_tensor, proposal_sample, value_checks_enabled
+
+__all__ = ["AutoregressiveProposal"]
 
 
 class AutoregressiveProposal(nn.Module):

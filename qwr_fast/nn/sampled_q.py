@@ -8,13 +8,13 @@ many actions per state through :func:`qwr_fast.kernels.sampled_q_head` (no gradi
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
-from qwr_fast.kernels.sampled_q_head import LN_EPS, QHeadParams, sampled_q_head
-from qwr_fast.nn.policy import full_precision
+from qwr_fast.kernels import LN_EPS, QHeadParams, sampled_q_head
+from qwr_fast.nn.torsos import full_precision
+
+__all__ = ["SampledQ", "autocast_head_precision"]
 
 
 def autocast_head_precision(device: torch.device) -> str:
@@ -147,41 +147,3 @@ class SampledQ(nn.Module):
                 precision=precision,
             )
         return q if sampled else q.squeeze(1)
-
-
-class TwinSampledQ(nn.Module):
-    """Two independent :class:`SampledQ` critics (clipped double Q).
-
-    Takes the arguments of :class:`SampledQ`; a given ``body`` is deep-copied for the second
-    critic so the two never share weights.
-    """
-
-    def __init__(self, obs_dim: int, **kwargs) -> None:
-        super().__init__()
-        second = dict(kwargs)
-        if kwargs.get("body") is not None:
-            second["body"] = copy.deepcopy(kwargs["body"])
-        self.q1 = SampledQ(obs_dim, **kwargs)
-        self.q2 = SampledQ(obs_dim, **second)
-
-    def forward(
-        self, obs: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both critics' Q with autograd, each shaped like :meth:`SampledQ.forward`."""
-        return self.q1(obs, actions), self.q2(obs, actions)
-
-    def min_q(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Elementwise minimum of the two critics, with autograd."""
-        q1, q2 = self(obs, actions)
-        return torch.minimum(q1, q2)
-
-    def q_sampled(
-        self, obs: torch.Tensor, actions: torch.Tensor, *, reduce: str = "min", backend="auto"
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Both critics through the fused op (no gradient); ``reduce="min"`` returns their
-        elementwise minimum, ``reduce="none"`` the pair."""
-        if reduce not in ("min", "none"):
-            raise ValueError(f"reduce must be 'min' or 'none', got {reduce!r}")
-        q1 = self.q1.q_sampled(obs, actions, backend=backend)
-        q2 = self.q2.q_sampled(obs, actions, backend=backend)
-        return torch.minimum(q1, q2) if reduce == "min" else (q1, q2)

@@ -1,5 +1,5 @@
 """Decision-time planners (Fickinger et al., "Scalable Online Planning via RL Fine-Tuning",
-NeurIPS 2021; ``REFERENCE.md`` section 3), in the spirit of DeepMind's mctx: typed, frozen
+NeurIPS 2021, arXiv 2109.15316), in the spirit of DeepMind's mctx: typed, frozen
 configs and results, budgets counted the same way for every planner.
 
 Every planner has ``plan(root, obs, budget, *, legal=None, generator=None) -> SearchResult``
@@ -7,8 +7,8 @@ and ``reset()`` (new episode): ``root`` is a 1-env snapshot ``env.get_state(i)``
 env, searched on the planner's own ``sim`` env (same id and config); the real env is never
 touched. Planners: :class:`BlueprintPlanner` (no search), :class:`Sparta` (1-ply Monte Carlo),
 :class:`MCTS` (PUCT with the paper's prior term), :class:`PolicyFineTune` (Algorithm 1 with
-:func:`acceptance_test`), :class:`QFineTune` (Algorithm 2, on a DQN blueprint from
-:mod:`qwr_fast.trainers.dqn`).
+:func:`acceptance_test`), :class:`QFineTune` (Algorithm 2, on a ``dqn-train`` blueprint,
+:func:`qwr_fast.blueprints.load_q_blueprint`).
 """
 
 from qwr_fast.planners.blueprint import BlueprintPlanner

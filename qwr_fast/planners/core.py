@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from qwr_fast.envs import EnvState
+from qwr_fast.nn.torsos import obs_tensor
 
 __all__ = [
     "Blueprint",
@@ -94,11 +95,6 @@ class SearchResult:
     adopted: bool
     action_values: np.ndarray | None = None
     visit_counts: np.ndarray | None = None
-
-
-def obs_tensor(obs: np.ndarray) -> torch.Tensor:
-    """Env observations as the float32 tensor the networks take."""
-    return torch.as_tensor(np.asarray(obs)).to(torch.float32)
 
 
 def pick(logits: torch.Tensor, *, greedy: bool, generator: torch.Generator | None) -> torch.Tensor:

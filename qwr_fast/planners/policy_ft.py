@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from qwr_fast.envs import EnvState
+from qwr_fast.estimators import gae
+from qwr_fast.objectives.ppo import ppo_update
 from qwr_fast.planners.core import (
     Blueprint,
     Budget,
@@ -36,7 +38,6 @@ from qwr_fast.planners.core import (
     pick,
     rollout_returns,
 )
-from qwr_fast.trainers.ppo import gae, ppo_update
 
 __all__ = [
     "AcceptanceResult",

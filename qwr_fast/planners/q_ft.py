@@ -23,11 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from qwr_fast.data.replay import Replay
 from qwr_fast.envs import EnvState
+from qwr_fast.nn.dueling_q import QBlueprint
+from qwr_fast.objectives.dqn import double_q_loss
 from qwr_fast.planners.core import Budget, SearchResult, check_root, obs_tensor
 from qwr_fast.planners.policy_ft import acceptance_test
-from qwr_fast.replay import Replay
-from qwr_fast.trainers.dqn import QBlueprint, double_q_loss
 
 __all__ = ["QFineTuneConfig", "QFineTune"]
 

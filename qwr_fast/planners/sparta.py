@@ -1,4 +1,5 @@
-"""SPARTA baseline, single-agent 1-ply (Lerer et al., AAAI 2020; ``REFERENCE.md`` section 3):
+"""SPARTA baseline, single-agent 1-ply (Lerer et al., "Improving Policies via Search in
+Cooperative Partially Observable Games", AAAI 2020, arXiv 1912.02318):
 Monte-Carlo value of every legal root action with blueprint play afterwards; deviate from the
 blueprint's action only if the best action is better by more than ``epsilon``."""
 

@@ -2,25 +2,19 @@
 log, checkpoint.
 
 Van de Wiele et al., "Q-Learning in enormous action spaces via amortized approximate
-maximization" (arXiv 2001.08116); the pieces live in :mod:`qwr_fast.aql`. The same trainer runs
-the baselines by flag: ``uniform-ql`` (max over N + M uniform samples, no proposal) and
-``exhaustive-dqn`` (max over every action, where the space is small enough to enumerate).
-
-``aql-train --env ENV_ID --algo {aql,uniform-ql,exhaustive-dqn} --total-steps N --seed S
---run-dir DIR [--bins B] [--num-proposal N] [--num-uniform M] [--preset P] [--resume DIR]``;
-every field of :class:`AQLConfig` is a flag (``aql-train --help``). The run directory holds
-``config.json``, ``eval.csv``, ``train.csv``, ``ckpt_<step>.pt``, ``curve.png`` and ``tb/``.
+maximization" (arXiv 2001.08116); the losses live in :mod:`qwr_fast.objectives.aql`, the
+network in :mod:`qwr_fast.nn.aql_net`. The same trainer runs the baselines by flag:
+``uniform-ql`` (max over N + M uniform samples, no proposal) and ``exhaustive-dqn`` (max over
+every action, where the space is small enough to enumerate). Usage: ``aql-train --help``
+(:mod:`qwr_fast.cli.aql_train`). The run directory holds ``config.json``, ``eval.csv``,
+``train.csv``, ``ckpt_<step>.pt``, ``curve.png`` and ``tb/``.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import os
-import random
-import sys
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,33 +22,33 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
-from qwr_fast.aql import (
-    ActionSpec,
-    AQLNet,
+from qwr_fast.actions import ActionAdapter
+from qwr_fast.data.collect import Collector, autoreset_mode, make_env
+from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
+from qwr_fast.data.replay import Replay
+from qwr_fast.estimators import bootstrap_index, discounts
+from qwr_fast.nn.aql_net import AQLNet
+from qwr_fast.nn.torsos import RunningNorm, make_body
+from qwr_fast.objectives.aql import (
     aql_losses,
     argmax_candidates,
-    bootstrap_index,
     candidate_actions,
     enumerate_actions,
     uniform_actions,
 )
-from qwr_fast.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    prune_checkpoints,
-    save_checkpoint,
+from qwr_fast.objectives.target_sync import TargetSync
+from qwr_fast.trainers._common import (
+    Trainer,
+    eval_returns,
+    load_rng_state,
+    optimizer_step,
+    resolve_device,
+    rng_state,
+    seed_everything,
 )
-from qwr_fast.losses import TargetSync
-from qwr_fast.nn.policy import RunningNorm, make_body
-from qwr_fast.prioritized_replay import PrioritizedReplay, annealed_beta
-from qwr_fast.replay import Replay
-from qwr_fast.returns import discounts
-from qwr_fast.runlog import plot_eval_curve
-from qwr_fast.trainers._cli import trainer_from_argv
-from qwr_fast.trainers._loop import RunLog, check_run_dir
-from qwr_fast.trainers.qwr import _autoreset_mode, make_env
+from qwr_fast.trainers.runlog import RunLog, check_run_dir, plot_eval_curve
 
-__all__ = ["AQLConfig", "PRESETS", "AQLTrainer", "main"]
+__all__ = ["AQLConfig", "PRESETS", "AQLTrainer"]
 
 CHECKPOINT_FORMAT = 1
 MAX_ENUMERATE = 1 << 16
@@ -265,34 +259,31 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class AQLTrainer:
-    """Owns the loop of one run (see the module docstring); ``train()`` runs it to the end."""
+class AQLTrainer(Trainer):
+    """Owns the loop of one run (see the module docstring); ``train()`` runs it to the end.
+
+    It is also the behaviour its collector acts with: epsilon-greedy over a candidate set
+    (uniform actions before ``learning_starts``), storing the greedy action at the bootstrap
+    observation as ``next_mu`` when ``stored_argmax``.
+    """
+
+    config_cls = AQLConfig
 
     def __init__(self, cfg: AQLConfig) -> None:
         cfg.validate()
         check_run_dir(cfg)
         self.cfg = cfg
-        if cfg.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is available")
-        self.device = torch.device(
-            "cuda"
-            if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-            else "cpu"
-        )
+        self.device = resolve_device(cfg.device)
         torch.set_num_threads(cfg.threads)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)  # noqa: NPY002 (global stream used by third-party envs)
-        torch.manual_seed(cfg.seed)
-        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.gen = seed_everything(cfg.seed, self.device)
 
-        self.env = self._make_env(cfg.num_envs, cfg.seed)
+        env = self._make_env(cfg.num_envs, cfg.seed)
         self.eval_env = self._make_env(cfg.eval_episodes, cfg.seed + 1)
         code = cfg.action_code
         if code == "auto":
             code = "ordinal" if cfg.bins else "onehot"
-        self.spec = ActionSpec.from_space(self.env.single_action_space, code)
-        obs_space = self.env.single_observation_space
-        self.obs_shape = tuple(obs_space.shape)
+        self.spec = ActionAdapter.from_space(env.single_action_space, code=code, continuous=False)
+        self.obs_shape = tuple(env.single_observation_space.shape)
         if cfg.algo == "exhaustive-dqn" and self.spec.num_actions > MAX_ENUMERATE:
             raise ValueError(
                 f"--algo exhaustive-dqn enumerates every action: {cfg.env} has "
@@ -333,20 +324,24 @@ class AQLTrainer:
             if cfg.prioritized
             else Replay(*replay_args, **replay_kw)
         )
-        self.obs, _ = self.env.reset(seed=cfg.seed)
-        self.ep_return = np.zeros(cfg.num_envs, dtype=np.float64)
+        self.collector = Collector(
+            env,
+            seed=cfg.seed,
+            obs_to_tensor=lambda obs: torch.as_tensor(np.asarray(obs), device=dev),
+            norm=self.norm,
+            bootstrap_truncation=cfg.bootstrap_truncation,
+        )
         self.global_step = 0
         self.epoch = 0
         self.num_updates = 0
         self.num_evals = 0
-        self.train_returns: list[float] = []
         self.last_eval = float("nan")
         self.wall = 0.0
 
     def _make_env(self, num_envs: int, seed: int):
         cfg = self.cfg
         env = make_env(cfg.env, num_envs, seed)
-        if _autoreset_mode(env) != AutoresetMode.SAME_STEP:
+        if autoreset_mode(env) != AutoresetMode.SAME_STEP:
             raise ValueError(f"--env {cfg.env}: aql-train needs a same-step autoreset vector env")
         if cfg.bins:
             from qwr_fast.envs import discretize
@@ -354,14 +349,21 @@ class AQLTrainer:
             env = discretize(env, cfg.bins)
         return env
 
+    @property
+    def env(self):
+        """The training vector env."""
+        return self.collector.env
+
     # ------------------------------------------------------------------ acting
     def _net_obs(self, obs: torch.Tensor) -> torch.Tensor:
         obs = obs.to(torch.float32)
         return self.norm(obs) if self.norm is not None else obs
 
-    def epsilon(self) -> float:
+    def epsilon(self, step: int | None = None) -> float:
+        """Exploration probability at env step ``step`` (default: the current one)."""
         c = self.cfg
-        frac = min(1.0, self.global_step / max(1.0, c.eps_fraction * c.total_steps))
+        step = self.global_step if step is None else step
+        frac = min(1.0, step / max(1.0, c.eps_fraction * c.total_steps))
         return c.eps_start + frac * (c.eps_end - c.eps_start)
 
     @torch.no_grad()
@@ -376,49 +378,33 @@ class AQLTrainer:
         best, _ = argmax_candidates(self.net.q_candidates(feat, cand), cand)
         return best
 
+    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Collector behaviour: epsilon-greedy actions ``[E, D]``; ``mu`` is unused (zeros)."""
+        E = obs.shape[0]
+        step = self.global_step + self.collector.steps_in_call
+        explore = uniform_actions(self.spec.sizes_tensor(self.device), E, 1, generator=self.gen)
+        explore = explore[:, 0]
+        if step < self.cfg.learning_starts:
+            a = explore
+        else:
+            greedy = self.greedy(obs, self.gen)
+            u = torch.rand(E, generator=self.gen, device=self.device)
+            a = torch.where((u < self.epsilon(step))[:, None], explore, greedy)
+        return a, torch.zeros(E, self.spec.num_sub)
+
+    def to_env(self, action: torch.Tensor) -> np.ndarray:
+        return self.spec.to_env(action)
+
+    def next_mu(self, boot_obs: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        """The replay's ``next_mu`` slot holds the greedy action at the bootstrap observation
+        (``stored_argmax``), else zeros."""
+        if self.cfg.stored_argmax:
+            return self.greedy(boot_obs, self.gen).float()
+        return torch.zeros(boot_obs.shape[0], self.spec.num_sub, device=self.device)
+
     def collect(self, steps: int) -> None:
         """Step the training envs ``steps // num_envs`` times, epsilon-greedy."""
-        E = self.cfg.num_envs
-        sizes = self.spec.sizes_tensor(self.device)
-        for _ in range(max(1, steps // E)):
-            obs_t = torch.as_tensor(np.asarray(self.obs), device=self.device)
-            if self.norm is not None:
-                self.norm.update(obs_t)
-            explore = uniform_actions(sizes, E, 1, generator=self.gen)[:, 0]
-            if self.global_step < self.cfg.learning_starts:
-                a = explore
-            else:
-                greedy = self.greedy(obs_t, self.gen)
-                u = torch.rand(E, generator=self.gen, device=self.device)
-                a = torch.where((u < self.epsilon())[:, None], explore, greedy)
-            next_obs, reward, term, trunc, infos = self.env.step(self.spec.to_env(a))
-            done = np.logical_or(term, trunc)
-            boot = np.array(next_obs, copy=True)
-            if done.any():
-                boot[done] = np.asarray(infos["final_obs"])[done]
-            boot_t = torch.as_tensor(boot, device=self.device)
-            boot_a = (
-                self.greedy(boot_t, self.gen).float()
-                if self.cfg.stored_argmax
-                else torch.zeros(E, self.spec.num_sub, device=self.device)
-            )
-            # The replay's behaviour slots: mu unused (zeros), next_mu the stored argmax.
-            self.replay.add(
-                obs_t,
-                torch.zeros(E, self.spec.num_sub),
-                a,
-                torch.as_tensor(reward, dtype=torch.float32),
-                torch.as_tensor(term if self.cfg.bootstrap_truncation else done),
-                torch.as_tensor(trunc),
-                boot_t,
-                boot_a,
-            )
-            self.ep_return += reward
-            for i in np.flatnonzero(done):
-                self.train_returns.append(float(self.ep_return[i]))
-                self.ep_return[i] = 0.0
-            self.obs = next_obs
-            self.global_step += E
+        self.global_step += self.collector.collect(steps, self, self.replay)
 
     # ---------------------------------------------------------------- learning
     def beta(self) -> float:
@@ -465,23 +451,18 @@ class AQLTrainer:
             self.replay.update_priorities(index, td_abs)
         return out
 
-    def _step(self, opt, params, loss) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-        opt.step()
-
     def update(self) -> dict[str, float]:
         """``updates_per_epoch`` gradient steps on the critic and the proposal."""
+        c = self.cfg
         stats: dict[str, torch.Tensor] = {}
-        if self.global_step < self.cfg.learning_starts:
+        if self.global_step < c.learning_starts:
             return {}
-        for _ in range(self.cfg.updates_per_epoch):
+        for _ in range(c.updates_per_epoch):
             out = self._losses()
-            self._step(self.opt_q, self.net.q.parameters(), out["critic_loss"])
+            optimizer_step(self.opt_q, self.net.q.parameters(), out["critic_loss"], c.grad_clip)
             if self.opt_p is not None:
-                self._step(self.opt_p, self.net.proposal.parameters(), out["proposal_loss"])
+                params = self.net.proposal.parameters()
+                optimizer_step(self.opt_p, params, out["proposal_loss"], c.grad_clip)
             self.sync.step()
             self.num_updates += 1
             stats.update({k: v.detach() for k, v in out.items()})
@@ -492,30 +473,21 @@ class AQLTrainer:
     def evaluate(self, *, proposal_only: bool = False) -> np.ndarray:
         """Return of the first episode of each eval env, greedy (epsilon 0), seeded per
         evaluation; ``proposal_only`` acts with the proposal's greedy mode instead."""
-        env = self.eval_env
-        E = self.cfg.eval_episodes
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 1000 + self.num_evals)
-        obs, _ = env.reset(seed=self.cfg.seed + 10_000 + self.num_evals)
-        ret = np.zeros(E)
-        finished = np.zeros(E, dtype=bool)
-        for _ in range(self.cfg.eval_max_steps):
-            if finished.all():
-                break
+
+        def act(obs):
             obs_t = torch.as_tensor(np.asarray(obs), device=self.device)
             if proposal_only:
                 a = self.net.proposal.mode(self.net.features(self._net_obs(obs_t)))
             else:
                 a = self.greedy(obs_t, gen)
-            obs, r, term, trunc, _ = env.step(self.spec.to_env(a))
-            ret += np.where(finished, 0.0, r)
-            finished |= np.logical_or(term, trunc)
-        return ret
+            return self.spec.to_env(a)
+
+        seed = self.cfg.seed + 10_000 + self.num_evals
+        return eval_returns(self.eval_env, act, seed=seed, max_steps=self.cfg.eval_max_steps)
 
     # -------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict:
-        env_state = None
-        if hasattr(self.env, "get_state"):
-            env_state = self.env.get_state()
         return {
             "format": CHECKPOINT_FORMAT,
             "config": dataclasses.asdict(self.cfg),
@@ -526,15 +498,8 @@ class AQLTrainer:
             "opt_p": None if self.opt_p is None else self.opt_p.state_dict(),
             "sync_count": self.sync.count,
             "replay": self.replay.state_dict(),
-            "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),  # noqa: NPY002
-                "torch": torch.get_rng_state(),
-                "gen": self.gen.get_state(),
-            },
-            "env": env_state,
-            "env_obs": np.array(self.obs, copy=True),
-            "ep_return": self.ep_return.copy(),
+            "rng": rng_state(self.gen),
+            **self.collector.state_dict(),
             "counters": {
                 "global_step": self.global_step,
                 "epoch": self.epoch,
@@ -546,8 +511,7 @@ class AQLTrainer:
         }
 
     def load_state_dict(self, s: dict) -> None:
-        if s.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"checkpoint format {s.get('format')}, expected {CHECKPOINT_FORMAT}")
+        self.check_kind(s, "AQL checkpoint")
         self.net.load_state_dict(s["net"])
         self.target.load_state_dict(s["target"])
         if self.norm is not None:
@@ -557,41 +521,12 @@ class AQLTrainer:
             self.opt_p.load_state_dict(s["opt_p"])
         self.sync.count = s["sync_count"]
         self.replay.load_state_dict(s["replay"])
-        random.setstate(s["rng"]["python"])
-        np.random.set_state(s["rng"]["numpy"])  # noqa: NPY002
-        torch.set_rng_state(s["rng"]["torch"])
-        self.gen.set_state(s["rng"]["gen"])
+        load_rng_state(s["rng"], self.gen)
         c = s["counters"]
-        if s["env"] is not None:
-            self.env.set_state(s["env"])
-            self.obs = s["env_obs"]
-            self.ep_return = s["ep_return"]
-        else:
-            warnings.warn(
-                f"env {self.cfg.env} has no get_state: the resumed run restarts its episodes "
-                "and will not equal an uninterrupted one",
-                stacklevel=2,
-            )
-            self.obs, _ = self.env.reset(seed=self.cfg.seed + c["global_step"])
+        self.collector.load_state_dict(s, reset_seed=self.cfg.seed + c["global_step"])
         self.global_step, self.epoch = c["global_step"], c["epoch"]
         self.num_updates, self.num_evals = c["num_updates"], c["num_evals"]
         self.last_eval, self.wall = c["last_eval"], c["wall"]
-
-    def save(self) -> str:
-        path = os.path.join(self.cfg.run_dir, f"ckpt_{self.global_step}.pt")
-        save_checkpoint(path, self.state_dict())
-        prune_checkpoints(self.cfg.run_dir, self.cfg.keep_checkpoints)
-        return path
-
-    @classmethod
-    def resumed(cls, run_dir: str, **overrides) -> AQLTrainer:
-        """A trainer restored from the latest checkpoint of ``run_dir`` (its saved config,
-        with ``overrides`` such as a larger ``total_steps``)."""
-        state = load_checkpoint(latest_checkpoint(run_dir))
-        cfg = AQLConfig(**{**state["config"], **overrides, "resume": run_dir, "run_dir": run_dir})
-        trainer = cls(cfg)
-        trainer.load_state_dict(state)
-        return trainer
 
     # -------------------------------------------------------------------- loop
     def train(self) -> dict:
@@ -610,20 +545,18 @@ class AQLTrainer:
                 dt = time.perf_counter() - t0
                 self.wall += dt
                 sps = (self.global_step - before) / dt
+                returns = self.collector.pop_returns()
                 log.train_row(
                     {
                         "step": self.global_step,
                         "epoch": self.epoch,
                         "epsilon": self.epsilon(),
                         **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[3:8]},
-                        "train_return": float(np.mean(self.train_returns))
-                        if self.train_returns
-                        else nan,
+                        "train_return": float(np.mean(returns)) if returns else nan,
                         "steps_per_s": sps,
                         "wall_s": self.wall,
                     }
                 )
-                self.train_returns = []
                 final = self.global_step >= cfg.total_steps
                 if log.evals.due(self.global_step, final):
                     r = self.evaluate()
@@ -652,23 +585,3 @@ class AQLTrainer:
             title=f"{cfg.algo} on {cfg.env} (seed {cfg.seed})",
         )
         return last
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``aql-train``: parse flags (preset first), train, print the final evaluation."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    trainer = trainer_from_argv("aql-train", AQLConfig, AQLTrainer, PRESETS, argv)
-    if isinstance(trainer, int):
-        return trainer
-    last = trainer.train()
-    if last:
-        print(
-            f"{trainer.cfg.algo} on {trainer.cfg.env}: step {last['step']}, eval return "
-            f"{last['return_mean']:.3f} +- {last['return_std']:.3f}; "
-            f"curve: {trainer.cfg.run_dir}/curve.png"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,23 +1,21 @@
-"""Small DQN blueprint trainer for Q-value fine-tuning: double Q-learning, dueling head, hard
-target sync, epsilon-greedy collection, uniform replay (``qwr_fast.replay.Replay`` with margin
-1) or, with ``--prioritized``, proportional prioritised replay
-(:class:`qwr_fast.prioritized_replay.PrioritizedReplay`). Envs that carry a legal-action mask in
-their observation (``env.action_mask_slice``, e.g. Hanabi) act, explore and bootstrap over legal
-actions only. Loop (CleanRL ``dqn.py`` shape):
-collect, update, sync target, evaluate, log, checkpoint.
+"""Small DQN blueprint trainer for Q-value fine-tuning: double Q-learning
+(:func:`qwr_fast.objectives.dqn.double_q_loss`), dueling head (:class:`qwr_fast.nn.DuelingQ`),
+hard target sync, epsilon-greedy collection, uniform replay (:class:`qwr_fast.data.Replay` with
+margin 1) or, with ``--prioritized``, proportional prioritised replay
+(:class:`qwr_fast.data.PrioritizedReplay`). Envs that carry a legal-action mask in their
+observation (``env.action_mask_slice``, e.g. Hanabi) act, explore and bootstrap over legal
+actions only. Loop (CleanRL ``dqn.py`` shape): collect, update, sync target, evaluate, log,
+checkpoint.
 
 ``checkpoint.pt`` holds the network, the optimiser and the replay (the "global buffer" that
-Q-value fine-tuning draws from, :func:`load_q_blueprint`). Usage: ``python -m
-qwr_fast.trainers.dqn --help``.
+Q-value fine-tuning draws from, :func:`qwr_fast.blueprints.load_q_blueprint`). Usage:
+``dqn-train --help``.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import os
-import random
-import sys
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -25,19 +23,29 @@ from typing import Literal
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
-from qwr_fast.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from qwr_fast.nn.policy import make_body
-from qwr_fast.prioritized_replay import PrioritizedReplay, annealed_beta
-from qwr_fast.replay import Replay
-from qwr_fast.trainers._cli import trainer_from_argv
-from qwr_fast.trainers._loop import RunLog, check_run_dir
-from qwr_fast.trainers.ppo import EVAL_COLUMNS, obs_tensor, plot_curve
+from qwr_fast.blueprints import CHECKPOINT_FORMAT
+from qwr_fast.data.collect import Collector
+from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
+from qwr_fast.data.replay import Replay
+from qwr_fast.nn.dueling_q import DuelingQ
+from qwr_fast.nn.torsos import obs_tensor
+from qwr_fast.objectives.dqn import double_q_loss
+from qwr_fast.trainers._common import (
+    SAMPLED_GREEDY_EVAL_COLUMNS,
+    Trainer,
+    eval_returns,
+    load_rng_state,
+    optimizer_step,
+    plot_sampled_greedy,
+    rng_state,
+    seed_everything,
+)
+from qwr_fast.trainers.runlog import RunLog, check_run_dir
 
-__all__ = ["DQNConfig", "PRESETS", "DuelingQ", "DQNTrainer", "double_q_loss", "load_q_blueprint"]
+__all__ = ["DQNConfig", "PRESETS", "DQNTrainer"]
 
-CHECKPOINT_FORMAT = 1
+EVAL_COLUMNS = SAMPLED_GREEDY_EVAL_COLUMNS
 TRAIN_COLUMNS = ["step", "loss", "q_mean", "epsilon", "train_return", "steps_per_s", "wall_s"]
 
 
@@ -148,100 +156,16 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class DuelingQ(nn.Module):
-    """``Q(s, .) = V(s) + A(s, .) - mean_a A(s, a)`` over a shared body; ``[B, *O] -> [B, K]``.
+class DQNTrainer(Trainer):
+    """Owns the loop of one run; ``train()`` runs it to ``total_steps``.
 
-    As a planner blueprint (``(logits, value)`` interface) use :meth:`as_blueprint`.
+    It is also the behaviour its collector acts with: epsilon-greedy over the legal actions.
     """
 
-    def __init__(self, obs_shape: tuple[int, ...], num_actions: int, *, hidden: int = 128):
-        super().__init__()
-        self.obs_shape, self.num_actions, self.hidden = tuple(obs_shape), num_actions, hidden
-        self.body = make_body(self.obs_shape, hidden)
-        self.value = nn.Linear(hidden, 1)
-        self.adv = nn.Linear(hidden, num_actions)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        h = self.body(obs)
-        a = self.adv(h)
-        return self.value(h) + a - a.mean(-1, keepdim=True)
-
-    def as_blueprint(self) -> QBlueprint:
-        return QBlueprint(self)
-
-
-class QBlueprint(nn.Module):
-    """A Q-network seen as a planner blueprint: ``(logits = Q, value = max_a Q)`` (greedy
-    play by argmax of the logits)."""
-
-    def __init__(self, q: nn.Module) -> None:
-        super().__init__()
-        self.q = q
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q = self.q(obs)
-        return q, q.max(-1).values
-
-
-def double_q_loss(
-    q: nn.Module,
-    target: nn.Module,
-    obs: torch.Tensor,
-    action: torch.Tensor,
-    r_t: torch.Tensor,
-    discount_t: torch.Tensor,
-    next_obs: torch.Tensor,
-    *,
-    weight: torch.Tensor | None = None,
-    next_mask: torch.Tensor | None = None,
-) -> dict[str, torch.Tensor]:
-    """Huber loss of ``Q(s, a)`` against ``r + discount * Q_target(s', argmax_a Q(s', a))``.
-
-    ``discount_t[B]`` is 0 where the transition terminated; no gradient reaches ``target``.
-    ``weight[B]`` (importance weights of prioritised replay) makes the loss
-    ``mean(weight * huber_i)``. ``next_mask[B, K]`` (bool, True = legal) restricts the argmax
-    at ``s'`` to legal actions. Returns ``loss``, ``q_mean`` and ``td_abs[B]`` (detached).
-    """
-    q_sa = q(obs).gather(-1, action[:, None]).squeeze(-1)
-    with torch.no_grad():
-        q_next = q(next_obs)
-        if next_mask is not None:
-            q_next = q_next.masked_fill(~next_mask, float("-inf"))
-        a_next = q_next.argmax(-1, keepdim=True)
-        y = r_t + discount_t * target(next_obs).gather(-1, a_next).squeeze(-1)
-    if weight is None:
-        loss = nn.functional.smooth_l1_loss(q_sa, y)
-    else:
-        if weight.shape != q_sa.shape:
-            raise ValueError(f"weight must be [B={q_sa.shape[0]}], got {tuple(weight.shape)}")
-        loss = (weight * nn.functional.smooth_l1_loss(q_sa, y, reduction="none")).mean()
-    return {"loss": loss, "q_mean": q_sa.detach().mean(), "td_abs": (y - q_sa.detach()).abs()}
-
-
-def load_q_blueprint(path: str | os.PathLike) -> tuple[DuelingQ, dict, Replay]:
-    """The :class:`DuelingQ` of a DQN checkpoint (eval mode), its config dict and its replay."""
-    state = load_checkpoint(path)
-    if state.get("kind") != "dqn" or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a DQN checkpoint (kind {state.get('kind')!r})")
-    net = state["net"]
-    q = DuelingQ(tuple(net["obs_shape"]), net["num_actions"], hidden=net["hidden"])
-    q.load_state_dict(state["q"])
-    q.eval()
-    rs = state["replay"]
-    replay = Replay(
-        rs["length"] * rs["num_envs"],
-        rs["num_envs"],
-        tuple(net["obs_shape"]),
-        1,
-        action_dtype=torch.int64,
-        obs_dtype=rs["obs"].dtype,
-    )
-    replay.load_state_dict(rs)
-    return q, state["config"], replay
-
-
-class DQNTrainer:
-    """Owns the loop of one run; ``train()`` runs it to ``total_steps``."""
+    config_cls = DQNConfig
+    CHECKPOINT_KIND = "dqn"
+    FIXED_CHECKPOINT = True
+    SNAPSHOTS = False
 
     def __init__(self, cfg: DQNConfig) -> None:
         from qwr_fast.envs import make
@@ -250,23 +174,20 @@ class DQNTrainer:
         check_run_dir(cfg)
         self.cfg = cfg
         torch.set_num_threads(cfg.threads)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)  # noqa: NPY002 (global stream used by third-party envs)
-        torch.manual_seed(cfg.seed)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.gen = seed_everything(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.env = make(cfg.env, cfg.num_envs, seed=cfg.seed)
+        env = make(cfg.env, cfg.num_envs, seed=cfg.seed)
         self.eval_env = make(cfg.env, cfg.eval_episodes, seed=cfg.seed + 1)
-        space = self.env.single_action_space
+        space = env.single_action_space
         if not isinstance(space, gym.spaces.Discrete):
             raise ValueError(f"--env {cfg.env}: DQN needs a Discrete action space, got {space}")
-        self.obs_shape = tuple(self.env.single_observation_space.shape)
+        self.obs_shape = tuple(env.single_observation_space.shape)
         self.q = DuelingQ(self.obs_shape, int(space.n), hidden=cfg.hidden)
-        self.mask_slice: slice | None = getattr(self.env, "action_mask_slice", None)
+        self.mask_slice: slice | None = getattr(env, "action_mask_slice", None)
         self.target = copy.deepcopy(self.q)
         self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
         obs_dtype = (  # MinAtar grids are bool: store them as such (1 byte per cell)
-            torch.bool if self.env.single_observation_space.dtype == np.bool_ else torch.float32
+            torch.bool if env.single_observation_space.dtype == np.bool_ else torch.float32
         )
         replay_args = (cfg.buffer_size, cfg.num_envs, self.obs_shape, 1)
         replay_kw = dict(action_dtype=torch.int64, obs_dtype=obs_dtype)
@@ -275,11 +196,15 @@ class DQNTrainer:
             if cfg.prioritized
             else Replay(*replay_args, **replay_kw)
         )
-        self.obs, _ = self.env.reset(seed=cfg.seed)
+        self.collector = Collector(env, seed=cfg.seed, obs_to_tensor=torch.as_tensor)
         self.global_step = self.grad_steps = self.num_evals = 0
         self.wall = 0.0
         self.last_eval = float("nan")
-        self.train_returns: list[float] = []
+
+    @property
+    def env(self):
+        """The training vector env."""
+        return self.collector.env
 
     def epsilon(self) -> float:
         c = self.cfg
@@ -315,28 +240,22 @@ class DQNTrainer:
         legal_random = np.where(mask.numpy(), rng.random((n, self.q.num_actions)), -1.0)
         return np.where(explore, legal_random.argmax(-1), greedy)
 
+    def act(self, obs: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+        """Collector behaviour: epsilon-greedy actions; ``mu`` is unused (zeros)."""
+        a = self._act(obs, self.epsilon(), self.rng, obs.shape[0])
+        return a, torch.zeros(obs.shape[0], 1)
+
+    def to_env(self, action: np.ndarray) -> np.ndarray:
+        return action
+
+    def next_mu(self, boot_obs: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        return mu
+
     def step(self) -> dict[str, float]:
         """One env step of every env, then the gradient steps now due."""
         c, E = self.cfg, self.cfg.num_envs
-        a = self._act(self.obs, self.epsilon(), self.rng, E)
-        nxt, r, term, trunc, info = self.env.step(a)
-        boot = info.get("final_obs", nxt)
-        zeros = torch.zeros(E, 1)
-        self.replay.add(
-            torch.as_tensor(self.obs),
-            zeros,
-            torch.as_tensor(a),
-            torch.as_tensor(r),
-            torch.as_tensor(term),
-            torch.as_tensor(trunc),
-            torch.as_tensor(boot),
-            zeros,
-        )
-        if "_episode" in info:
-            self.train_returns += info["episode"]["r"][info["_episode"]].tolist()
-        self.obs = nxt
         before = self.global_step
-        self.global_step += E
+        self.global_step += self.collector.collect(E, self, self.replay)
         stats: dict[str, float] = {}
         if self.global_step < c.learning_starts:
             return stats
@@ -364,10 +283,7 @@ class DQNTrainer:
             td_abs = out.pop("td_abs")
             if index is not None:
                 self.replay.update_priorities(index, td_abs)
-            self.opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            nn.utils.clip_grad_norm_(self.q.parameters(), 10.0)
-            self.opt.step()
+            optimizer_step(self.opt, self.q.parameters(), out["loss"], 10.0)
             self.grad_steps += 1
             if self.grad_steps % c.target_every == 0:
                 self.target.load_state_dict(self.q.state_dict())
@@ -377,17 +293,14 @@ class DQNTrainer:
     @torch.no_grad()
     def evaluate(self, eps: float) -> np.ndarray:
         """Return of the first episode of each eval env (epsilon-greedy), seeded per eval."""
-        env, E = self.eval_env, self.cfg.eval_episodes
         rng = np.random.default_rng(self.cfg.seed * 1000 + self.num_evals)
-        obs, _ = env.reset(seed=self.cfg.seed + 10_000 + self.num_evals)
-        ret, finished = np.zeros(E), np.zeros(E, dtype=bool)
-        for _ in range(self.cfg.eval_max_steps):
-            if finished.all():
-                break
-            obs, r, term, trunc, _ = env.step(self._act(obs, eps, rng, E))
-            ret += np.where(finished, 0.0, r)
-            finished |= term | trunc
-        return ret
+        E = self.cfg.eval_episodes
+
+        def act(obs):
+            return self._act(obs, eps, rng, E)
+
+        seed = self.cfg.seed + 10_000 + self.num_evals
+        return eval_returns(self.eval_env, act, seed=seed, max_steps=self.cfg.eval_max_steps)
 
     def state_dict(self) -> dict:
         return {
@@ -403,15 +316,8 @@ class DQNTrainer:
             "target": self.target.state_dict(),
             "opt": self.opt.state_dict(),
             "replay": self.replay.state_dict(),
-            "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),  # noqa: NPY002
-                "torch": torch.get_rng_state(),
-                "gen": self.gen.get_state(),
-                "np_gen": self.rng.bit_generator.state,
-            },
-            "env": self.env.get_state(),
-            "env_obs": np.array(self.obs, copy=True),
+            "rng": rng_state(self.gen, self.rng),
+            **self.collector.state_dict(),
             "counters": {
                 "global_step": self.global_step,
                 "grad_steps": self.grad_steps,
@@ -422,20 +328,14 @@ class DQNTrainer:
         }
 
     def load_state_dict(self, s: dict) -> None:
-        if s.get("kind") != "dqn" or s.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"not a DQN checkpoint (kind {s.get('kind')!r})")
+        self.check_kind(s, "DQN checkpoint")
         self.q.load_state_dict(s["q"])
         self.target.load_state_dict(s["target"])
         self.opt.load_state_dict(s["opt"])
         self.replay.load_state_dict(s["replay"])
-        random.setstate(s["rng"]["python"])
-        np.random.set_state(s["rng"]["numpy"])  # noqa: NPY002
-        torch.set_rng_state(s["rng"]["torch"])
-        self.gen.set_state(s["rng"]["gen"])
-        self.rng.bit_generator.state = s["rng"]["np_gen"]
-        self.env.set_state(s["env"])
-        self.obs = s["env_obs"]
+        load_rng_state(s["rng"], self.gen, self.rng)
         c = s["counters"]
+        self.collector.load_state_dict(s, reset_seed=self.cfg.seed + c["global_step"])
         self.global_step, self.grad_steps = c["global_step"], c["grad_steps"]
         self.num_evals, self.last_eval, self.wall = c["num_evals"], c["last_eval"], c["wall"]
 
@@ -454,6 +354,7 @@ class DQNTrainer:
                 final = self.global_step >= cfg.total_steps
                 if self.global_step >= next_log or final:
                     now = time.perf_counter()
+                    returns = self.collector.pop_returns()
                     sps = (self.global_step - s_log) / (now - t_log)
                     log.train_row(
                         {
@@ -461,16 +362,11 @@ class DQNTrainer:
                             "loss": stats.get("loss", float("nan")),
                             "q_mean": stats.get("q_mean", float("nan")),
                             "epsilon": self.epsilon(),
-                            "train_return": (
-                                float(np.mean(self.train_returns))
-                                if self.train_returns
-                                else float("nan")
-                            ),
+                            "train_return": float(np.mean(returns)) if returns else float("nan"),
                             "steps_per_s": sps,
                             "wall_s": self.wall,
                         }
                     )
-                    self.train_returns = []
                     t_log, s_log, next_log = now, self.global_step, self.global_step + 1000
                     log.progress(0, sps, self.last_eval)
                 log.progress(cfg.num_envs)
@@ -487,35 +383,6 @@ class DQNTrainer:
                     }
                     log.eval_row(last, {})
                 if log.checkpoints.due(self.global_step, final):
-                    save_checkpoint(os.path.join(cfg.run_dir, "checkpoint.pt"), self.state_dict())
-        plot_curve(cfg.run_dir, title=f"DQN on {cfg.env} (seed {cfg.seed})")
+                    self.save()
+        plot_sampled_greedy(cfg.run_dir, title=f"DQN on {cfg.env} (seed {cfg.seed})")
         return last
-
-    @classmethod
-    def resumed(cls, run_dir: str, **overrides) -> DQNTrainer:
-        """A trainer restored from ``run_dir/checkpoint.pt``."""
-        state = load_checkpoint(os.path.join(run_dir, "checkpoint.pt"))
-        cfg = DQNConfig(**{**state["config"], **overrides, "resume": run_dir, "run_dir": run_dir})
-        trainer = cls(cfg)
-        trainer.load_state_dict(state)
-        return trainer
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Train a DQN blueprint (flags: every field of :class:`DQNConfig`); exit 2 on bad input."""
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    trainer = trainer_from_argv("dqn-train", DQNConfig, DQNTrainer, PRESETS, argv)
-    if isinstance(trainer, int):
-        return trainer
-    last = trainer.train()
-    if last:
-        print(
-            f"DQN on {trainer.cfg.env}: step {last['step']}, greedy eval return "
-            f"{last['return_mean_greedy']:.3f}; checkpoint: {trainer.cfg.run_dir}/checkpoint.pt"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

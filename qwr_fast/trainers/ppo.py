@@ -4,21 +4,20 @@ evaluate, log, checkpoint.
 Schulman et al., "Proximal Policy Optimization Algorithms" (arXiv 1707.06347), with CleanRL's
 defaults (advantage normalisation per minibatch, clipped value loss, global grad-norm clip,
 linear learning-rate annealing). It trains the blueprints of the decision-time planners
-(Fickinger et al., "Scalable Online Planning via RL Fine-Tuning", NeurIPS 2021; ``REFERENCE.md``
-section 3), and :func:`ppo_update` is the update that policy fine-tuning reuses.
+(Fickinger et al., "Scalable Online Planning via RL Fine-Tuning", NeurIPS 2021, arXiv
+2109.15316); the update (:func:`qwr_fast.objectives.ppo.ppo_update`) is the one policy
+fine-tuning reuses.
 
 The run directory holds ``checkpoint.pt`` (the latest state: the blueprint the planners load,
-and the resume point), ``ckpt_<step>.pt`` snapshots (early ones are the paper's weak
-blueprints; ``keep_checkpoints=0`` keeps them all), ``config.json``, ``train.csv``,
-``eval.csv``, ``curve.png`` and ``tb/``. Usage: ``ppo-train --help``.
+:func:`qwr_fast.blueprints.load_blueprint`, and the resume point), ``ckpt_<step>.pt`` snapshots
+(early ones are the paper's weak blueprints; ``keep_checkpoints=0`` keeps them all),
+``config.json``, ``train.csv``, ``eval.csv``, ``curve.png`` and ``tb/``. Usage:
+``ppo-train --help``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import random
-import sys
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -26,28 +25,26 @@ from typing import Literal
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
 
-from qwr_fast.checkpoint import CheckpointError, load_checkpoint, prune_checkpoints, save_checkpoint
-from qwr_fast.nn.policy import CategoricalPolicy, StateValue
-from qwr_fast.runlog import plot_eval_curve
-from qwr_fast.trainers._cli import trainer_from_argv
-from qwr_fast.trainers._loop import RunLog, check_run_dir
+from qwr_fast.blueprints import CHECKPOINT_FORMAT
+from qwr_fast.estimators import gae
+from qwr_fast.nn.actor_critic import ActorCritic
+from qwr_fast.nn.torsos import obs_tensor
+from qwr_fast.objectives.ppo import ppo_update
+from qwr_fast.trainers._common import (
+    SAMPLED_GREEDY_EVAL_COLUMNS,
+    Trainer,
+    eval_returns,
+    load_rng_state,
+    plot_sampled_greedy,
+    rng_state,
+    seed_everything,
+)
+from qwr_fast.trainers.runlog import RunLog, check_run_dir
 
-__all__ = [
-    "PPOConfig",
-    "PRESETS",
-    "ActorCritic",
-    "PPOTrainer",
-    "gae",
-    "ppo_loss",
-    "ppo_update",
-    "load_blueprint",
-    "main",
-]
+__all__ = ["PPOConfig", "PRESETS", "PPOTrainer"]
 
-CHECKPOINT_FORMAT = 1
-EVAL_COLUMNS = ["step", "return_mean", "return_std", "return_mean_greedy", "return_std_greedy"]
+EVAL_COLUMNS = SAMPLED_GREEDY_EVAL_COLUMNS
 TRAIN_COLUMNS = [
     "step",
     "update",
@@ -175,223 +172,12 @@ PRESETS: dict[str, dict] = {
 }
 
 
-ILLEGAL_LOGIT = -1e9
-"""The logit :class:`ActorCritic` gives an illegal action (probability exactly 0 in float32)."""
-
-
-class ActorCritic(nn.Module):
-    """Blueprint network: a categorical policy and a state value with separate bodies.
-
-    ``forward(obs[B, *O]) -> (logits[B, K], value[B])``; this is the interface every planner
-    in :mod:`qwr_fast.planners` takes.
-
-    ``action_mask = (start, stop)``: for envs that carry a legal-action mask in their flat
-    observation (``env.action_mask_slice``, e.g. Hanabi), the logits of the actions whose
-    ``obs[..., start:stop]`` entry is 0 are set to ``ILLEGAL_LOGIT`` (a finite value, so that
-    entropies and log-ratios stay finite), so every sampler and argmax keeps to legal actions.
-    """
-
-    def __init__(
-        self,
-        obs_shape: tuple[int, ...],
-        num_actions: int,
-        *,
-        hidden: int = 128,
-        action_mask: tuple[int, int] | None = None,
-    ) -> None:
-        super().__init__()
-        self.obs_shape = tuple(obs_shape)
-        self.num_actions = int(num_actions)
-        self.hidden = int(hidden)
-        if action_mask is not None:
-            start, stop = (int(v) for v in action_mask)
-            if len(self.obs_shape) != 1 or stop - start != self.num_actions or start < 0:
-                raise ValueError(
-                    f"action_mask must be (start, stop) with stop - start = num_actions "
-                    f"({self.num_actions}) inside a flat observation {self.obs_shape}, "
-                    f"got {action_mask}"
-                )
-            action_mask = (start, stop)
-        self.action_mask = action_mask
-        self.policy = CategoricalPolicy(self.obs_shape, self.num_actions, hidden=hidden)
-        self.critic = StateValue(self.obs_shape, hidden=hidden)
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.policy.mu(obs)
-        if self.action_mask is not None:
-            start, stop = self.action_mask
-            logits = logits.masked_fill(obs[..., start:stop] < 0.5, ILLEGAL_LOGIT)
-        return logits, self.critic(obs)
-
-
-def gae(
-    r_t: torch.Tensor,
-    discount_t: torch.Tensor,
-    v_tm1: torch.Tensor,
-    v_t: torch.Tensor,
-    *,
-    lam: float,
-) -> torch.Tensor:
-    """Generalised advantage estimates ``[T, B]`` (time-major).
-
-    ``r_t[T, B]`` rewards, ``discount_t[T, B]`` = gamma * (1 - terminal), ``v_tm1[T, B]`` the
-    value of the state each step started from, ``v_t[T, B]`` the value of the state it led to
-    (the bootstrap; 0 or anything where ``discount_t`` is 0). ``delta_t = r_t + discount_t v_t
-    - v_tm1`` and ``A_t = delta_t + discount_t * lam * A_{t+1}``; a step whose ``discount_t``
-    is 0 cuts the recursion. Pass ``discount_t = 0`` at steps where an episode was truncated
-    and bootstrap it through ``r_t`` if needed.
-    """
-    if not (r_t.shape == discount_t.shape == v_tm1.shape == v_t.shape) or r_t.dim() != 2:
-        raise ValueError(
-            "r_t, discount_t, v_tm1 and v_t must all be [T, B], got "
-            f"{tuple(r_t.shape)}, {tuple(discount_t.shape)}, {tuple(v_tm1.shape)}, "
-            f"{tuple(v_t.shape)}"
-        )
-    delta = r_t + discount_t * v_t - v_tm1
-    adv = torch.zeros_like(delta)
-    last = torch.zeros_like(delta[0])
-    for t in range(r_t.shape[0] - 1, -1, -1):
-        last = delta[t] + discount_t[t] * lam * last
-        adv[t] = last
-    return adv
-
-
-def ppo_loss(
-    agent: nn.Module,
-    obs: torch.Tensor,
-    actions: torch.Tensor,
-    logp_old: torch.Tensor,
-    adv: torch.Tensor,
-    returns: torch.Tensor,
-    v_old: torch.Tensor,
-    *,
-    clip_coef: float,
-    ent_coef: float,
-    vf_coef: float,
-    weight: torch.Tensor | None = None,
-    policy_weight: torch.Tensor | None = None,
-) -> dict[str, torch.Tensor]:
-    """Clipped-surrogate PPO loss on one minibatch (CleanRL ``ppo.py``), named scalars.
-
-    ``adv`` is normalised over the minibatch (over the rows with ``weight`` > 0 when given).
-    ``weight[B]`` (0/1) drops rows from every mean (policy fine-tuning masks the steps after an
-    episode ended inside a rollout). ``policy_weight[B]`` (0/1) further drops rows from the
-    policy and entropy terms only (single-agent search: the partner's moves, played by the
-    frozen blueprint, train the value but not the policy).
-    """
-    logits, value = agent(obs)
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = logp_all.gather(-1, actions[:, None]).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
-    w = torch.ones_like(adv) if weight is None else weight
-    n = w.sum().clamp(min=1.0)
-    pw = w if policy_weight is None else w * policy_weight
-    pn = pw.sum().clamp(min=1.0)
-    mean = (adv * pw).sum() / pn
-    std = (((adv - mean) ** 2 * pw).sum() / pn).sqrt()
-    adv = (adv - mean) / (std + 1e-8)
-    log_ratio = logp - logp_old
-    ratio = log_ratio.exp()
-    pg = torch.maximum(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef))
-    v_clipped = v_old + (value - v_old).clamp(-clip_coef, clip_coef)
-    v_loss = 0.5 * torch.maximum((value - returns) ** 2, (v_clipped - returns) ** 2)
-    policy_loss = (pg * pw).sum() / pn
-    value_loss = (v_loss * w).sum() / n
-    ent = (entropy * pw).sum() / pn
-    with torch.no_grad():
-        approx_kl = (((ratio - 1) - log_ratio) * pw).sum() / pn
-        clip_frac = (((ratio - 1).abs() > clip_coef).float() * pw).sum() / pn
-    return {
-        "loss": policy_loss - ent_coef * ent + vf_coef * value_loss,
-        "policy_loss": policy_loss,
-        "value_loss": value_loss,
-        "entropy": ent,
-        "approx_kl": approx_kl,
-        "clip_frac": clip_frac,
-    }
-
-
-def ppo_update(
-    agent: nn.Module,
-    opt: torch.optim.Optimizer,
-    batch: dict[str, torch.Tensor],
-    *,
-    epochs: int,
-    num_minibatches: int,
-    clip_coef: float,
-    ent_coef: float,
-    vf_coef: float,
-    max_grad_norm: float,
-    generator: torch.Generator | None = None,
-) -> tuple[dict[str, float], int]:
-    """``epochs`` passes of shuffled minibatches over a flat batch; returns the last minibatch's
-    losses and the number of gradient steps taken.
-
-    ``batch`` holds flat ``[N, ...]`` tensors ``obs, actions, logp, adv, returns, values`` and
-    optionally ``weight`` (0/1 row mask) and ``policy_weight`` (0/1 mask of the policy terms).
-    """
-    N = batch["actions"].shape[0]
-    if N % num_minibatches:
-        raise ValueError(f"num_minibatches ({num_minibatches}) must divide the batch size {N}")
-    mb = N // num_minibatches
-    stats: dict[str, torch.Tensor] = {}
-    steps = 0
-    for _ in range(epochs):
-        perm = torch.randperm(N, generator=generator)
-        for k in range(num_minibatches):
-            idx = perm[k * mb : (k + 1) * mb]
-            out = ppo_loss(
-                agent,
-                batch["obs"][idx],
-                batch["actions"][idx],
-                batch["logp"][idx],
-                batch["adv"][idx],
-                batch["returns"][idx],
-                batch["values"][idx],
-                clip_coef=clip_coef,
-                ent_coef=ent_coef,
-                vf_coef=vf_coef,
-                weight=batch["weight"][idx] if "weight" in batch else None,
-                policy_weight=batch["policy_weight"][idx] if "policy_weight" in batch else None,
-            )
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            if max_grad_norm > 0:
-                nn.utils.clip_grad_norm_(agent.parameters(), max_grad_norm)
-            opt.step()
-            steps += 1
-            stats = out
-    return {k: float(v.detach()) for k, v in stats.items()}, steps
-
-
-def obs_tensor(obs: np.ndarray) -> torch.Tensor:
-    """Env observations as the float32 tensor the networks take (bool/uint8 grids included)."""
-    return torch.as_tensor(np.asarray(obs)).to(torch.float32)
-
-
-def load_blueprint(path: str | os.PathLike) -> tuple[ActorCritic, dict]:
-    """The :class:`ActorCritic` saved in a ``ppo-train`` checkpoint, in eval mode, and the
-    run's config dict. :class:`CheckpointError` if the file is not a PPO checkpoint."""
-    state = load_checkpoint(path)
-    if state.get("kind") != "ppo" or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path} is not a ppo-train checkpoint (kind {state.get('kind')!r}, "
-            f"format {state.get('format')!r}, expected 'ppo', {CHECKPOINT_FORMAT})"
-        )
-    net = state["net"]
-    agent = ActorCritic(
-        tuple(net["obs_shape"]),
-        net["num_actions"],
-        hidden=net["hidden"],
-        action_mask=net.get("action_mask"),
-    )
-    agent.load_state_dict(state["agent"])
-    agent.eval()
-    return agent, state["config"]
-
-
-class PPOTrainer:
+class PPOTrainer(Trainer):
     """Owns the loop of one run; ``train()`` runs it to ``total_steps``."""
+
+    config_cls = PPOConfig
+    CHECKPOINT_KIND = "ppo"
+    FIXED_CHECKPOINT = True
 
     def __init__(self, cfg: PPOConfig) -> None:
         from qwr_fast.envs import make
@@ -400,10 +186,7 @@ class PPOTrainer:
         check_run_dir(cfg)
         self.cfg = cfg
         torch.set_num_threads(cfg.threads)
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)  # noqa: NPY002 (global stream used by third-party envs)
-        torch.manual_seed(cfg.seed)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.gen = seed_everything(cfg.seed)
         self.env = make(cfg.env, cfg.num_envs, seed=cfg.seed)
         self.eval_env = make(cfg.env, cfg.eval_episodes, seed=cfg.seed + 1)
         space = self.env.single_action_space
@@ -473,23 +256,18 @@ class PPOTrainer:
     @torch.no_grad()
     def evaluate(self, greedy: bool) -> np.ndarray:
         """Return of the first episode of each eval env, seeded per evaluation."""
-        env, E = self.eval_env, self.cfg.eval_episodes
         gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + self.num_evals)
-        obs, _ = env.reset(seed=self.cfg.seed + 10_000 + self.num_evals)
-        ret = np.zeros(E)
-        finished = np.zeros(E, dtype=bool)
-        for _ in range(self.cfg.eval_max_steps):
-            if finished.all():
-                break
+
+        def act(obs):
             logits, _ = self.agent(obs_tensor(obs))
             if greedy:
-                a = logits.argmax(-1)
-            else:
-                a = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1)
-            obs, r, term, trunc, _ = env.step(a.numpy())
-            ret += np.where(finished, 0.0, r)
-            finished |= term | trunc
-        return ret
+                return logits.argmax(-1).numpy()
+            return (
+                torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1).numpy()
+            )
+
+        seed = self.cfg.seed + 10_000 + self.num_evals
+        return eval_returns(self.eval_env, act, seed=seed, max_steps=self.cfg.eval_max_steps)
 
     def state_dict(self) -> dict:
         return {
@@ -506,12 +284,7 @@ class PPOTrainer:
             },
             "agent": self.agent.state_dict(),
             "opt": self.opt.state_dict(),
-            "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),  # noqa: NPY002
-                "torch": torch.get_rng_state(),
-                "gen": self.gen.get_state(),
-            },
+            "rng": rng_state(self.gen),
             "env": self.env.get_state(),
             "env_obs": np.array(self.obs, copy=True),
             "counters": {
@@ -524,31 +297,15 @@ class PPOTrainer:
         }
 
     def load_state_dict(self, s: dict) -> None:
-        if s.get("kind") != "ppo" or s.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(
-                f"checkpoint kind/format {s.get('kind')!r}/{s.get('format')}, expected "
-                f"'ppo'/{CHECKPOINT_FORMAT}"
-            )
+        self.check_kind(s, "PPO checkpoint")
         self.agent.load_state_dict(s["agent"])
         self.opt.load_state_dict(s["opt"])
-        random.setstate(s["rng"]["python"])
-        np.random.set_state(s["rng"]["numpy"])  # noqa: NPY002
-        torch.set_rng_state(s["rng"]["torch"])
-        self.gen.set_state(s["rng"]["gen"])
+        load_rng_state(s["rng"], self.gen)
         self.env.set_state(s["env"])
         self.obs = s["env_obs"]
         c = s["counters"]
         self.global_step, self.updates = c["global_step"], c["updates"]
         self.num_evals, self.last_eval, self.wall = c["num_evals"], c["last_eval"], c["wall"]
-
-    def save(self) -> str:
-        """Write ``ckpt_<step>.pt`` and ``checkpoint.pt`` (atomically); prune old snapshots."""
-        state = self.state_dict()
-        save_checkpoint(os.path.join(self.cfg.run_dir, f"ckpt_{self.global_step}.pt"), state)
-        path = os.path.join(self.cfg.run_dir, "checkpoint.pt")
-        save_checkpoint(path, state)
-        prune_checkpoints(self.cfg.run_dir, self.cfg.keep_checkpoints)
-        return path
 
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""
@@ -617,49 +374,5 @@ class PPOTrainer:
                 log.progress(self.global_step - before, sps, self.last_eval)
                 if log.checkpoints.due(self.global_step, final):
                     self.save()
-        plot_curve(cfg.run_dir, title=f"PPO on {cfg.env} (seed {cfg.seed})")
+        plot_sampled_greedy(cfg.run_dir, title=f"PPO on {cfg.env} (seed {cfg.seed})")
         return last
-
-    @classmethod
-    def resumed(cls, run_dir: str, **overrides) -> PPOTrainer:
-        """A trainer restored from ``run_dir/checkpoint.pt`` (its saved config, with
-        ``overrides`` such as a larger ``total_steps``)."""
-        state = load_checkpoint(os.path.join(run_dir, "checkpoint.pt"))
-        if state.get("kind") != "ppo":
-            raise CheckpointError(f"{run_dir}/checkpoint.pt is not a ppo-train checkpoint")
-        cfg = PPOConfig(**{**state["config"], **overrides, "resume": run_dir, "run_dir": run_dir})
-        trainer = cls(cfg)
-        trainer.load_state_dict(state)
-        return trainer
-
-
-def plot_curve(run_dir: str, *, title: str = "") -> str | None:
-    """Write ``curve.png`` (eval return vs env steps, sampled and greedy) from ``eval.csv``."""
-    return plot_eval_curve(
-        run_dir, [("return_mean", "sampled"), ("return_mean_greedy", "greedy")], title=title
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``ppo-train``: parse flags (preset first), train, print the final evaluation.
-
-    Exit code 0 on success, 2 on bad arguments with a one-line message.
-    """
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    trainer = trainer_from_argv("ppo-train", PPOConfig, PPOTrainer, PRESETS, argv)
-    if isinstance(trainer, int):
-        return trainer
-    last = trainer.train()
-    if last:
-        print(
-            f"PPO on {trainer.cfg.env}: step {last['step']}, eval return "
-            f"{last['return_mean']:.3f} +- {last['return_std']:.3f} (sampled), "
-            f"{last['return_mean_greedy']:.3f} (greedy); checkpoint: "
-            f"{trainer.cfg.run_dir}/checkpoint.pt"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

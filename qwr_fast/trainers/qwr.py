@@ -3,8 +3,8 @@ checkpoint.
 
 Kozakowski et al., "Q-Value Weighted Regression: Reinforcement Learning with Limited Data"
 (arXiv 2102.06782), Algorithm 2, with the final-config choices of the reference implementation
-(google/trax ``SamplingAWR``, summarised in ``REFERENCE.md`` section 1). Truncation bootstraps
-(the reference treated it as termination). Usage: ``qwr-train --help`` (:mod:`qwr_fast.cli`).
+(google/trax ``rl/actor_critic.py``, ``SamplingAWR``). Truncation bootstraps (the reference
+treated it as termination). Usage: ``qwr-train --help`` (:mod:`qwr_fast.cli.qwr_train`).
 """
 
 from __future__ import annotations
@@ -12,54 +12,44 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import math
-import os
-import pickle
-import random
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
-import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode
 
-from qwr_fast.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    prune_checkpoints,
-    save_checkpoint,
-)
-from qwr_fast.heap import retain_freed_memory
-from qwr_fast.kernels import skip_value_checks
-from qwr_fast.kernels._common import warn_if_bf16_emulated
-from qwr_fast.losses import (
-    TargetSync,
+from qwr_fast.actions import ActionAdapter
+from qwr_fast.data.collect import Collector, make_env
+from qwr_fast.data.datasets import dataset_replay, load_dataset
+from qwr_fast.data.replay import Replay
+from qwr_fast.kernels import skip_value_checks, warn_if_bf16_emulated
+from qwr_fast.nn.policy import CategoricalPolicy, GaussianPolicy, sample_from_mu
+from qwr_fast.nn.sampled_q import SampledQ
+from qwr_fast.nn.torsos import RunningNorm, make_body, share_first_layer
+from qwr_fast.nn.value import StateValue
+from qwr_fast.objectives.qwr import (
     awr_actor_loss,
     awr_critic_loss,
     bc_actor_loss,
     qwr_actor_loss,
     qwr_critic_loss,
 )
-from qwr_fast.nn.policy import (
-    CategoricalPolicy,
-    GaussianPolicy,
-    RunningNorm,
-    StateValue,
-    make_body,
-    sample_from_mu,
-    share_first_layer,
+from qwr_fast.objectives.target_sync import TargetSync
+from qwr_fast.trainers._common import (
+    Trainer,
+    eval_returns,
+    load_rng_state,
+    optimizer_step,
+    resolve_device,
+    retain_freed_memory,
+    rng_state,
+    seed_everything,
 )
-from qwr_fast.nn.sampled_q import SampledQ
-from qwr_fast.replay import Replay
-from qwr_fast.runlog import plot_eval_curve
-from qwr_fast.trainers._loop import RunLog, check_run_dir
+from qwr_fast.trainers.runlog import RunLog, check_run_dir, plot_eval_curve
 
-__all__ = ["QWRConfig", "PRESETS", "QWRTrainer", "make_env", "DATASET_SCHEMA_VERSION"]
+__all__ = ["QWRConfig", "PRESETS", "QWRTrainer"]
 
-DATASET_SCHEMA_VERSION = 1
 CHECKPOINT_FORMAT = 1
 EVAL_COLUMNS = ["step", "return_mean", "return_std", "return_mean_t05", "return_std_t05"]
 TRAIN_COLUMNS = [
@@ -173,7 +163,7 @@ class QWRConfig:
     retain_heap: bool = True
     """CPU, glibc: keep freed memory in the process heap (mallopt: mmap threshold 32 MB, trim
     threshold 512 MB) so each step's MB-sized activations stop page-faulting anew
-    (qwr_fast.heap; docs/results.md)"""
+    (docs/results.md)"""
     precision: Literal["fp32", "bf16"] = "fp32"
     """matrix products of the gradient steps: fp32, or bf16 (torch.autocast: bfloat16
     operands, fp32 accumulation; output layers, losses, optimiser state, replay, collection
@@ -242,111 +232,81 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def make_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorEnv:
-    """A vector env: ``qwr_fast.envs.make`` for its ids, else ``gymnasium.make_vec`` (sync,
-    same-step autoreset)."""
-    from qwr_fast.envs import make
+class QWRTrainer(Trainer):
+    """Owns the loop of one run (see the module docstring); ``train()`` runs it to the end.
 
-    try:
-        return make(env_id, num_envs, seed=seed)
-    except ValueError as e:
-        if not str(e).startswith("unknown env id"):
-            raise
-    try:
-        return gym.make_vec(
-            env_id,
-            num_envs=num_envs,
-            vectorization_mode="sync",
-            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
-        )
-    except gym.error.Error as e:
-        raise ValueError(f"--env {env_id!r}: {e}") from e
+    It is also the behaviour its collector acts with (:meth:`act`, :meth:`to_env`,
+    :meth:`next_mu`): the policy's ``mu`` at each observation and one action sampled from it.
+    """
 
-
-def _autoreset_mode(env) -> AutoresetMode:
-    mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-    return AutoresetMode(mode) if not isinstance(mode, AutoresetMode) else mode
-
-
-class _Actor:
-    """Turns policy outputs into env actions and replay actions for one action space."""
-
-    def __init__(self, space: gym.Space) -> None:
-        if isinstance(space, gym.spaces.Discrete):
-            self.kind, self.num_actions, self.action_dim = "categorical", int(space.n), None
-            self.start = int(space.start)
-        elif isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
-            self.kind, self.num_actions, self.action_dim = "gaussian", None, space.shape[0]
-            low, high = space.low.astype(np.float64), space.high.astype(np.float64)
-            if not (np.isfinite(low).all() and np.isfinite(high).all()):
-                low, high = np.full_like(low, -1.0), np.full_like(high, 1.0)
-            self.low, self.high = low, high
-        else:
-            raise ValueError(f"action space must be Discrete or a 1-D Box, got {space}")
-
-    def to_env(self, a: torch.Tensor) -> np.ndarray:
-        a = a.cpu().numpy()
-        if self.kind == "categorical":
-            return a.astype(np.int64) + self.start
-        return (self.low + (a + 1.0) * 0.5 * (self.high - self.low)).astype(np.float32)
-
-    def from_env(self, a: np.ndarray) -> np.ndarray:
-        if self.kind == "categorical":
-            return a.astype(np.int64) - self.start
-        return np.clip(2.0 * (a - self.low) / (self.high - self.low) - 1.0, -1.0, 1.0)
-
-
-class QWRTrainer:
-    """Owns the loop of one run (see the module docstring); ``train()`` runs it to the end."""
+    config_cls = QWRConfig
 
     def __init__(self, cfg: QWRConfig) -> None:
         cfg.validate()
         check_run_dir(cfg)
         self.cfg = cfg
-        if cfg.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is available")
-        self.device = torch.device(
-            "cuda"
-            if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-            else "cpu"
-        )
+        self.device = resolve_device(cfg.device)
         torch.set_num_threads(cfg.threads)
         if cfg.precision == "bf16" and self.device.type == "cpu":
             warn_if_bf16_emulated("--precision bf16")
         if cfg.retain_heap and self.device.type == "cpu":
             retain_freed_memory()
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)  # noqa: NPY002 (global stream used by third-party envs)
-        torch.manual_seed(cfg.seed)
-        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
-
-        self.dataset = None
-        if cfg.dataset is not None:
-            self.dataset = np.load(cfg.dataset, allow_pickle=False)
-            version = (
-                int(self.dataset["schema_version"]) if "schema_version" in self.dataset else -1
-            )
-            if version != DATASET_SCHEMA_VERSION:
-                raise ValueError(
-                    f"--dataset {cfg.dataset}: schema_version {version}, expected "
-                    f"{DATASET_SCHEMA_VERSION} (write it with qwr-collect)"
-                )
-            if str(self.dataset["env_id"]) != cfg.env:
-                raise ValueError(
-                    f"--dataset {cfg.dataset} was collected on {self.dataset['env_id']}, "
-                    f"not on --env {cfg.env}"
-                )
-        self.env = None if self.dataset is not None else make_env(cfg.env, cfg.num_envs, cfg.seed)
+        self.gen = seed_everything(cfg.seed, self.device)
+        dataset = None if cfg.dataset is None else load_dataset(cfg.dataset, cfg.env)
+        env = None if dataset is not None else make_env(cfg.env, cfg.num_envs, cfg.seed)
         self.eval_env = make_env(cfg.env, cfg.eval_episodes, cfg.seed + 1)
-        obs_space = self.eval_env.single_observation_space
-        self.obs_shape = tuple(obs_space.shape)
-        self.actor = _Actor(self.eval_env.single_action_space)
-        self.kind = self.actor.kind
+        self.obs_shape = tuple(self.eval_env.single_observation_space.shape)
+        self.actions = ActionAdapter.from_space(self.eval_env.single_action_space)
+        self.kind = self.actions.policy_kind
         self.n = cfg.n_samples or (4 if self.kind == "gaussian" else 8)
         pixels = len(self.obs_shape) == 3 and self.obs_shape[1:] == (84, 84)
         self.obs_dtype = torch.uint8 if pixels else torch.float32
+        self.bc = cfg.algo == "bc"
+        self.awr = cfg.algo in ("awr", "bc")  # bc keeps AWR's (untrained) value net
+        self._build_networks()
 
-        dev = self.device
+        mu_dim = self.policy.mu_dim
+        if dataset is not None:
+            self.replay = dataset_replay(
+                dataset,
+                self.actions,
+                mu_dim,
+                policy_std=cfg.policy_std,
+                obs_to_tensor=self.obs_tensor,
+                obs_dtype=self.obs_dtype,
+                device=self.device,
+            )
+            if self.norm is not None:
+                self.norm.update(self.replay.obs[:, 0])
+            self.collector = None
+        else:
+            gaussian = self.kind == "gaussian"
+            self.replay = Replay(
+                cfg.replay_size,
+                cfg.num_envs,
+                self.obs_shape,
+                mu_dim,
+                (self.actions.action_dim,) if gaussian else (),
+                action_dtype=torch.float32 if gaussian else torch.int64,
+                obs_dtype=self.obs_dtype,
+                device=self.device,
+            )
+            self.collector = Collector(
+                env,
+                seed=cfg.seed,
+                obs_to_tensor=self.obs_tensor,
+                norm=self.norm,
+                bootstrap_truncation=cfg.bootstrap_truncation,
+            )
+        self.global_step = 0
+        self.epoch = 0
+        self.num_evals = 0
+        self.last_eval = float("nan")
+        self.wall = 0.0
+
+    def _build_networks(self) -> None:
+        """Normaliser, policy, critic (Q, or V for AWR/BC), target, optimisers, loss fns."""
+        cfg, dev = self.cfg, self.device
         self.norm = (
             RunningNorm(self.obs_shape).to(dev)
             if cfg.normalize_obs and len(self.obs_shape) == 1
@@ -355,17 +315,15 @@ class QWRTrainer:
         if self.kind == "gaussian":
             self.policy = GaussianPolicy(
                 self.obs_shape,
-                self.actor.action_dim,
+                self.actions.action_dim,
                 hidden=cfg.hidden,
                 std=cfg.policy_std,
                 learn_std=cfg.learn_std,
             ).to(dev)
         else:
             self.policy = CategoricalPolicy(
-                self.obs_shape, self.actor.num_actions, hidden=cfg.hidden
+                self.obs_shape, self.actions.num_actions, hidden=cfg.hidden
             ).to(dev)
-        self.bc = cfg.algo == "bc"
-        self.awr = cfg.algo in ("awr", "bc")  # bc keeps AWR's (untrained) value net
         if self.awr:
             self.critic: torch.nn.Module = StateValue(self.obs_shape, hidden=cfg.hidden).to(dev)
             if cfg.shared_first_layer:
@@ -375,9 +333,9 @@ class QWRTrainer:
             if cfg.shared_first_layer:
                 share_first_layer(self.policy.body, body)
             action_kw = (
-                {"action_dim": self.actor.action_dim}
+                {"action_dim": self.actions.action_dim}
                 if self.kind == "gaussian"
-                else {"num_actions": self.actor.num_actions}
+                else {"num_actions": self.actions.num_actions}
             )
             obs_dim = int(np.prod(self.obs_shape))
             self.critic = SampledQ(
@@ -389,157 +347,64 @@ class QWRTrainer:
         # critic Adam step on one CPU thread at the MuJoCo config (bench/qwr_step_breakdown.py)
         self.opt_pi = torch.optim.Adam(self.policy.parameters(), lr=cfg.policy_lr, fused=True)
         self.opt_q = torch.optim.Adam(self.critic.parameters(), lr=cfg.q_lr, fused=True)
-        self.critic_fn = self._critic_loss
-        self.actor_fn = self._actor_loss
+        self.critic_fn = self.critic_loss
+        self.actor_fn = self.actor_loss
         # a fresh region per loss: autocast's cache of bf16 weight copies must not outlive
         # an optimiser step or a target sync
         self.autocast = functools.partial(
-            torch.autocast,
-            self.device.type,
-            dtype=torch.bfloat16,
-            enabled=cfg.precision == "bf16",
+            torch.autocast, dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"
         )
         if cfg.compile:
-            self.critic_fn = torch.compile(self._critic_loss)
-            self.actor_fn = torch.compile(self._actor_loss)
+            self.critic_fn = torch.compile(self.critic_loss)
+            self.actor_fn = torch.compile(self.actor_loss)
 
-        mu_dim = self.policy.mu_dim
-        action_shape = (self.actor.action_dim,) if self.kind == "gaussian" else ()
-        action_dtype = torch.float32 if self.kind == "gaussian" else torch.int64
-        if self.dataset is not None:
-            self.replay = self._dataset_replay(mu_dim, action_shape, action_dtype)
-        else:
-            self.replay = Replay(
-                cfg.replay_size,
-                cfg.num_envs,
-                self.obs_shape,
-                mu_dim,
-                action_shape,
-                action_dtype=action_dtype,
-                obs_dtype=self.obs_dtype,
-                device=dev,
-            )
-            self.mode = _autoreset_mode(self.env)
-            self.obs, _ = self.env.reset(seed=cfg.seed)
-            self.prev_done = np.zeros(cfg.num_envs, dtype=bool)
-            self.ep_return = np.zeros(cfg.num_envs, dtype=np.float64)
-        self.global_step = 0
-        self.epoch = 0
-        self.num_evals = 0
-        self.train_returns: list[float] = []
-        self.last_eval = float("nan")
-        self.wall = 0.0
+    @property
+    def env(self):
+        """The training vector env (None offline)."""
+        return None if self.collector is None else self.collector.env
 
-    # ------------------------------------------------------------------ data
-    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+    # ------------------------------------------------------------------ acting
+    def obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        """Env observations as stored in the replay (on the trainer's device)."""
         return torch.as_tensor(np.asarray(obs), device=self.device).to(self.obs_dtype)
 
-    def _net_obs(self, obs: torch.Tensor) -> torch.Tensor:
+    def net_obs(self, obs: torch.Tensor) -> torch.Tensor:
         """Network input: normalised vectors, raw images (the torsos scale them)."""
         if self.norm is not None:
             return self.norm(obs)
         return obs if self.obs_dtype == torch.uint8 else obs.to(torch.float32)
 
     @torch.no_grad()
-    def _mu(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.policy.mu(self._net_obs(obs))
+    def policy_mu(self, obs: torch.Tensor) -> torch.Tensor:
+        """The policy's behaviour parameters ``mu`` at stored observations ``obs``."""
+        return self.policy.mu(self.net_obs(obs))
 
-    def _dataset_replay(self, mu_dim, action_shape, action_dtype) -> Replay:
-        d = self.dataset
-        N = d["reward"].shape[0]
-        action = torch.as_tensor(self.actor.from_env(d["action"]), device=self.device).to(
-            action_dtype
-        )
-        if "mu" in d and d["mu"].shape[-1] == mu_dim:
-            mu = torch.as_tensor(d["mu"], dtype=torch.float32, device=self.device)
-            next_mu = torch.as_tensor(d["next_mu"], dtype=torch.float32, device=self.device)
-        elif self.kind == "gaussian":
-            log_std = torch.full(
-                (N, mu_dim // 2), math.log(self.cfg.policy_std), device=self.device
-            )
-            mu = torch.cat([action, log_std], dim=-1)
-            next_mu = torch.cat([torch.roll(action, -1, 0), log_std], dim=-1)
-        else:
-            mu = torch.zeros(N, mu_dim, device=self.device)
-            next_mu = mu
-        replay = Replay(
-            N,
-            1,
-            self.obs_shape,
-            mu_dim,
-            action_shape,
-            action_dtype=action_dtype,
-            obs_dtype=self.obs_dtype,
-            device=self.device,
-        )
-        replay.load_arrays(
-            obs=self._obs_tensor(d["obs"]),
-            mu=mu,
-            action=action,
-            reward=torch.as_tensor(d["reward"], dtype=torch.float32),
-            terminal=torch.as_tensor(d["terminal"], dtype=torch.bool),
-            truncated=torch.as_tensor(d["truncated"], dtype=torch.bool),
-            next_obs=self._obs_tensor(d["next_obs"]),
-            next_mu=next_mu,
-        )
-        if self.norm is not None:
-            self.norm.update(replay.obs[:, 0])
-        return replay
+    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Collector behaviour: ``(one action sampled from mu, mu)``."""
+        mu = self.policy_mu(obs)
+        return sample_from_mu(self.kind, mu, 1, generator=self.gen).squeeze(1), mu
+
+    def to_env(self, action: torch.Tensor) -> np.ndarray:
+        return self.actions.to_env(action)
+
+    def next_mu(self, boot_obs: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        return self.policy_mu(boot_obs)
 
     def collect(self, steps: int) -> None:
         """Step the training envs ``steps // num_envs`` times with the current policy."""
-        E = self.cfg.num_envs
-        for _ in range(max(1, steps // E)):
-            obs_t = self._obs_tensor(self.obs)
-            if self.norm is not None:
-                valid = ~self.prev_done if self.mode == AutoresetMode.NEXT_STEP else None
-                self.norm.update(
-                    obs_t if valid is None or valid.all() else obs_t[torch.as_tensor(valid)]
-                )
-            mu = self._mu(obs_t)
-            a = sample_from_mu(self.kind, mu, 1, generator=self.gen).squeeze(1)
-            next_obs, reward, term, trunc, infos = self.env.step(self.actor.to_env(a))
-            done = np.logical_or(term, trunc)
-            boot = np.array(next_obs, copy=True)
-            valid = np.ones(E, dtype=bool)
-            if self.mode == AutoresetMode.SAME_STEP and done.any():
-                final = infos["final_obs"]
-                for i in np.flatnonzero(done):
-                    boot[i] = final[i]
-            elif self.mode == AutoresetMode.NEXT_STEP:
-                valid = ~self.prev_done
-            elif self.mode == AutoresetMode.DISABLED and done.any():
-                next_obs, _ = self.env.reset(options={"reset_mask": done})
-            boot_t = self._obs_tensor(boot)
-            self.replay.add(
-                obs_t,
-                mu,
-                a,
-                torch.as_tensor(reward, dtype=torch.float32),
-                torch.as_tensor(term if self.cfg.bootstrap_truncation else done),
-                torch.as_tensor(trunc),
-                boot_t,
-                self._mu(boot_t),
-                valid=torch.as_tensor(valid),
-            )
-            self.ep_return += np.where(valid, reward, 0.0)
-            for i in np.flatnonzero(done & valid):
-                self.train_returns.append(float(self.ep_return[i]))
-                self.ep_return[i] = 0.0
-            self.prev_done = done & valid
-            self.obs = next_obs
-            self.global_step += E
+        self.global_step += self.collector.collect(steps, self, self.replay)
 
     # ---------------------------------------------------------------- losses
-    def _batch(self):
+    def sample_batch(self):
+        """A replay batch of ``batch_size`` margin slices, observations as network input."""
         b = self.replay.sample(self.cfg.batch_size, self.cfg.margin, generator=self.gen)
         B, T = b.reward.shape
-        next_obs = self._net_obs(b.next_obs.reshape(B * T, *self.obs_shape))
+        next_obs = self.net_obs(b.next_obs.reshape(B * T, *self.obs_shape))
         return dataclasses.replace(
-            b, obs=self._net_obs(b.obs), next_obs=next_obs.view(B, T, *next_obs.shape[1:])
+            b, obs=self.net_obs(b.obs), next_obs=next_obs.view(B, T, *next_obs.shape[1:])
         )
 
-    def _critic_loss(self, batch):
+    def critic_loss(self, batch):
         c = self.cfg
         if self.awr:
             return awr_critic_loss(
@@ -560,7 +425,7 @@ class QWRTrainer:
             generator=self.gen,
         )
 
-    def _actor_loss(self, batch):
+    def actor_loss(self, batch):
         c = self.cfg
         if self.bc:
             return bc_actor_loss(self.policy, batch)
@@ -588,16 +453,24 @@ class QWRTrainer:
             generator=self.gen,
         )
 
-    def _step(self, opt, params, loss) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-        opt.step()
-
     def update(self) -> dict[str, float]:
         """C critic steps then P actor steps; returns the last losses (the one host read)."""
         return {k: float(v) for k, v in self.update_steps().items()}
+
+    def critic_step(self, batch) -> dict[str, torch.Tensor]:
+        """One critic gradient step on ``batch`` and the target sync; returns the losses."""
+        with self.autocast():
+            out = self.critic_fn(batch)
+        optimizer_step(self.opt_q, self.critic.parameters(), out["critic_loss"], self.cfg.grad_clip)
+        self.sync.step()
+        return out
+
+    def actor_step(self, batch) -> dict[str, torch.Tensor]:
+        """One actor gradient step on ``batch``; returns the losses."""
+        with self.autocast():
+            out = self.actor_fn(batch)
+        optimizer_step(self.opt_pi, self.policy.parameters(), out["actor_loss"], self.cfg.grad_clip)
+        return out
 
     def update_steps(self) -> dict[str, torch.Tensor]:
         """C critic steps then P actor steps without reading a tensor value on the host, so on
@@ -607,17 +480,10 @@ class QWRTrainer:
         stats: dict[str, torch.Tensor] = {}
         with skip_value_checks():
             for _ in range(0 if self.bc else self.cfg.critic_steps):
-                batch = self._batch()
-                with self.autocast():
-                    out = self.critic_fn(batch)
-                self._step(self.opt_q, self.critic.parameters(), out["critic_loss"])
-                self.sync.step()
+                out = self.critic_step(self.sample_batch())
                 stats.update({k: v.detach() for k, v in out.items()})
             for _ in range(self.cfg.actor_steps):
-                batch = self._batch()
-                with self.autocast():
-                    out = self.actor_fn(batch)
-                self._step(self.opt_pi, self.policy.parameters(), out["actor_loss"])
+                out = self.actor_step(self.sample_batch())
                 stats.update({k: v.detach() for k, v in out.items()})
         return stats
 
@@ -625,43 +491,23 @@ class QWRTrainer:
     @torch.no_grad()
     def evaluate(self, temperature: float) -> np.ndarray:
         """Return of the first episode of each eval env, seeded per evaluation."""
-        env = self.eval_env
-        E = self.cfg.eval_episodes
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 1000 + self.num_evals)
-        obs, _ = env.reset(seed=self.cfg.seed + 10_000 + self.num_evals)
-        ret = np.zeros(E)
-        finished = np.zeros(E, dtype=bool)
-        mode = _autoreset_mode(env)
-        for _ in range(self.cfg.eval_max_steps):
-            if finished.all():
-                break
-            mu = self._mu(self._obs_tensor(obs))
-            a = sample_from_mu(self.kind, mu, 1, temperature=temperature, generator=gen).squeeze(1)
-            obs, r, term, trunc, _ = env.step(self.actor.to_env(a))
-            ret += np.where(finished, 0.0, r)
-            finished |= np.logical_or(term, trunc)
-            if mode == AutoresetMode.DISABLED and np.logical_or(term, trunc).any():
-                obs, _ = env.reset(options={"reset_mask": np.logical_or(term, trunc)})
-        return ret
+
+        def act(obs):
+            mu = self.policy_mu(self.obs_tensor(obs))
+            a = sample_from_mu(self.kind, mu, 1, temperature=temperature, generator=gen)
+            return self.actions.to_env(a.squeeze(1))
+
+        seed = self.cfg.seed + 10_000 + self.num_evals
+        return eval_returns(self.eval_env, act, seed=seed, max_steps=self.cfg.eval_max_steps)
 
     # ------------------------------------------------------------ checkpoint
-    def _env_state(self):
-        if self.env is None:
-            return None
-        if hasattr(self.env, "get_state"):
-            return ("get_state", self.env.get_state())
-        try:
-            fields = {k: v for k, v in vars(self.env).items() if k != "env_fns"}
-            return ("pickle", pickle.dumps(fields))
-        except Exception:
-            warnings.warn(
-                f"env {self.cfg.env} has no get_state and cannot be pickled: a resumed run "
-                "restarts its episodes and will not equal an uninterrupted one",
-                stacklevel=2,
-            )
-            return None
-
     def state_dict(self) -> dict:
+        env = (
+            {"env": None, "env_obs": None, "prev_done": None, "ep_return": None}
+            if self.collector is None
+            else self.collector.state_dict()
+        )
         return {
             "format": CHECKPOINT_FORMAT,
             "config": dataclasses.asdict(self.cfg),
@@ -673,16 +519,8 @@ class QWRTrainer:
             "opt_q": self.opt_q.state_dict(),
             "sync_count": self.sync.count,
             "replay": self.replay.state_dict(),
-            "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),  # noqa: NPY002
-                "torch": torch.get_rng_state(),
-                "gen": self.gen.get_state(),
-            },
-            "env": self._env_state(),
-            "env_obs": None if self.env is None else np.array(self.obs, copy=True),
-            "prev_done": None if self.env is None else self.prev_done.copy(),
-            "ep_return": None if self.env is None else self.ep_return.copy(),
+            "rng": rng_state(self.gen),
+            **env,
             "counters": {
                 "global_step": self.global_step,
                 "epoch": self.epoch,
@@ -693,8 +531,7 @@ class QWRTrainer:
         }
 
     def load_state_dict(self, s: dict) -> None:
-        if s.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"checkpoint format {s.get('format')}, expected {CHECKPOINT_FORMAT}")
+        self.check_kind(s, "QWR checkpoint")
         self.policy.load_state_dict(s["policy"])
         self.critic.load_state_dict(s["critic"])
         self.target.load_state_dict(s["target"])
@@ -704,42 +541,25 @@ class QWRTrainer:
         self.opt_q.load_state_dict(s["opt_q"])
         self.sync.count = s["sync_count"]
         self.replay.load_state_dict(s["replay"])
-        random.setstate(s["rng"]["python"])
-        np.random.set_state(s["rng"]["numpy"])  # noqa: NPY002
-        torch.set_rng_state(s["rng"]["torch"])
-        self.gen.set_state(s["rng"]["gen"])
-        if self.env is not None:
-            env_state = s["env"]
-            if env_state is not None and env_state[0] == "get_state":
-                self.env.set_state(env_state[1])
-            elif env_state is not None:
-                vars(self.env).update(pickle.loads(env_state[1]))
-            else:
-                self.obs, _ = self.env.reset(seed=self.cfg.seed + s["counters"]["global_step"])
-            if env_state is not None:
-                self.obs = s["env_obs"]
-                self.prev_done = s["prev_done"]
-                self.ep_return = s["ep_return"]
+        load_rng_state(s["rng"], self.gen)
         c = s["counters"]
+        if self.collector is not None:
+            self.collector.load_state_dict(s, reset_seed=self.cfg.seed + c["global_step"])
         self.global_step, self.epoch = c["global_step"], c["epoch"]
         self.num_evals, self.last_eval, self.wall = c["num_evals"], c["last_eval"], c["wall"]
 
-    def save(self) -> str:
-        path = os.path.join(self.cfg.run_dir, f"ckpt_{self.global_step}.pt")
-        save_checkpoint(path, self.state_dict())
-        prune_checkpoints(self.cfg.run_dir, self.cfg.keep_checkpoints)
-        return path
-
+    # -------------------------------------------------------------------- loop
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""
         cfg = self.cfg
         log = RunLog(cfg, self.global_step, TRAIN_COLUMNS, EVAL_COLUMNS)
         last = {}
+        nan = float("nan")
         with log:
             while self.global_step < cfg.total_steps:
                 t0 = time.perf_counter()
                 before = self.global_step
-                if self.env is not None:
+                if self.collector is not None:
                     self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
                 else:
                     self.global_step += cfg.steps_per_epoch
@@ -748,19 +568,13 @@ class QWRTrainer:
                 dt = time.perf_counter() - t0
                 self.wall += dt
                 sps = (self.global_step - before) / dt
-                train_ret = (
-                    float(np.mean(self.train_returns)) if self.train_returns else float("nan")
-                )
-                self.train_returns = []
+                returns = [] if self.collector is None else self.collector.pop_returns()
                 log.train_row(
                     {
                         "step": self.global_step,
                         "epoch": self.epoch,
-                        "critic_loss": stats.get("critic_loss", float("nan")),
-                        "actor_loss": stats.get("actor_loss", float("nan")),
-                        "q_mean": stats.get("q_mean", float("nan")),
-                        "target_mean": stats.get("target_mean", float("nan")),
-                        "train_return": train_ret,
+                        **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[2:6]},
+                        "train_return": float(np.mean(returns)) if returns else nan,
                         "steps_per_s": sps,
                         "wall_s": self.wall,
                     }
@@ -786,16 +600,6 @@ class QWRTrainer:
                     self.save()
         plot_curve(cfg.run_dir, title=f"{cfg.algo} on {cfg.env} (seed {cfg.seed})")
         return last
-
-    @classmethod
-    def resumed(cls, run_dir: str, **overrides) -> QWRTrainer:
-        """A trainer restored from the latest checkpoint of ``run_dir`` (its saved config,
-        with ``overrides`` such as a larger ``total_steps``)."""
-        state = load_checkpoint(latest_checkpoint(run_dir))
-        cfg = QWRConfig(**{**state["config"], **overrides, "resume": run_dir, "run_dir": run_dir})
-        trainer = cls(cfg)
-        trainer.load_state_dict(state)
-        return trainer
 
 
 def plot_curve(run_dir: str, *, title: str = "") -> str | None:

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from qwr_fast.planners.cli import CSV_COLUMNS, main
+from qwr_fast.cli.search import CSV_COLUMNS, main
 from qwr_fast.trainers.ppo import PPOConfig, PPOTrainer
 
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from qwr_fast.envs import EnvState, make
+from qwr_fast.nn.actor_critic import ActorCritic
 from qwr_fast.planners import (
     MCTS,
     BlueprintPlanner,
@@ -24,7 +25,6 @@ from qwr_fast.planners import (
     finetune_policy,
     rollout_returns,
 )
-from qwr_fast.trainers.ppo import ActorCritic
 
 
 class FixedNet(nn.Module):

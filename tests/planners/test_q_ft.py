@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from qwr_fast.data.replay import Replay
+from qwr_fast.nn.dueling_q import DuelingQ
 from qwr_fast.planners import Budget, QFineTune, QFineTuneConfig
-from qwr_fast.replay import Replay
-from qwr_fast.trainers.dqn import DuelingQ
 from tests.planners.test_planners import BANDIT, CountingEnv, bitflip
 
 OBS = np.array(BANDIT, dtype=np.float32)

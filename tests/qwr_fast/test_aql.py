@@ -1,31 +1,28 @@
 import itertools
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-from qwr_fast.aql import (
-    ActionSpec,
-    AQLNet,
+from qwr_fast.actions import ActionAdapter
+from qwr_fast.estimators import bootstrap_index, n_step_target, td_lambda
+from qwr_fast.nn.aql_net import AQLNet
+from qwr_fast.nn.torsos import make_body
+from qwr_fast.objectives.aql import (
     aql_losses,
     argmax_candidates,
-    bootstrap_index,
     candidate_actions,
     enumerate_actions,
-    n_step_target,
     uniform_actions,
 )
-from qwr_fast.nn.policy import make_body
-from qwr_fast.returns import td_lambda
 
 SIZES = (3, 2, 4)
 
 
 def make_net(sizes=SIZES, obs_dim=5, hidden=16, with_proposal=True, seed=0):
     torch.manual_seed(seed)
-    spec = ActionSpec(tuple(sizes), (0,) * len(sizes), "multi_discrete")
+    spec = ActionAdapter("multi_discrete", tuple(sizes), (0,) * len(sizes))
     return AQLNet(
         make_body((obs_dim,), hidden),
         obs_dim,
@@ -36,26 +33,9 @@ def make_net(sizes=SIZES, obs_dim=5, hidden=16, with_proposal=True, seed=0):
     )
 
 
-def test_action_spec_from_spaces_and_round_trip():
-    s = ActionSpec.from_space(gym.spaces.Discrete(5, start=2))
-    assert (s.sizes, s.num_actions, s.code_dim) == ((5,), 5, 4)
-    np.testing.assert_array_equal(s.to_env(torch.tensor([[0], [4]])), [2, 6])
-    torch.testing.assert_close(s.from_env(np.array([2, 6])), torch.tensor([[0], [4]]))
-    s = ActionSpec.from_space(gym.spaces.MultiDiscrete([11] * 17))
-    assert s.num_actions == 11**17 and s.code_dim == 170
-    s = ActionSpec.from_space(gym.spaces.MultiBinary(32))
-    assert s.sizes == (2,) * 32 and s.num_actions == 2**32
-    a = torch.randint(0, 2, (3, 32))
-    env_a = s.to_env(a)
-    assert env_a.shape == (3, 32)
-    torch.testing.assert_close(s.from_env(env_a), a)
-    with pytest.raises(ValueError, match="Discrete, 1-d MultiDiscrete or 1-d MultiBinary"):
-        ActionSpec.from_space(gym.spaces.Box(-1, 1, (3,)))
-
-
 @pytest.mark.parametrize("sizes", [SIZES, (2, 2, 2, 2, 2), (7,), (11, 1, 5)])
 def test_encode_is_the_sum_of_one_embedding_per_sub_action(sizes):
-    spec = ActionSpec(sizes, (0,) * len(sizes), "multi_discrete")
+    spec = ActionAdapter("multi_discrete", sizes, (0,) * len(sizes))
     actions = enumerate_actions(sizes)
     code = spec.encode(actions[None])[0]  # [prod K, A]
     w = torch.randn(6, spec.code_dim)
@@ -72,13 +52,13 @@ def test_encode_is_the_sum_of_one_embedding_per_sub_action(sizes):
 
 
 def test_ordinal_code_is_the_bin_position():
-    spec = ActionSpec((11, 2, 1), (0, 0, 0), "multi_discrete", "ordinal")
+    spec = ActionAdapter("multi_discrete", (11, 2, 1), (0, 0, 0), "ordinal")
     assert spec.code_dim == 3
     code = spec.encode(torch.tensor([[0, 0, 0], [5, 1, 0], [10, 0, 0]]))
     expected = torch.tensor([[-1.0, -1.0, 0.0], [0.0, 1.0, 0.0], [1.0, -1.0, 0.0]])
     torch.testing.assert_close(code, expected)
     with pytest.raises(ValueError, match="code must be 'onehot' or 'ordinal'"):
-        ActionSpec((2,), (0,), "discrete", "binary")
+        ActionAdapter("discrete", (2,), (0,), "binary")
 
 
 def test_uniform_sampler_covers_the_space_chi_squared():
@@ -312,7 +292,7 @@ def test_weighted_critic_loss_and_td_abs():
 def test_candidate_q_in_chunks_equals_unfused_q(sizes, code, backend):
     # 5 x 500 = 2500 candidates: more than one chunk of the CPU path (2048 rows)
     torch.manual_seed(1)
-    spec = ActionSpec(sizes, (0,) * len(sizes), "multi_discrete", code)
+    spec = ActionAdapter("multi_discrete", sizes, (0,) * len(sizes), code)
     net = AQLNet(make_body((5,), 32), 5, spec, hidden=32, proposal_width=8)
     obs = torch.randn(5, 5)
     cand = uniform_actions(torch.tensor(sizes), 5, 500)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from qwr_fast.checkpoint import CheckpointError, latest_checkpoint
-from qwr_fast.trainers.aql import PRESETS, AQLConfig, AQLTrainer, main
+from qwr_fast.cli.aql_train import main
+from qwr_fast.trainers.aql import PRESETS, AQLConfig, AQLTrainer
 
 TINY = dict(
     num_envs=2,

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from qwr_fast.trainers.dqn import DQNConfig, DQNTrainer, DuelingQ, double_q_loss, load_q_blueprint
+from qwr_fast.blueprints import load_q_blueprint
+from qwr_fast.nn.dueling_q import DuelingQ
+from qwr_fast.objectives.dqn import double_q_loss
+from qwr_fast.trainers.dqn import DQNConfig, DQNTrainer
 
 
 def test_double_q_target_and_isolation():
@@ -89,6 +92,7 @@ class MaskedToyEnv:
     Episodes last 3 steps; reward 1 for action 0 when legal."""
 
     K = 5
+    metadata = {"autoreset_mode": "SameStep"}  # the obs after an episode end is its first
 
     def __init__(self, num_envs, seed=0):
         import gymnasium as gym
@@ -122,7 +126,9 @@ class MaskedToyEnv:
         self.t += 1
         term = self.t >= 3
         self.t[term] = 0
-        return self._obs(), reward, term, np.zeros(self.num_envs, dtype=bool), {}
+        obs = self._obs()
+        info = {"final_obs": obs, "_final_obs": term} if term.any() else {}
+        return obs, reward, term, np.zeros(self.num_envs, dtype=bool), info
 
 
 def test_legal_action_mask_in_acting_exploring_and_bootstrapping(tmp_path, monkeypatch):

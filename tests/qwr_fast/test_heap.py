@@ -9,7 +9,7 @@ import pytest
 PROBE = """
 import resource, sys, torch
 if sys.argv[1] == "retain":
-    from qwr_fast.heap import retain_freed_memory
+    from qwr_fast.trainers._common import retain_freed_memory
     assert retain_freed_memory()
 def round_():
     blocks = [torch.empty(3072, 256).fill_(1.0) for _ in range(20)]

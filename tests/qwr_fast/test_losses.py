@@ -3,18 +3,19 @@ import copy
 import pytest
 import torch
 
+from qwr_fast.data.replay import ReplayBatch
+from qwr_fast.estimators import td_lambda
 from qwr_fast.kernels.sampled_q_head import sampled_q_head_reference
-from qwr_fast.losses import (
-    TargetSync,
+from qwr_fast.nn.policy import CategoricalPolicy, GaussianPolicy, sample_from_mu
+from qwr_fast.nn.sampled_q import SampledQ
+from qwr_fast.nn.value import StateValue
+from qwr_fast.objectives.qwr import (
     awr_actor_loss,
     awr_critic_loss,
     qwr_actor_loss,
     qwr_critic_loss,
 )
-from qwr_fast.nn.policy import CategoricalPolicy, GaussianPolicy, StateValue, sample_from_mu
-from qwr_fast.nn.sampled_q import SampledQ
-from qwr_fast.replay import ReplayBatch
-from qwr_fast.returns import td_lambda
+from qwr_fast.objectives.target_sync import TargetSync
 
 B, T, O, A, K, H = 5, 3, 4, 2, 3, 16
 

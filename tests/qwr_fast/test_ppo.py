@@ -7,16 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from qwr_fast.blueprints import load_blueprint
 from qwr_fast.checkpoint import CheckpointError, save_checkpoint
-from qwr_fast.trainers.ppo import (
-    ActorCritic,
-    PPOConfig,
-    PPOTrainer,
-    gae,
-    load_blueprint,
-    main,
-    ppo_loss,
-)
+from qwr_fast.cli.ppo_train import main
+from qwr_fast.estimators import gae
+from qwr_fast.nn.actor_critic import ActorCritic
+from qwr_fast.objectives.ppo import ppo_loss
+from qwr_fast.trainers.ppo import PPOConfig, PPOTrainer
 
 
 def gae_loop(r, d, v_tm1, v_t, lam):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import stats
 
-from qwr_fast.prioritized_replay import PrioritizedReplay, SumTree, annealed_beta
+from qwr_fast.data.prioritized_replay import PrioritizedReplay, SumTree, annealed_beta
 
 
 def make_replay(capacity=12, num_envs=3, alpha=0.6, steps=None, valid=None):

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import torch
 
-from qwr_fast.cli import qwr_collect_main
-from qwr_fast.losses import bc_actor_loss
+from qwr_fast.cli.qwr_collect import main as qwr_collect_main
+from qwr_fast.data.replay import Replay
 from qwr_fast.nn.policy import GaussianPolicy
-from qwr_fast.replay import Replay
+from qwr_fast.objectives.qwr import bc_actor_loss
 from qwr_fast.trainers.qwr import QWRConfig, QWRTrainer
 
 TINY = dict(
@@ -60,7 +60,7 @@ def test_offline_bc_fits_the_dataset_and_never_trains_a_critic(tmp_path):
     trainer = QWRTrainer(cfg)
     critic_before = {k: v.clone() for k, v in trainer.critic.state_dict().items()}
     replay = trainer.replay
-    obs = trainer._net_obs(replay.obs[: replay.size, 0])
+    obs = trainer.net_obs(replay.obs[: replay.size, 0])
     actions = replay.action[: replay.size, 0]
     with torch.no_grad():
         logp_before = trainer.policy.log_prob(obs, actions).mean()

@@ -10,7 +10,10 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from qwr_fast.checkpoint import CheckpointError, latest_checkpoint
-from qwr_fast.cli import CollectConfig, collect_dataset, qwr_collect_main, qwr_train_main
+from qwr_fast.cli.qwr_collect import CollectConfig, collect_dataset
+from qwr_fast.cli.qwr_collect import main as qwr_collect_main
+from qwr_fast.cli.qwr_train import main as qwr_train_main
+from qwr_fast.data.collect import Collector
 from qwr_fast.trainers.qwr import PRESETS, QWRConfig, QWRTrainer
 
 TINY = dict(
@@ -208,15 +211,15 @@ def test_bf16_losses_close_to_fp32(tmp_path, env, algo):
         QWRConfig(**{**TINY, "env": env, "algo": algo, "run_dir": str(tmp_path)}, precision="bf16")
     )
     trainer.collect(200)
-    batch = trainer._batch()
+    batch = trainer.sample_batch()
     losses = {}
     for precision in ("fp32", "bf16"):
         with trainer.autocast(enabled=precision == "bf16"):  # the trainer's own region
             seed = torch.Generator().manual_seed(0).get_state()
             trainer.gen.set_state(seed)
-            critic = trainer._critic_loss(batch)
+            critic = trainer.critic_loss(batch)
             trainer.gen.set_state(seed)
-            actor = trainer._actor_loss(batch)
+            actor = trainer.actor_loss(batch)
             if trainer.awr:
                 assert trainer.critic(batch.obs).dtype == torch.float32
             else:
@@ -268,14 +271,14 @@ def test_every_preset_smoke(tmp_path, preset):
 
 def test_next_step_autoreset_never_stores_the_reset_transition(tmp_path):
     trainer = QWRTrainer(QWRConfig(**{**TINY, "env": "CartPole-v1", "run_dir": str(tmp_path)}))
-    trainer.env = gym.make_vec(
+    env = gym.make_vec(
         "CartPole-v1",
         num_envs=2,
         vectorization_mode="sync",
         vector_kwargs={"autoreset_mode": AutoresetMode.NEXT_STEP},
     )
-    trainer.mode = AutoresetMode.NEXT_STEP
-    trainer.obs, _ = trainer.env.reset(seed=0)
+    trainer.collector = Collector(env, seed=0, obs_to_tensor=trainer.obs_tensor, norm=trainer.norm)
+    assert trainer.collector.mode == AutoresetMode.NEXT_STEP
     trainer.collect(400)
     r = trainer.replay
     n = r.size
@@ -422,7 +425,7 @@ def test_update_steps_read_no_tensor_value_on_the_host(tmp_path, monkeypatch, en
     if algo != "awr":  # (AWR's steps reach no value-reading check)
         # The rule is live: outside the skip, a fused op's value check reads the host and trips.
         with pytest.raises(AssertionError, match="host read"):
-            trainer.critic_fn(trainer._batch())
+            trainer.critic_fn(trainer.sample_batch())
     monkeypatch.undo()
     assert set(stats) >= {"critic_loss", "actor_loss"}
     assert all(bool(torch.isfinite(v).all()) for v in stats.values())

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from qwr_fast.replay import Replay
+from qwr_fast.data.replay import Replay
 
 E = 3
 

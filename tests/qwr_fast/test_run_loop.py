@@ -1,4 +1,4 @@
-"""The trainers' shared loop bookkeeping (qwr_fast/trainers/_loop.py): the run-directory
+"""The trainers' shared loop bookkeeping (qwr_fast/trainers/runlog.py): the run-directory
 guard of every trainer, the fresh start that deletes an overwritten run's checkpoints, the
 atomic config.json, and the evaluation / checkpoint schedule."""
 
@@ -8,8 +8,9 @@ import os
 
 import pytest
 
+from qwr_fast.cli import ppo_train
 from qwr_fast.trainers import aql, dqn, ppo, qwr
-from qwr_fast.trainers._loop import Every, RunLog
+from qwr_fast.trainers.runlog import Every, RunLog
 
 TRAINERS = {
     "qwr": (qwr.QWRConfig, qwr.QWRTrainer),
@@ -38,7 +39,7 @@ def test_fresh_run_refuses_a_directory_with_checkpoints(tmp_path, name, stale):
 def test_cli_refusal_is_a_one_line_exit_2(tmp_path, capsys):
     (tmp_path / "checkpoint.pt").write_bytes(b"another run")
     argv = ["--env", "BitFlip-4", "--run-dir", str(tmp_path), "--total-steps", "8"]
-    assert ppo.main(argv) == 2
+    assert ppo_train.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--overwrite" in err
 

@@ -4,7 +4,7 @@ from torch import nn
 
 from qwr_fast.kernels._common import poison_outputs
 from qwr_fast.kernels.sampled_q_head import sampled_q_head_reference
-from qwr_fast.nn.sampled_q import SampledQ, TwinSampledQ
+from qwr_fast.nn.sampled_q import SampledQ
 
 RTOL = 1e-5
 
@@ -80,37 +80,11 @@ def test_custom_body():
     close(q.q_sampled(obs, actions), q(obs, actions).detach())
 
 
-def test_twin_min_and_independence():
-    twin = TwinSampledQ(5, action_dim=2, hidden=16)
-    obs, actions = torch.randn(4, 5), torch.randn(4, 3, 2)
-    q1, q2 = twin(obs, actions)
-    assert not torch.allclose(q1, q2)
-    expected = torch.minimum(q1, q2)
-    close(twin.min_q(obs, actions), expected)
-    close(twin.q_sampled(obs, actions), expected.detach())
-    p1, p2 = twin.q_sampled(obs, actions, reduce="none")
-    close(p1, q1.detach())
-    close(p2, q2.detach())
-    twin.min_q(obs, actions).sum().backward()
-    assert twin.q1.fc.weight.grad is not None and twin.q2.fc.weight.grad is not None
-
-
-def test_twin_copies_a_given_body():
-    body = nn.Sequential(nn.Linear(5, 16), nn.ReLU())
-    twin = TwinSampledQ(5, action_dim=2, hidden=16, body=body)
-    assert twin.q1.body is body and twin.q2.body is not body
-    assert twin.q2.body[0].weight.data_ptr() != body[0].weight.data_ptr()
-
-
 def test_bad_arguments():
     with pytest.raises(ValueError, match="action_dim"):
         SampledQ(4, hidden=8)
     with pytest.raises(ValueError, match="num_actions"):
         SampledQ(4, action_dim=2, num_actions=3, hidden=8)
-    with pytest.raises(ValueError, match="reduce"):
-        TwinSampledQ(4, action_dim=2, hidden=8).q_sampled(
-            torch.randn(2, 4), torch.randn(2, 3, 2), reduce="max"
-        )
     q = SampledQ(4, num_actions=3, hidden=8)
     with pytest.raises(ValueError, match="actions must be in"):
         q.q_sampled(torch.randn(2, 4), torch.full((2, 3), 3))

@@ -3,8 +3,8 @@ report the score.
 
 ``qwr-search --env ENV_ID --blueprint DIR/checkpoint.pt --planner {blueprint,sparta,mcts,
 policy-ft,q-ft} --episodes E --seed S [--budget-steps N | --budget-seconds X] [--horizon H]
-[--out FILE.csv]``. ``q-ft`` takes a DQN checkpoint (:mod:`qwr_fast.trainers.dqn`, whose
-replay is the global buffer), the others a ``ppo-train`` checkpoint. Prints a one-row table
+[--out FILE.csv]``. ``q-ft`` takes a ``dqn-train`` checkpoint (whose replay is the global
+buffer), the others a ``ppo-train`` checkpoint (:mod:`qwr_fast.blueprints`). Prints a one-row table
 and appends one CSV row per run with the columns of :data:`CSV_COLUMNS` (score mean +- s.e.m.
 over episodes, win rate where the env defines a perfect score, env steps, gradient steps and
 seconds per move, the fraction of searches whose result was adopted). Exit code 0 on success,
@@ -31,7 +31,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from qwr_fast.checkpoint import CheckpointError
+from qwr_fast.blueprints import load_blueprint, load_q_blueprint
+from qwr_fast.cli.common import USER_ERRORS, error, first_line
 from qwr_fast.planners.blueprint import BlueprintPlanner
 from qwr_fast.planners.core import Budget
 from qwr_fast.planners.mcts import MCTS, MCTSConfig
@@ -173,8 +174,6 @@ def make_planner(cfg: SearchConfig, net, sim, replay=None):
 def run_search(cfg: SearchConfig) -> dict:
     """Play ``cfg.episodes`` episodes; returns the CSV row (also appended to ``cfg.out``)."""
     from qwr_fast.envs import make
-    from qwr_fast.trainers.dqn import load_q_blueprint
-    from qwr_fast.trainers.ppo import load_blueprint
 
     for name in ("episodes", "width", "max_moves", "threads"):
         if getattr(cfg, name) < 1:
@@ -289,9 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         row = run_search(cfg)
-    except (ValueError, TypeError, CheckpointError, FileNotFoundError) as e:
-        print(f"{prog}: error: {str(e).splitlines()[0] if str(e) else e!r}", file=sys.stderr)
-        return 2
+    except USER_ERRORS as e:
+        return error(prog, first_line(e))
     print(
         "| planner | episodes | score (mean +- s.e.m.) | moves/episode | env steps/move "
         "| s/move | adopted |"

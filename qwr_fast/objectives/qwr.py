@@ -1,12 +1,12 @@
 """Losses of QWR and of its AWR baseline: each maps a replay batch to named scalar tensors.
 
 Kozakowski et al., "Q-Value Weighted Regression" (arXiv 2102.06782), Algorithm 2, with the
-choices of the reference implementation (google/trax ``SamplingAWR``) listed in
-``docs``/REFERENCE section 1: actions for both critic and actor are sampled from the behaviour
+choices of the reference implementation (google/trax ``rl/actor_critic.py``, ``SamplingAWR``):
+actions for both critic and actor are sampled from the behaviour
 distribution ``mu`` stored in the replay, target Q is evaluated by the fused
 :func:`~qwr_fast.kernels.sampled_q_head` on the target network, the margin target by
 :func:`~qwr_fast.kernels.lse_backup`, and the actor loss by :func:`~qwr_fast.kernels.awr_loss`.
-Networks are positional, knobs keyword-only. Batches are :class:`qwr_fast.replay.ReplayBatch`
+Networks are positional, knobs keyword-only. Batches are :class:`qwr_fast.data.ReplayBatch`
 with observations already normalised.
 """
 
@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qwr_fast.data.replay import ReplayBatch
+from qwr_fast.estimators import discounts, qwr_margin_target, td_lambda
 from qwr_fast.kernels import awr_loss
 from qwr_fast.nn.policy import sample_from_mu
-from qwr_fast.replay import ReplayBatch
-from qwr_fast.returns import discounts, qwr_margin_target, td_lambda
 
 __all__ = [
     "qwr_critic_loss",
@@ -27,7 +27,6 @@ __all__ = [
     "awr_critic_loss",
     "awr_actor_loss",
     "bc_actor_loss",
-    "TargetSync",
 ]
 
 ADV_EPS = 1e-5
@@ -198,31 +197,3 @@ def bc_actor_loss(policy: nn.Module, batch: ReplayBatch) -> dict[str, torch.Tens
     """Behaviour cloning: the negative log-likelihood of the stored ``a_t`` at ``s_t`` (AWR
     with every weight 1). Returns ``actor_loss``."""
     return {"actor_loss": -policy.log_prob(batch.obs, batch.action).mean()}
-
-
-class TargetSync:
-    """Keeps ``target`` in step with ``online``: a hard copy every ``every`` calls of
-    :meth:`step` (``polyak=1``), or ``target.lerp_(online, polyak)`` every call otherwise."""
-
-    def __init__(
-        self, online: nn.Module, target: nn.Module, *, every: int = 50, polyak: float = 1.0
-    ) -> None:
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
-        if not 0.0 < polyak <= 1.0:
-            raise ValueError(f"polyak must be in (0, 1], got {polyak}")
-        self.online, self.target = online, target
-        self.every, self.polyak = every, polyak
-        self.count = 0
-        target.load_state_dict(online.state_dict())
-        target.requires_grad_(False)
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.count += 1
-        if self.polyak < 1.0:
-            for t, o in zip(self.target.parameters(), self.online.parameters(), strict=True):
-                t.lerp_(o, self.polyak)
-        elif self.count % self.every == 0:
-            for t, o in zip(self.target.parameters(), self.online.parameters(), strict=True):
-                t.copy_(o)

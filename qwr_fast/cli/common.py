@@ -1,18 +1,30 @@
-"""The command-line front shared by the trainers' entry points (qwr-, aql-, ppo-, dqn-train)."""
+"""Argument handling shared by the entry points: presets before flags, ``--resume``, one-line
+errors (exit status 2)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from qwr_fast.checkpoint import CheckpointError
+
+__all__ = ["USER_ERRORS", "error", "trainer_from_argv", "train_main"]
+
+USER_ERRORS = (ValueError, TypeError, CheckpointError, FileNotFoundError)
+"""The exceptions an entry point reports as one line (bad flags, files, checkpoints)."""
 
 
 def error(prog: str, msg: str) -> int:
     """Print ``prog: error: msg`` to stderr; return the exit status 2."""
     print(f"{prog}: error: {msg}", file=sys.stderr)
     return 2
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none)."""
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
 def trainer_from_argv(
@@ -37,5 +49,25 @@ def trainer_from_argv(
         if any(a.startswith("--total-steps") for a in argv):
             overrides["total_steps"] = cfg.total_steps
         return trainer_cls.resumed(cfg.resume, **overrides)
-    except (ValueError, TypeError, CheckpointError, FileNotFoundError) as e:
-        return error(prog, str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except USER_ERRORS as e:
+        return error(prog, first_line(e))
+
+
+def train_main(
+    prog: str,
+    config_cls: type,
+    trainer_cls: type,
+    presets: dict,
+    argv: list[str] | None,
+    summary: Callable[[Any, dict], str],
+) -> int:
+    """A training entry point: parse ``argv`` (``sys.argv[1:]`` when None), train, print
+    ``summary(trainer, last_eval)``. Exit status 0, or 2 after a one-line error."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    trainer = trainer_from_argv(prog, config_cls, trainer_cls, presets, argv)
+    if isinstance(trainer, int):
+        return trainer
+    last = trainer.train()
+    if last:
+        print(summary(trainer, last))
+    return 0

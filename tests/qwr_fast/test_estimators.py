@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from qwr_fast.returns import discounts, q_scale, qwr_margin_target, td_lambda
+from qwr_fast.estimators import discounts, q_scale, qwr_margin_target, td_lambda
 
 
 def _loop_target(q, r, d, stop, *, mode, tau, lam, normalize):

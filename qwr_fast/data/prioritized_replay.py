@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from qwr_fast.replay import Replay, ReplayBatch
+from qwr_fast.data.replay import Replay, ReplayBatch
 
 __all__ = ["SumTree", "PrioritizedReplay", "PrioritizedBatch", "annealed_beta"]
 

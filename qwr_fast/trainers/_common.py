@@ -1,0 +1,210 @@
+"""What every trainer does the same way: the process set-up (device, threads, seeds, the heap),
+the RNG streams a checkpoint carries, one optimiser step, the evaluation episodes, and saving
+and resuming a run."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import random
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+
+from qwr_fast.blueprints import CHECKPOINT_FORMAT
+from qwr_fast.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from qwr_fast.data.collect import autoreset_mode
+from qwr_fast.trainers.runlog import LATEST, plot_eval_curve
+
+__all__ = [
+    "SAMPLED_GREEDY_EVAL_COLUMNS",
+    "Trainer",
+    "eval_returns",
+    "load_rng_state",
+    "optimizer_step",
+    "plot_sampled_greedy",
+    "resolve_device",
+    "retain_freed_memory",
+    "rng_state",
+    "seed_everything",
+]
+
+
+def resolve_device(choice: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``; ValueError for ``cuda`` without a
+    CUDA device."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    cuda = choice == "cuda" or (choice == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if cuda else "cpu")
+
+
+def seed_everything(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """Seed python's, numpy's global and torch's RNGs; returns a generator on ``device`` seeded
+    with ``seed`` (the trainer's own stream)."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (global stream used by third-party envs)
+    torch.manual_seed(seed)
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def rng_state(gen: torch.Generator, np_gen: np.random.Generator | None = None) -> dict:
+    """Every RNG stream of a run (the checkpoint's ``rng`` entry)."""
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),  # noqa: NPY002
+        "torch": torch.get_rng_state(),
+        "gen": gen.get_state(),
+    }
+    if np_gen is not None:
+        state["np_gen"] = np_gen.bit_generator.state
+    return state
+
+
+def load_rng_state(
+    state: dict, gen: torch.Generator, np_gen: np.random.Generator | None = None
+) -> None:
+    """Restore :func:`rng_state`."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["gen"])
+    if np_gen is not None:
+        np_gen.bit_generator.state = state["np_gen"]
+
+
+SAMPLED_GREEDY_EVAL_COLUMNS = [
+    "step",
+    "return_mean",
+    "return_std",
+    "return_mean_greedy",
+    "return_std_greedy",
+]
+"""``eval.csv`` of ppo-train (sampled actions and argmax) and dqn-train (epsilon 0.05 and 0)."""
+
+
+def plot_sampled_greedy(run_dir: str, *, title: str = "") -> str | None:
+    """Write ``curve.png`` (eval return vs env steps, sampled and greedy) from ``eval.csv``."""
+    return plot_eval_curve(
+        run_dir, [("return_mean", "sampled"), ("return_mean_greedy", "greedy")], title=title
+    )
+
+
+def optimizer_step(opt: torch.optim.Optimizer, params, loss: torch.Tensor, grad_clip: float):
+    """Zero the gradients, backpropagate ``loss``, clip the global grad norm of ``params`` to
+    ``grad_clip`` (0: no clip) and step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+
+
+def eval_returns(env, act: Callable[[np.ndarray], np.ndarray], *, seed: int, max_steps: int):
+    """Return ``[num_envs]`` of the first episode of each env of ``env`` (reset with ``seed``),
+    acting with ``act(obs) -> env actions``; an episode unfinished after ``max_steps`` steps
+    counts its partial return."""
+    E = env.num_envs
+    obs, _ = env.reset(seed=seed)
+    ret = np.zeros(E)
+    finished = np.zeros(E, dtype=bool)
+    disabled = autoreset_mode(env) == AutoresetMode.DISABLED
+    for _ in range(max_steps):
+        if finished.all():
+            break
+        obs, r, term, trunc, _ = env.step(act(obs))
+        ret += np.where(finished, 0.0, r)
+        done = np.logical_or(term, trunc)
+        finished |= done
+        if disabled and done.any():
+            obs, _ = env.reset(options={"reset_mask": done})
+    return ret
+
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 << 20  # glibc's documented maximum on 64-bit systems
+TRIM_THRESHOLD = 512 << 20
+
+
+def retain_freed_memory() -> bool:
+    """Keep freed memory in the process heap (glibc), so per-step activations stop
+    page-faulting: raise glibc's mmap threshold to 32 MB and its trim threshold to 512 MB.
+
+    A training step on the CPU allocates and frees the same MB-sized activations every step
+    (the target network's ``[3072, 256]`` head at the MuJoCo config is 3 MB). glibc serves
+    blocks above its mmap threshold with fresh ``mmap`` calls and returns freed heap tops to
+    the OS above its trim threshold, so those blocks come back as new pages that fault on
+    first touch, every step: 215K minor faults per second in a two-thread HalfCheetah run
+    (docs/results.md). Returns True when both took effect, False where there is no glibc
+    (macOS, musl, Windows): then nothing changes.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, TypeError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    )
+
+
+class Trainer:
+    """Saving and resuming, the same for every trainer. A subclass sets ``config_cls``,
+    ``CHECKPOINT_KIND`` (None: the checkpoint has no ``kind`` entry) and ``FIXED_CHECKPOINT``
+    (True: the latest state is ``checkpoint.pt``, the planners' blueprint; False: the newest
+    ``ckpt_<step>.pt``), and has ``cfg``, ``global_step``, ``state_dict()`` and
+    ``load_state_dict()``."""
+
+    config_cls: type
+    CHECKPOINT_KIND: str | None = None
+    FIXED_CHECKPOINT = False
+    SNAPSHOTS = True
+
+    def save(self) -> str:
+        """Write the checkpoint(s) atomically and prune old snapshots; returns the path of the
+        latest state."""
+        state = self.state_dict()
+        run_dir = self.cfg.run_dir
+        path = os.path.join(run_dir, f"ckpt_{self.global_step}.pt")
+        if self.SNAPSHOTS:
+            save_checkpoint(path, state)
+        if self.FIXED_CHECKPOINT:
+            path = os.path.join(run_dir, LATEST)
+            save_checkpoint(path, state)
+        if self.SNAPSHOTS:
+            prune_checkpoints(run_dir, self.cfg.keep_checkpoints)
+        return path
+
+    @classmethod
+    def resumed(cls, run_dir: str, **overrides):
+        """A trainer restored from the latest checkpoint of ``run_dir`` (its saved config,
+        with ``overrides`` such as a larger ``total_steps``)."""
+        fixed = os.path.join(run_dir, LATEST)
+        state = load_checkpoint(fixed if cls.FIXED_CHECKPOINT else latest_checkpoint(run_dir))
+        cls.check_kind(state, run_dir)
+        cfg = cls.config_cls(
+            **{**state["config"], **overrides, "resume": run_dir, "run_dir": run_dir}
+        )
+        trainer = cls(cfg)
+        trainer.load_state_dict(state)
+        return trainer
+
+    @classmethod
+    def check_kind(cls, state: dict, where: str) -> None:
+        """ValueError unless ``state`` is this trainer's checkpoint of the current format."""
+        if state.get("kind") != cls.CHECKPOINT_KIND or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(
+                f"{where}: checkpoint kind/format {state.get('kind')!r}/{state.get('format')}, "
+                f"expected {cls.CHECKPOINT_KIND!r}/{CHECKPOINT_FORMAT}"
+            )
