@@ -21,7 +21,7 @@ for env in ${ENVS:-Hopper-v5 HalfCheetah-v5 Humanoid-v5}; do
         continue  # finished earlier
       fi
       flock "/tmp/core${CORE:-1}.lock" taskset -c "${CORE:-1}" env OMP_NUM_THREADS=1 \
-        "$PY" -c 'import sys; from qwr_fast.trainers.aql import main; sys.exit(main())' \
+        "$PY" -m qwr_fast.cli aql-train \
         --preset mujoco --env "$env" --algo "$algo" --total-steps "$STEPS" --seed "$seed" \
         --learning-starts 1000 --hidden 128 --proposal-width 128 --batch-size 64 \
         --eval-every "${EVAL_EVERY:-2000}" --run-dir "$dir" --no-progress --no-tensorboard --overwrite

@@ -26,7 +26,7 @@ for n in $SIZES; do
 done
 run() {
   local env=$1 algo=$2 seed=$3
-  $PREFIX "$PY" -c 'import sys; from qwr_fast.trainers.aql import main; sys.exit(main())' \
+  $PREFIX "$PY" -m qwr_fast.cli aql-train \
     --preset bitflip --env "$env" --algo "$algo" --total-steps "$STEPS" --seed "$seed" \
     --num-proposal "$NP" --num-uniform "$NU" --run-dir "$ROOT/${env}_${algo}_s${seed}" \
     --no-progress --no-tensorboard --overwrite $EXTRA

@@ -12,10 +12,10 @@ STAGE=${1:-all}
 if [[ $STAGE == blueprints || $STAGE == all ]]; then
   # Small blueprints: Hanabi-Small (2 colours x 5 ranks, hand 2, 3 hints, 1 life; max 10) and
   # Hanabi-Hard (the full 5 x 5 game with 2 hint tokens; max 25).
-  $PY -m qwr_fast.trainers.ppo --env Hanabi-Small --preset hanabi --total-steps 1500000 \
+  $PY -m qwr_fast.cli ppo-train --env Hanabi-Small --preset hanabi --total-steps 1500000 \
     --seed 0 --run-dir runs/hanabi/ppo_small_s0 --eval-every 100000 --checkpoint-every 250000 \
     --no-progress --no-tensorboard --overwrite > runs/hanabi/ppo_small_s0.log 2>&1
-  $PY -m qwr_fast.trainers.ppo --env Hanabi-Hard --preset hanabi --total-steps 1500000 \
+  $PY -m qwr_fast.cli ppo-train --env Hanabi-Hard --preset hanabi --total-steps 1500000 \
     --seed 0 --run-dir runs/hanabi/ppo_hard_s0 --eval-every 100000 --checkpoint-every 250000 \
     --no-progress --no-tensorboard --overwrite > runs/hanabi/ppo_hard_s0.log 2>&1
 fi
@@ -35,10 +35,10 @@ if [[ $STAGE == search || $STAGE == all ]]; then
     BP=runs/hanabi/ppo_${variant}_s0/checkpoint.pt
     OUT=runs/hanabi/search_${variant}.csv
     COMMON="--env $env --blueprint $BP --episodes $EPISODES --seed 0 --width 20 --horizon 10 --greedy --z 2 --belief-candidates 160 --out $OUT"
-    ( $PY -m qwr_fast.planners.cli $COMMON --planner blueprint
-      $PY -m qwr_fast.planners.cli $COMMON --planner sparta --budget-steps 1000 --no-sparta-paired
-      $PY -m qwr_fast.planners.cli $COMMON --planner policy-ft --budget-steps 1000 --replan-every 1
-      $PY -m qwr_fast.planners.cli $COMMON --planner policy-ft --joint --budget-steps 10000 --replan-every 10
+    ( $PY -m qwr_fast.cli qwr-search $COMMON --planner blueprint
+      $PY -m qwr_fast.cli qwr-search $COMMON --planner sparta --budget-steps 1000 --no-sparta-paired
+      $PY -m qwr_fast.cli qwr-search $COMMON --planner policy-ft --budget-steps 1000 --replan-every 1
+      $PY -m qwr_fast.cli qwr-search $COMMON --planner policy-ft --joint --budget-steps 10000 --replan-every 10
     ) > runs/hanabi/search_${variant}.log 2>&1 &
   done
   wait
@@ -50,7 +50,7 @@ if [[ $STAGE == sparta_full || $STAGE == all ]]; then
   for variant in small hard; do
     env=Hanabi-${variant^}
     EPISODES=50; [[ $variant == hard ]] && EPISODES=30
-    $PY -m qwr_fast.planners.cli --env $env --blueprint runs/hanabi/ppo_${variant}_s0/checkpoint.pt \
+    $PY -m qwr_fast.cli qwr-search --env $env --blueprint runs/hanabi/ppo_${variant}_s0/checkpoint.pt \
       --episodes $EPISODES --seed 0 --width 20 --horizon 100 --greedy --z 2 --belief-candidates 160 \
       --planner sparta --budget-steps 4000 --no-sparta-paired --out runs/hanabi/search_${variant}.csv
   done > runs/hanabi/search_sparta_full.log 2>&1
@@ -62,7 +62,7 @@ if [[ $STAGE == sparta_paired || $STAGE == all ]]; then
   for variant in small hard; do
     env=Hanabi-${variant^}
     EPISODES=50; [[ $variant == hard ]] && EPISODES=30
-    $PY -m qwr_fast.planners.cli --env $env --blueprint runs/hanabi/ppo_${variant}_s0/checkpoint.pt \
+    $PY -m qwr_fast.cli qwr-search --env $env --blueprint runs/hanabi/ppo_${variant}_s0/checkpoint.pt \
       --episodes $EPISODES --seed 0 --width 20 --horizon 10 --greedy --z 2 --belief-candidates 160 \
       --planner sparta --budget-steps 4000 --out runs/hanabi/search_${variant}_paired.csv \
       > runs/hanabi/search_${variant}_paired.log 2>&1 &
@@ -73,7 +73,7 @@ fi
 if [[ $STAGE == ablation ]]; then
   # The first SPARTA run on Hanabi-Hard: beliefs from the chance posterior alone (no blueprint
   # likelihood) and no z margin (epsilon = 0 on 5 rollouts per action).
-  $PY -m qwr_fast.planners.cli --env Hanabi-Hard --blueprint runs/hanabi/ppo_hard_s0/checkpoint.pt \
+  $PY -m qwr_fast.cli qwr-search --env Hanabi-Hard --blueprint runs/hanabi/ppo_hard_s0/checkpoint.pt \
     --episodes 50 --seed 0 --width 20 --horizon 10 --greedy --planner sparta --budget-steps 1000 \
     --no-sparta-paired --out runs/hanabi/search_hard_ablation.csv > runs/hanabi/search_hard_ablation.log 2>&1
 fi

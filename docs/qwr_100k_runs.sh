@@ -38,7 +38,7 @@ for spec in $RUNS; do
   fi
   flock "/tmp/core${CORE}.lock" taskset -c "$CORE" env OMP_NUM_THREADS=1 \
     /usr/bin/time -a -f "%e" -o "$run/wall_s.txt" \
-    "$PY" -c 'import sys; from qwr_fast.cli import qwr_train_main; sys.exit(qwr_train_main())' \
+    "$PY" -m qwr_fast.cli qwr-train \
     "${args[@]}"
 done
 "$PY" - "$ROOT" "${RANDOM_EPISODES:-0}" "${ARCHIVE:-docs/runs}" $RUNS <<'PYEOF'

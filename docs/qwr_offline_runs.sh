@@ -15,14 +15,14 @@ OFFLINE_STEPS=${3:-10000}
 ROOT=runs/offline_hc
 CORE=${CORE:-0}
 pinned() { flock "/tmp/core${CORE}.lock" taskset -c "$CORE" env OMP_NUM_THREADS=1 "$@"; }
-train() { pinned "$PY" -c 'import sys; from qwr_fast.cli import qwr_train_main; sys.exit(qwr_train_main())' "$@"; }
+train() { pinned "$PY" -m qwr_fast.cli qwr-train "$@"; }
 mkdir -p "$ROOT"
 if [ ! -f "$ROOT/behaviour/eval.csv" ]; then
   train --preset mujoco --env HalfCheetah-v5 --algo qwr-lse --total-steps "$BEHAVIOUR_STEPS" \
     --seed 0 --eval-every 5000 --run-dir "$ROOT/behaviour" --no-progress --no-tensorboard
 fi
 if [ ! -f "$ROOT/data.npz" ]; then
-  pinned "$PY" -c 'import sys; from qwr_fast.cli import qwr_collect_main; sys.exit(qwr_collect_main())' \
+  pinned "$PY" -m qwr_fast.cli qwr-collect \
     --env HalfCheetah-v5 --policy checkpoint --checkpoint "$ROOT/behaviour" --steps "$DATA_STEPS" \
     --out "$ROOT/data.npz" --seed 1
 fi

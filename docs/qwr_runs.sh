@@ -22,7 +22,7 @@ for seed in 0 1 2; do
     mkdir -p "$run"
     flock "/tmp/core${CORE}.lock" taskset -c "$CORE" env OMP_NUM_THREADS=1 \
       /usr/bin/time -f "%e" -o "$run/wall_s.txt" \
-      "$PY" -c 'import sys; from qwr_fast.cli import qwr_train_main; sys.exit(qwr_train_main())' \
+      "$PY" -m qwr_fast.cli qwr-train \
       --preset bitflip --env BitFlip-32 --algo "$algo" --total-steps "$STEPS" --seed "$seed" \
       --run-dir "$run" --no-progress "$@"
   done

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from qwr_fast.checkpoint import CheckpointError
@@ -54,20 +53,15 @@ def trainer_from_argv(
 
 
 def train_main(
-    prog: str,
-    config_cls: type,
-    trainer_cls: type,
-    presets: dict,
-    argv: list[str] | None,
-    summary: Callable[[Any, dict], str],
+    prog: str, config_cls: type, trainer_cls: type, presets: dict, argv: list[str] | None
 ) -> int:
     """A training entry point: parse ``argv`` (``sys.argv[1:]`` when None), train, print
-    ``summary(trainer, last_eval)``. Exit status 0, or 2 after a one-line error."""
+    the trainer's ``summary(last_eval)``. Exit status 0, or 2 after a one-line error."""
     argv = list(sys.argv[1:] if argv is None else argv)
     trainer = trainer_from_argv(prog, config_cls, trainer_cls, presets, argv)
     if isinstance(trainer, int):
         return trainer
     last = trainer.train()
     if last:
-        print(summary(trainer, last))
+        print(trainer.summary(last))
     return 0

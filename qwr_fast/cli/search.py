@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from qwr_fast.blueprints import load_blueprint, load_q_blueprint
+from qwr_fast.checks import check_fields
 from qwr_fast.cli.common import USER_ERRORS, error, first_line
 from qwr_fast.planners.blueprint import BlueprintPlanner
 from qwr_fast.planners.core import Budget
@@ -175,9 +176,7 @@ def run_search(cfg: SearchConfig) -> dict:
     """Play ``cfg.episodes`` episodes; returns the CSV row (also appended to ``cfg.out``)."""
     from qwr_fast.envs import make
 
-    for name in ("episodes", "width", "max_moves", "threads"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    check_fields(cfg, "episodes width max_moves threads", ">= 1")
     if cfg.planner != "blueprint" and cfg.budget_steps is None and cfg.budget_seconds is None:
         raise ValueError(f"--planner {cfg.planner} needs --budget-steps and/or --budget-seconds")
     torch.set_num_threads(cfg.threads)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from qwr_fast.checks import check_fields
 from qwr_fast.envs import EnvState
 from qwr_fast.planners.core import Blueprint, Budget, SearchResult, check_root, obs_tensor
 
@@ -37,12 +38,9 @@ class MCTSConfig:
     gamma: float = 0.99
 
     def __post_init__(self) -> None:
-        if self.c < 0 or self.beta < 0:
-            raise ValueError(f"c and beta must be >= 0, got c={self.c}, beta={self.beta}")
-        if self.max_depth < 1:
-            raise ValueError(f"max_depth must be >= 1, got {self.max_depth}")
-        if not 0 <= self.gamma <= 1:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        check_fields(self, "c beta", ">= 0", flags=False)
+        check_fields(self, "max_depth", ">= 1", flags=False)
+        check_fields(self, "gamma", "[0, 1]", flags=False)
 
 
 class Node:

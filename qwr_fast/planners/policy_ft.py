@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from qwr_fast.checks import check_fields
 from qwr_fast.envs import EnvState
 from qwr_fast.estimators import gae
 from qwr_fast.objectives.ppo import ppo_update
@@ -173,15 +174,9 @@ class PolicyFineTuneConfig:
     greedy: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "replan_every", "epochs", "num_minibatches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.accept_z < 0:
-            raise ValueError(f"accept_z must be >= 0, got {self.accept_z}")
-        if self.accept_rounds < 0:
-            raise ValueError(f"accept_rounds must be >= 0, got {self.accept_rounds}")
-        if not 0 <= self.gamma <= 1:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        check_fields(self, "horizon replan_every epochs num_minibatches", ">= 1", flags=False)
+        check_fields(self, "accept_z accept_rounds", ">= 0", flags=False)
+        check_fields(self, "gamma", "[0, 1]", flags=False)
 
 
 def finetune_policy(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from qwr_fast.checks import check_fields
 from qwr_fast.data.replay import Replay
 from qwr_fast.envs import EnvState
 from qwr_fast.nn.dueling_q import QBlueprint
@@ -53,14 +54,9 @@ class QFineTuneConfig:
     replan_every: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "batch_size", "target_every", "replan_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.updates < 0 or self.accept_rounds < 0:
-            raise ValueError("updates and accept_rounds must be >= 0")
-        for name in ("explore", "p_global"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        check_fields(self, "horizon batch_size target_every replan_every", ">= 1", flags=False)
+        check_fields(self, "updates accept_rounds", ">= 0", flags=False)
+        check_fields(self, "explore p_global", "[0, 1]", flags=False)
 
 
 class QFineTune:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from qwr_fast.checks import check_fields
 from qwr_fast.envs import EnvState
 from qwr_fast.planners.core import (
     Blueprint,
@@ -44,14 +45,9 @@ class SpartaConfig:
     paired: bool = True
 
     def __post_init__(self) -> None:
-        if self.horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {self.horizon}")
-        if not 0 <= self.gamma <= 1:
-            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
-        if self.epsilon < 0:
-            raise ValueError(f"epsilon must be >= 0, got {self.epsilon}")
-        if self.z < 0:
-            raise ValueError(f"z must be >= 0, got {self.z}")
+        check_fields(self, "horizon", ">= 1", flags=False)
+        check_fields(self, "gamma", "[0, 1]", flags=False)
+        check_fields(self, "epsilon z", ">= 0", flags=False)
 
 
 class Sparta:

@@ -21,12 +21,14 @@ from qwr_fast.checkpoint import (
     prune_checkpoints,
     save_checkpoint,
 )
+from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import autoreset_mode
 from qwr_fast.trainers.runlog import LATEST, plot_eval_curve
 
 __all__ = [
     "SAMPLED_GREEDY_EVAL_COLUMNS",
     "Trainer",
+    "check_per_fields",
     "eval_returns",
     "load_rng_state",
     "optimizer_step",
@@ -36,6 +38,14 @@ __all__ = [
     "rng_state",
     "seed_everything",
 ]
+
+
+def check_per_fields(cfg) -> None:
+    """The prioritised-replay fields of a config (``per_alpha``, ``per_beta0``,
+    ``per_beta_steps``, ``per_eps``)."""
+    check_fields(cfg, "per_alpha per_beta_steps", ">= 0")
+    check_fields(cfg, "per_beta0", "[0, 1]")
+    check_fields(cfg, "per_eps", "> 0")
 
 
 def resolve_device(choice: str) -> torch.device:

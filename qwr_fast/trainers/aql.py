@@ -6,7 +6,7 @@ maximization" (arXiv 2001.08116); the losses live in :mod:`qwr_fast.objectives.a
 network in :mod:`qwr_fast.nn.aql_net`. The same trainer runs the baselines by flag:
 ``uniform-ql`` (max over N + M uniform samples, no proposal) and ``exhaustive-dqn`` (max over
 every action, where the space is small enough to enumerate). Usage: ``aql-train --help``
-(:mod:`qwr_fast.cli.aql_train`). The run directory holds ``config.json``, ``eval.csv``,
+(:mod:`qwr_fast.cli.train`). The run directory holds ``config.json``, ``eval.csv``,
 ``train.csv``, ``ckpt_<step>.pt``, ``curve.png`` and ``tb/``.
 """
 
@@ -23,6 +23,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from qwr_fast.actions import ActionAdapter
+from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import Collector, autoreset_mode, make_env
 from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.data.replay import Replay
@@ -39,6 +40,7 @@ from qwr_fast.objectives.aql import (
 from qwr_fast.objectives.target_sync import TargetSync
 from qwr_fast.trainers._common import (
     Trainer,
+    check_per_fields,
     eval_returns,
     load_rng_state,
     optimizer_step,
@@ -182,36 +184,19 @@ class AQLConfig:
             "eval_every eval_episodes eval_max_steps checkpoint_every keep_checkpoints threads "
             "hidden proposal_width entropy_samples"
         )
-        for name in positive.split():
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        for name in ("num_proposal", "num_uniform", "updates_per_epoch", "learning_starts"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+        check_fields(self, positive, ">= 1")
+        check_fields(self, "num_proposal num_uniform updates_per_epoch learning_starts", ">= 0")
         if self.algo != "exhaustive-dqn" and self.num_proposal + self.num_uniform < 1:
             raise ValueError("--num-proposal + --num-uniform must be >= 1")
         if self.algo == "aql" and self.num_proposal < 1:
             raise ValueError("--algo aql needs --num-proposal >= 1 (use uniform-ql for N=0)")
         if self.bins == 1 or self.bins < 0:
             raise ValueError(f"--bins must be 0 (off) or >= 2, got {self.bins}")
-        for name in ("q_lr", "proposal_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0")
-        for name in ("eps_start", "eps_end", "eps_fraction"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1]")
-        if not 0 <= self.gamma < 1:
-            raise ValueError(f"--gamma must be in [0, 1), got {self.gamma}")
-        if self.entropy_coef < 0 or self.grad_clip < 0:
-            raise ValueError("--entropy-coef and --grad-clip must be >= 0")
-        if not self.per_alpha >= 0:
-            raise ValueError(f"--per-alpha must be >= 0, got {self.per_alpha}")
-        if not 0 <= self.per_beta0 <= 1:
-            raise ValueError(f"--per-beta0 must be in [0, 1], got {self.per_beta0}")
-        if self.per_beta_steps < 0 or not self.per_eps > 0:
-            raise ValueError("--per-beta-steps must be >= 0 and --per-eps > 0")
+        check_fields(self, "q_lr proposal_lr", "> 0")
+        check_fields(self, "eps_start eps_end eps_fraction", "[0, 1]")
+        check_fields(self, "gamma", "[0, 1)")
+        check_fields(self, "entropy_coef grad_clip", ">= 0")
+        check_per_fields(self)
 
 
 PRESETS: dict[str, dict] = {
@@ -529,6 +514,14 @@ class AQLTrainer(Trainer):
         self.last_eval, self.wall = c["last_eval"], c["wall"]
 
     # -------------------------------------------------------------------- loop
+    def summary(self, last: dict) -> str:
+        """The one line ``aql-train`` prints after the final evaluation ``last``."""
+        return (
+            f"{self.cfg.algo} on {self.cfg.env}: step {last['step']}, eval return "
+            f"{last['return_mean']:.3f} +- {last['return_std']:.3f}; "
+            f"curve: {self.cfg.run_dir}/curve.png"
+        )
+
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""
         cfg = self.cfg

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from qwr_fast.blueprints import CHECKPOINT_FORMAT
+from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import Collector
 from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.data.replay import Replay
@@ -34,6 +35,7 @@ from qwr_fast.objectives.dqn import double_q_loss
 from qwr_fast.trainers._common import (
     SAMPLED_GREEDY_EVAL_COLUMNS,
     Trainer,
+    check_per_fields,
     eval_returns,
     load_rng_state,
     optimizer_step,
@@ -121,24 +123,11 @@ class DQNConfig:
             "total_steps num_envs buffer_size batch_size train_every target_every hidden "
             "eval_every eval_episodes eval_max_steps checkpoint_every threads"
         )
-        for name in positive.split():
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
-        if not 0 <= self.gamma < 1:
-            raise ValueError(f"--gamma must be in [0, 1), got {self.gamma}")
-        for name in ("eps_start", "eps_end", "eps_fraction"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1]")
-        if not self.per_alpha >= 0:
-            raise ValueError(f"--per-alpha must be >= 0, got {self.per_alpha}")
-        if not 0 <= self.per_beta0 <= 1:
-            raise ValueError(f"--per-beta0 must be in [0, 1], got {self.per_beta0}")
-        if self.per_beta_steps < 0 or not self.per_eps > 0:
-            raise ValueError("--per-beta-steps must be >= 0 and --per-eps > 0")
+        check_fields(self, positive, ">= 1")
+        check_fields(self, "lr", "> 0")
+        check_fields(self, "gamma", "[0, 1)")
+        check_fields(self, "eps_start eps_end eps_fraction", "[0, 1]")
+        check_per_fields(self)
 
 
 PRESETS: dict[str, dict] = {
@@ -338,6 +327,13 @@ class DQNTrainer(Trainer):
         self.collector.load_state_dict(s, reset_seed=self.cfg.seed + c["global_step"])
         self.global_step, self.grad_steps = c["global_step"], c["grad_steps"]
         self.num_evals, self.last_eval, self.wall = c["num_evals"], c["last_eval"], c["wall"]
+
+    def summary(self, last: dict) -> str:
+        """The one line ``dqn-train`` prints after the final evaluation ``last``."""
+        return (
+            f"DQN on {self.cfg.env}: step {last['step']}, greedy eval return "
+            f"{last['return_mean_greedy']:.3f}; checkpoint: {self.cfg.run_dir}/checkpoint.pt"
+        )
 
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""

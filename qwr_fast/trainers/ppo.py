@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from qwr_fast.blueprints import CHECKPOINT_FORMAT
+from qwr_fast.checks import check_fields
 from qwr_fast.estimators import gae
 from qwr_fast.nn.actor_critic import ActorCritic
 from qwr_fast.nn.torsos import obs_tensor
@@ -127,22 +128,11 @@ class PPOConfig:
             "total_steps num_envs num_steps update_epochs num_minibatches hidden eval_every "
             "eval_episodes eval_max_steps checkpoint_every threads"
         )
-        for name in positive.split():
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        if self.keep_checkpoints < 0:
-            raise ValueError(f"--keep-checkpoints must be >= 0, got {self.keep_checkpoints}")
-        for name in ("lr", "clip_coef"):
-            if not getattr(self, name) > 0:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}"
-                )
-        if not 0 <= self.gae_lambda <= 1:
-            raise ValueError(f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
-        if not 0 <= self.gamma < 1:
-            raise ValueError(f"--gamma must be in [0, 1), got {self.gamma}")
+        check_fields(self, positive, ">= 1")
+        check_fields(self, "keep_checkpoints", ">= 0")
+        check_fields(self, "lr clip_coef", "> 0")
+        check_fields(self, "gae_lambda", "[0, 1]")
+        check_fields(self, "gamma", "[0, 1)")
         if (self.num_envs * self.num_steps) % self.num_minibatches:
             raise ValueError(
                 f"--num-minibatches ({self.num_minibatches}) must divide num_envs * num_steps "
@@ -306,6 +296,15 @@ class PPOTrainer(Trainer):
         c = s["counters"]
         self.global_step, self.updates = c["global_step"], c["updates"]
         self.num_evals, self.last_eval, self.wall = c["num_evals"], c["last_eval"], c["wall"]
+
+    def summary(self, last: dict) -> str:
+        """The one line ``ppo-train`` prints after the final evaluation ``last``."""
+        return (
+            f"PPO on {self.cfg.env}: step {last['step']}, eval return "
+            f"{last['return_mean']:.3f} +- {last['return_std']:.3f} (sampled), "
+            f"{last['return_mean_greedy']:.3f} (greedy); checkpoint: "
+            f"{self.cfg.run_dir}/checkpoint.pt"
+        )
 
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""

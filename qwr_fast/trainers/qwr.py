@@ -4,7 +4,7 @@ checkpoint.
 Kozakowski et al., "Q-Value Weighted Regression: Reinforcement Learning with Limited Data"
 (arXiv 2102.06782), Algorithm 2, with the final-config choices of the reference implementation
 (google/trax ``rl/actor_critic.py``, ``SamplingAWR``). Truncation bootstraps (the reference
-treated it as termination). Usage: ``qwr-train --help`` (:mod:`qwr_fast.cli.qwr_train`).
+treated it as termination). Usage: ``qwr-train --help`` (:mod:`qwr_fast.cli.train`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from qwr_fast.actions import ActionAdapter
+from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import Collector, make_env
 from qwr_fast.data.datasets import dataset_replay, load_dataset
 from qwr_fast.data.replay import Replay
@@ -184,23 +185,11 @@ class QWRConfig:
             "eval_every eval_episodes eval_max_steps checkpoint_every keep_checkpoints threads "
             "hidden"
         )
-        for name in positive.split():
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        for name in ("critic_steps", "actor_steps", "n_samples"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
-        for name in ("tau", "beta", "max_weight", "policy_std", "policy_lr", "q_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}"
-                )
-        if not 0 <= self.lam <= 1:
-            raise ValueError(f"--lam must be in [0, 1], got {self.lam}")
-        if not 0 <= self.gamma < 1:
-            raise ValueError(f"--gamma must be in [0, 1), got {self.gamma}")
+        check_fields(self, positive, ">= 1")
+        check_fields(self, "critic_steps actor_steps n_samples", ">= 0")
+        check_fields(self, "tau beta max_weight policy_std policy_lr q_lr", "> 0")
+        check_fields(self, "lam", "[0, 1]")
+        check_fields(self, "gamma", "[0, 1)")
 
 
 PRESETS: dict[str, dict] = {
@@ -549,6 +538,14 @@ class QWRTrainer(Trainer):
         self.num_evals, self.last_eval, self.wall = c["num_evals"], c["last_eval"], c["wall"]
 
     # -------------------------------------------------------------------- loop
+    def summary(self, last: dict) -> str:
+        """The one line ``qwr-train`` prints after the final evaluation ``last``."""
+        return (
+            f"{self.cfg.algo} on {self.cfg.env}: step {last['step']}, eval return "
+            f"{last['return_mean']:.3f} +- {last['return_std']:.3f} (temperature 0); "
+            f"curve: {self.cfg.run_dir}/curve.png"
+        )
+
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation."""
         cfg = self.cfg

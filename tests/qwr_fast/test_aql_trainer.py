@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qwr_fast.checkpoint import CheckpointError, latest_checkpoint
-from qwr_fast.cli.aql_train import main
+from qwr_fast.cli.train import aql_train as main
 from qwr_fast.trainers.aql import PRESETS, AQLConfig, AQLTrainer
 
 TINY = dict(

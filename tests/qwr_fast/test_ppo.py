@@ -9,7 +9,7 @@ import torch
 
 from qwr_fast.blueprints import load_blueprint
 from qwr_fast.checkpoint import CheckpointError, save_checkpoint
-from qwr_fast.cli.ppo_train import main
+from qwr_fast.cli.train import ppo_train as main
 from qwr_fast.estimators import gae
 from qwr_fast.nn.actor_critic import ActorCritic
 from qwr_fast.objectives.ppo import ppo_loss

@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode
 from qwr_fast.checkpoint import CheckpointError, latest_checkpoint
 from qwr_fast.cli.qwr_collect import CollectConfig, collect_dataset
 from qwr_fast.cli.qwr_collect import main as qwr_collect_main
-from qwr_fast.cli.qwr_train import main as qwr_train_main
+from qwr_fast.cli.train import qwr_train as qwr_train_main
 from qwr_fast.data.collect import Collector
 from qwr_fast.trainers.qwr import PRESETS, QWRConfig, QWRTrainer
 

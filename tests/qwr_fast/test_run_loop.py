@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from qwr_fast.cli import ppo_train
+from qwr_fast.cli.train import ppo_train
 from qwr_fast.trainers import aql, dqn, ppo, qwr
 from qwr_fast.trainers.runlog import Every, RunLog
 
@@ -39,7 +39,7 @@ def test_fresh_run_refuses_a_directory_with_checkpoints(tmp_path, name, stale):
 def test_cli_refusal_is_a_one_line_exit_2(tmp_path, capsys):
     (tmp_path / "checkpoint.pt").write_bytes(b"another run")
     argv = ["--env", "BitFlip-4", "--run-dir", str(tmp_path), "--total-steps", "8"]
-    assert ppo_train.main(argv) == 2
+    assert ppo_train(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--overwrite" in err
 
