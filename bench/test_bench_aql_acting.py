@@ -6,8 +6,8 @@ action input one-hot (A = 170) or ordinal (A = 17; the trainer's default with ``
   :func:`proposal_sample` call (on CPU a numba kernel, one sample's state in L1 across the D
   steps), Q of all candidates from the per-state gate through the head of
   :func:`sampled_q_head` (``candidate_actions`` of :mod:`qwr_fast.objectives.aql` +
-  ``AQLNet.q_candidates``; on CPU in chunks of 2048 candidates, the one-hot code summing D rows of ``W_a`` instead of the
-  one-hot GEMM).
+  ``AQLNet.q_candidates``; on CPU in chunks of 2048 candidates, the one-hot code summing D
+  rows of ``W_a`` instead of the one-hot GEMM).
 - ``naive``: the eager composite a user would write: the state repeated per candidate through
   the whole Q network (encoder included), the proposal sampled step by step with
   ``Categorical`` in Python.

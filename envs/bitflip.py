@@ -1,6 +1,7 @@
 """BitFlip and BitFlipSubset: the QWR poster's toy with 2^N states, as Numba vector envs.
 
-BitFlip (QWR poster, ``shared/seeds/000``): N bits; the action flips one bit (``Discrete(N)``);
+BitFlip (the toy task of the QWR poster, Kozakowski et al. 2021, arXiv 2102.06782): N bits;
+the action flips one bit (``Discrete(N)``);
 reward +1 if that bit went 0 -> 1, else -1. BitFlipSubset: the action flips any subset of the
 bits (``MultiBinary(N)``, 2^N actions); reward = (# bits flipped 0 -> 1) - (# flipped 1 -> 0),
 so flipping nothing gives 0.

@@ -84,3 +84,23 @@ def test_td_lambda_bad_input():
         td_lambda(torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(3))
     with pytest.raises(ValueError, match="lam"):
         td_lambda(torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(3, 2), lam=2.0)
+
+
+def test_n_step_target_by_the_recursion_equals_the_closed_form():
+    """The n-step target runs the one recursion; it equals the closed form
+    sum_{i<=k} (prod_{j<i} d_j) r_i + (prod_{j<=k} d_j) v_boot (k: first stop) to rounding."""
+    from qwr_fast.estimators import bootstrap_index, n_step_target
+
+    torch.manual_seed(0)
+    B, T = 64, 5
+    r, d, v = torch.randn(B, T), torch.rand(B, T), torch.randn(B)
+    stop = torch.rand(B, T) < 0.3
+    k = bootstrap_index(stop)
+    expected = torch.zeros(B)
+    for b in range(B):
+        disc = 1.0
+        for i in range(int(k[b]) + 1):
+            expected[b] += disc * r[b, i]
+            disc *= d[b, i]
+        expected[b] += disc * v[b]
+    torch.testing.assert_close(n_step_target(r, d, v, stop), expected, rtol=1e-5, atol=1e-5)
