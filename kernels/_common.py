@@ -1,13 +1,18 @@
 """Shared helpers of the op core: backend dispatch, input validation, AOT specs.
 
-This is the one small module every op file imports; it holds no op logic. Triton itself is
-imported lazily by the op files (``triton`` may be absent on non-Linux CPU installs).
+This is the one small module every op file imports; it holds no op logic and does not import
+Triton. The op files do, at module level (``import triton`` to define their ``@triton.jit``
+kernels), so importing ``qwr_fast.kernels`` needs the ``triton`` package even on a CPU-only
+machine (``pyproject.toml`` requires it on Linux); there the kernels run only under
+``TRITON_INTERPRET=1``. :func:`triton_available` asks for it again before ``backend="triton"``
+is chosen; only ``aot.py`` imports Triton lazily, inside its functions.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -83,8 +88,9 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 
 def value_checks_enabled(device: torch.device) -> bool:
     """Range checks (which read tensor values) always run on CPU; on CUDA they sync the host,
-    so they can be switched off with :func:`skip_value_checks` for CUDA-graph capture."""
-    if torch.compiler.is_compiling():
+    so they can be switched off with :func:`skip_value_checks` for CUDA-graph capture. Meta
+    tensors have no values: they are never value-checked (shape propagation still works)."""
+    if torch.compiler.is_compiling() or device.type == "meta":
         return False
     return device.type != "cuda" or _value_checks_on_cuda
 
@@ -187,6 +193,27 @@ def check_positive(name: str, value: float | torch.Tensor, device: torch.device)
         raise TypeError(f"{name} must be a float or a 0-dim tensor, got {type(value).__name__}")
     if not value > 0 or value == float("inf"):
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
+
+
+def check_scores(name: str, t: torch.Tensor, *, what: str, row: str) -> bool:
+    """Value checks of scores whose ``-inf`` entries mark excluded samples (the samples are the
+    last dim): NaN and +inf are errors, and every row (``row`` names its index, e.g. ``"b"``)
+    needs a finite entry. Returns False only when ``t`` is known to hold no ``-inf``, so that
+    the caller can skip its exclusion masks; True when the checks are off."""
+    if not value_checks_enabled(t.device) or t.numel() == 0:
+        return True
+    if math.isfinite(float(t.detach().sum())):
+        return False
+    finite = torch.isfinite(t)
+    if bool(finite.all()):  # finite entries whose sum overflowed
+        return False
+    if bool((torch.isnan(t) | torch.isposinf(t)).any()):
+        raise ValueError(f"{name} must not contain NaN or +inf (-inf marks an excluded sample)")
+    if not bool(finite.any(-1).all()):
+        raise ValueError(
+            f"{name} {what} needs at least one finite entry per {row} row; a row is all -inf"
+        )
+    return True
 
 
 def next_power_of_2(n: int) -> int:

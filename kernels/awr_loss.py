@@ -20,6 +20,10 @@ per-block partials (count, sum and centred second moment of the advantages, sum 
 weights) that are combined on the device (Chan et al.'s parallel variance); the forward kernel
 recomputes each row's baseline, writes the weights and a partial loss per block; the backward
 kernel loops over the n samples of a row block.
+
+Excluded samples (``q = -inf``, as in ``lse_backup``) get ``sw = 0`` and ``w = 0``: they leave
+the baseline, the normalisation statistics and ``S``, and contribute exactly 0 to the loss
+(also when their log-probability is ``-inf``) and to every gradient.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import triton.language as tl
 from ._common import (
     AOTSpec,
     check_positive,
+    check_scores,
     check_tensor,
     empty,
     next_power_of_2,
@@ -65,18 +70,21 @@ def _awr_loss_stats_kernel(
     mask = (rows < B)[:, None] & (cols < n)[None, :]
     q = tl.load(q_ptr + rows[:, None] * stride_qb + cols[None, :] * stride_qn, mask=mask, other=0.0)
     q = q.to(tl.float32)  # [BLOCK_B, BLOCK_N]
+    keep = mask & (q != float("-inf"))  # -inf marks an excluded sample
+    q_kept = tl.where(keep, q, 0.0)
     if HAS_SW:
         sw = tl.load(
             sw_ptr + rows[:, None] * stride_swb + cols[None, :] * stride_swn, mask=mask, other=0.0
         ).to(tl.float32)
-        v = tl.sum(sw * q, axis=1)  # [BLOCK_B]
+        sw = tl.where(keep, sw, 0.0)
+        v = tl.sum(sw * q_kept, axis=1)  # [BLOCK_B]
         sw_sum = tl.sum(tl.sum(sw, axis=1), axis=0)
     else:
-        v = tl.sum(q, axis=1) / n
-    adv = tl.where(mask, q - v[:, None], 0.0)
-    count = tl.sum(tl.sum(mask.to(tl.float32), axis=1), axis=0)
+        v = tl.sum(q_kept, axis=1) / tl.maximum(tl.sum(keep.to(tl.float32), axis=1), 1.0)
+    adv = tl.where(keep, q - v[:, None], 0.0)
+    count = tl.sum(tl.sum(keep.to(tl.float32), axis=1), axis=0)
     total = tl.sum(tl.sum(adv, axis=1), axis=0)
-    centred = tl.where(mask, adv - total / count, 0.0)
+    centred = tl.where(keep, adv - total / count, 0.0)
     m2 = tl.sum(tl.sum(centred * centred, axis=1), axis=0)
     if not HAS_SW:
         sw_sum = count
@@ -94,13 +102,15 @@ def _awr_row_baseline(
     mask = (rows < B)[:, None] & (cols < n)[None, :]
     q = tl.load(q_ptr + rows[:, None] * stride_qb + cols[None, :] * stride_qn, mask=mask, other=0.0)
     q = q.to(tl.float32)  # [BLOCK_B, BLOCK_N]
+    keep = mask & (q != float("-inf"))
+    q_kept = tl.where(keep, q, 0.0)
     if HAS_SW:
         sw = tl.load(
             sw_ptr + rows[:, None] * stride_swb + cols[None, :] * stride_swn, mask=mask, other=0.0
         ).to(tl.float32)
-        v = tl.sum(sw * q, axis=1)
+        v = tl.sum(tl.where(keep, sw, 0.0) * q_kept, axis=1)
     else:
-        v = tl.sum(q, axis=1) / n
+        v = tl.sum(q_kept, axis=1) / tl.maximum(tl.sum(keep.to(tl.float32), axis=1), 1.0)
     return v  # [BLOCK_B]
 
 
@@ -126,7 +136,7 @@ def _awr_column_coef(
 ):
     rmask = rows < B
     qj = tl.load(q_ptr + rows * stride_qb + j * stride_qn, mask=rmask, other=0.0).to(tl.float32)
-    adv = qj - v
+    adv = qj - v  # -inf for an excluded sample, whose weight is then exp(-inf) = 0
     if NORMALIZE:
         adv = (adv - adv_mean) / adv_den
     w = tl.minimum(tl.exp(adv * inv_beta), max_weight)
@@ -134,7 +144,7 @@ def _awr_column_coef(
         w = w * tl.load(sw_ptr + rows * stride_swb + j * stride_swn, mask=rmask, other=0.0).to(
             tl.float32
         )
-    return w * inv_sw_total  # [BLOCK_B]
+    return w * inv_sw_total, qj != float("-inf")  # [BLOCK_B] each
 
 
 @triton.jit
@@ -185,7 +195,7 @@ def _awr_loss_gaussian_fwd_kernel(
     adv_mean = tl.load(stats_ptr)
     adv_den = tl.load(stats_ptr + 1)
     inv_sw_total = 1.0 / tl.load(stats_ptr + 2)
-    inv_beta = 1.0 / tl.load(beta_ptr).to(tl.float32)
+    inv_beta = tl.minimum(1.0 / tl.load(beta_ptr).to(tl.float32), 3.4028234663852886e38)
     v = _awr_row_baseline(
         q_ptr, sw_ptr, rows, B, n, stride_qb, stride_qn, stride_swb, stride_swn, HAS_SW, BLOCK_N
     )
@@ -198,12 +208,13 @@ def _awr_loss_gaussian_fwd_kernel(
         ).to(tl.float32)  # [BLOCK_B, BLOCK_A]
         z = tl.where(mask, (a - mu) * inv_std, 0.0)
         lp = lp_const - 0.5 * tl.sum(z * z, axis=1)  # [BLOCK_B]
-        c = _awr_column_coef(
+        c, keep = _awr_column_coef(
             q_ptr, sw_ptr, rows, j, v, adv_mean, adv_den, inv_sw_total, inv_beta, max_weight,
             B, stride_qb, stride_qn, stride_swb, stride_swn, HAS_SW, NORMALIZE,
         )  # fmt: skip
         tl.store(coef_ptr + rows * n + j, c, mask=rmask)
-        acc += tl.where(rmask, c * lp, 0.0)
+        lp = tl.where(keep, lp, 0.0)  # an excluded sample (c = 0) may have lp = -inf
+        acc += tl.where(rmask & keep, c * lp, 0.0)
     tl.store(part_ptr + pid, tl.sum(acc, axis=0))
 
 
@@ -251,7 +262,7 @@ def _awr_loss_categorical_fwd_kernel(
     adv_mean = tl.load(stats_ptr)
     adv_den = tl.load(stats_ptr + 1)
     inv_sw_total = 1.0 / tl.load(stats_ptr + 2)
-    inv_beta = 1.0 / tl.load(beta_ptr).to(tl.float32)
+    inv_beta = tl.minimum(1.0 / tl.load(beta_ptr).to(tl.float32), 3.4028234663852886e38)
     v = _awr_row_baseline(
         q_ptr, sw_ptr, rows, B, n, stride_qb, stride_qn, stride_swb, stride_swn, HAS_SW, BLOCK_N
     )
@@ -260,12 +271,13 @@ def _awr_loss_categorical_fwd_kernel(
         a = tl.load(act_ptr + rows * stride_ab + j * stride_an, mask=rmask, other=0)  # [BLOCK_B]
         x_a = tl.load(logits_ptr + rows * stride_lb + a * stride_lk, mask=rmask, other=0.0)
         lp = x_a.to(tl.float32) - lse
-        c = _awr_column_coef(
+        c, keep = _awr_column_coef(
             q_ptr, sw_ptr, rows, j, v, adv_mean, adv_den, inv_sw_total, inv_beta, max_weight,
             B, stride_qb, stride_qn, stride_swb, stride_swn, HAS_SW, NORMALIZE,
         )  # fmt: skip
         tl.store(coef_ptr + rows * n + j, c, mask=rmask)
-        acc += tl.where(rmask, c * lp, 0.0)
+        lp = tl.where(keep, lp, 0.0)  # an excluded sample (c = 0) may have lp = -inf
+        acc += tl.where(rmask & keep, c * lp, 0.0)
     tl.store(part_ptr + pid, tl.sum(acc, axis=0))
 
 
@@ -470,7 +482,8 @@ def awr_loss_reference(
     normalize: bool = True,
     sample_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Plain PyTorch with ``torch.distributions``: the ground truth for the fast paths."""
+    """Plain PyTorch with ``torch.distributions``: the ground truth for the fast paths (in the
+    inputs' dtype, twice differentiable, no input checks)."""
     q = q.detach()
     if dist[0] == "gaussian":
         _, mean, log_std = dist
@@ -480,27 +493,42 @@ def awr_loss_reference(
         _, logits = dist
         policy = torch.distributions.Categorical(logits=logits.unsqueeze(1))
         log_prob = policy.log_prob(actions)  # [B, n]
+    keep = ~torch.isneginf(q)  # -inf marks an excluded sample
+    q_kept = q.masked_fill(~keep, 0.0)
     if sample_weight is None:
-        sw = torch.ones_like(q)
-        baseline = q.mean(dim=1, keepdim=True)
+        sw = keep.to(q.dtype)
+        baseline = q_kept.sum(dim=1, keepdim=True) / sw.sum(dim=1, keepdim=True)
     else:
-        sw = sample_weight.detach()
-        baseline = (sw * q).sum(dim=1, keepdim=True)
+        sw = sample_weight.detach() * keep
+        baseline = (sw * q_kept).sum(dim=1, keepdim=True)
     adv = q - baseline
     if normalize:
-        adv = (adv - adv.mean()) / (adv.std(unbiased=False) + _STD_EPS)
+        kept = adv[keep]
+        adv = (adv - kept.mean()) / (kept.std(unbiased=False) + _STD_EPS)
     weight = torch.clamp(torch.exp(adv / beta), max=max_weight)
+    log_prob = torch.where(keep, log_prob, 0.0)
     return -(weight * sw * log_prob).sum() / sw.sum()
 
 
-def _coef_torch(q, sw, beta, max_weight, normalize):
-    """``w * sw / sum(sw)`` in fp32, ``[B, n]``."""
-    q = q.float()
+def _compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
+    """The torch path's dtype: fp32, or the widest float input when wider (float64)."""
+    dtype = torch.float32
+    for t in tensors:
+        if t is not None and t.is_floating_point():
+            dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def _coef_torch(q, sw, beta, max_weight, normalize, may_exclude, dtype):
+    """``w * sw / sum(sw)`` in ``dtype``, ``[B, n]``; 0 at excluded samples (``q = -inf``)."""
+    q = q.to(dtype)
+    if may_exclude:
+        return _coef_excluding_torch(q, sw, beta, max_weight, normalize)
     if sw is None:
         adv = q - q.mean(dim=1, keepdim=True)
         scale = 1.0 / q.numel()
     else:
-        sw = sw.float()
+        sw = sw.to(dtype)
         adv = q - (sw * q).sum(dim=1, keepdim=True)
         scale = sw / sw.sum()
     if normalize:
@@ -509,29 +537,57 @@ def _coef_torch(q, sw, beta, max_weight, normalize):
     return torch.exp(adv / beta).clamp_(max=max_weight).mul_(scale)
 
 
-def _gaussian_z(mean, log_std, actions):
-    inv_std = torch.exp(-log_std.float()).unsqueeze(-2)  # [B or 1, 1, A]
-    return (actions.float() - mean.float().unsqueeze(1)) * inv_std, inv_std
+def _coef_excluding_torch(q, sw, beta, max_weight, normalize):
+    """:func:`_coef_torch` for a q that may hold -inf: masked sums, no host sync."""
+    drop = torch.isneginf(q)
+    q_kept = q.masked_fill(drop, 0.0)
+    if sw is None:
+        sw = (~drop).to(q.dtype)
+        adv = q - q_kept.sum(dim=1, keepdim=True) / sw.sum(dim=1, keepdim=True)
+    else:
+        sw = sw.to(q.dtype).masked_fill(drop, 0.0)
+        adv = q - (sw * q_kept).sum(dim=1, keepdim=True)  # -inf where excluded
+    if normalize:
+        count = (~drop).sum()
+        mean = adv.masked_fill(drop, 0.0).sum() / count
+        std = (adv - mean).masked_fill_(drop, 0.0).square_().sum().div_(count).sqrt_()
+        adv = (adv - mean) / (std + _STD_EPS)
+    return torch.exp(adv / beta).clamp_(max=max_weight).mul_(sw / sw.sum())
 
 
-def _awr_loss_gaussian_fwd_torch(mean, log_std, actions, q, sw, beta, max_weight, normalize):
-    coef = _coef_torch(q, sw, beta, max_weight, normalize)
-    z, _ = _gaussian_z(mean, log_std, actions)
-    const = (log_std.float() + _HALF_LOG_2PI).sum(-1, keepdim=log_std.dim() == 2)  # [B, 1] or []
+def _gaussian_z(mean, log_std, actions, dtype):
+    inv_std = torch.exp(-log_std.to(dtype)).unsqueeze(-2)  # [B or 1, 1, A]
+    return (actions.to(dtype) - mean.to(dtype).unsqueeze(1)) * inv_std, inv_std
+
+
+def _awr_loss_gaussian_fwd_torch(
+    mean, log_std, actions, q, sw, beta, max_weight, normalize, may_exclude
+):
+    dtype = _compute_dtype(mean, log_std, actions, q, sw)
+    coef = _coef_torch(q, sw, beta, max_weight, normalize, may_exclude, dtype)
+    z, _ = _gaussian_z(mean, log_std, actions, dtype)
+    const = (log_std.to(dtype) + _HALF_LOG_2PI).sum(-1, keepdim=log_std.dim() == 2)  # [B, 1]/[]
     log_prob = -0.5 * z.square().sum(-1) - const  # [B, n]
+    if may_exclude:
+        log_prob = log_prob.masked_fill(torch.isneginf(q), 0.0)
     return -(coef * log_prob).sum().to(mean.dtype), coef
 
 
-def _awr_loss_categorical_fwd_torch(logits, actions, q, sw, beta, max_weight, normalize):
-    coef = _coef_torch(q, sw, beta, max_weight, normalize)
-    x = logits.float()
+def _awr_loss_categorical_fwd_torch(
+    logits, actions, q, sw, beta, max_weight, normalize, may_exclude
+):
+    dtype = _compute_dtype(logits, q, sw)
+    coef = _coef_torch(q, sw, beta, max_weight, normalize, may_exclude, dtype)
+    x = logits.to(dtype)
     log_prob = torch.log_softmax(x, dim=1).gather(1, actions.long())  # [B, n]
+    if may_exclude:
+        log_prob = log_prob.masked_fill(torch.isneginf(q), 0.0)
     return -(coef * log_prob).sum().to(logits.dtype), coef
 
 
 def _awr_loss_gaussian_bwd_torch(grad, mean, log_std, actions, coef):
-    c = (-grad.float() * coef).unsqueeze(-1)  # [B, n, 1]
-    z, inv_std = _gaussian_z(mean, log_std, actions)
+    c = (-grad.to(coef.dtype) * coef).unsqueeze(-1)  # [B, n, 1]
+    z, inv_std = _gaussian_z(mean, log_std, actions, coef.dtype)
     d_mean = (c * z).sum(1) * inv_std.squeeze(-2)
     d_ls = (c * (z.square() - 1.0)).sum(1)
     if log_std.dim() == 1:
@@ -540,8 +596,8 @@ def _awr_loss_gaussian_bwd_torch(grad, mean, log_std, actions, coef):
 
 
 def _awr_loss_categorical_bwd_torch(grad, logits, actions, coef):
-    c = -grad.float() * coef  # [B, n]
-    x = logits.float()
+    c = -grad.to(coef.dtype) * coef  # [B, n]
+    x = logits.to(coef.dtype)
     d = torch.zeros_like(x).scatter_add_(1, actions.long(), c)
     d -= torch.log_softmax(x, dim=1).exp_() * c.sum(1, keepdim=True)
     return d.to(logits.dtype)
@@ -555,14 +611,14 @@ class _AWRLossTorchFn(torch.autograd.Function):
     ``torch.compile`` traces and what the Triton path runs through."""
 
     @staticmethod
-    def forward(ctx, kind, p0, p1, actions, q, sw, beta, max_weight, normalize):
+    def forward(ctx, kind, p0, p1, actions, q, sw, beta, max_weight, normalize, may_exclude):
         if kind == "gaussian":
             loss, coef = _awr_loss_gaussian_fwd_torch(
-                p0, p1, actions, q, sw, beta, max_weight, normalize
+                p0, p1, actions, q, sw, beta, max_weight, normalize, may_exclude
             )
         else:
             loss, coef = _awr_loss_categorical_fwd_torch(
-                p0, actions, q, sw, beta, max_weight, normalize
+                p0, actions, q, sw, beta, max_weight, normalize, may_exclude
             )
         ctx.kind = kind
         ctx.save_for_backward(p0, p1, actions, coef)
@@ -575,7 +631,12 @@ class _AWRLossTorchFn(torch.autograd.Function):
             d0, d1 = _awr_loss_gaussian_bwd_torch(grad, p0, p1, actions, coef)
         else:
             d0, d1 = _awr_loss_categorical_bwd_torch(grad, p0, actions, coef), None
-        return None, d0, d1, None, None, None, None, None, None
+        return None, d0, d1, None, None, None, None, None, None, None
+
+
+def _coef_fake(q, backend, *tensors):
+    dtype = torch.float32 if backend == "triton" else _compute_dtype(*tensors)
+    return q.new_empty(q.shape, dtype=dtype)
 
 
 @torch.library.custom_op("qwr_fast::awr_loss_gaussian", mutates_args=())
@@ -588,15 +649,18 @@ def _awr_loss_gaussian_op(
     beta: torch.Tensor,
     max_weight: float,
     normalize: bool,
+    may_exclude: bool,
     backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    fwd = _awr_loss_gaussian_fwd_triton if backend == "triton" else _awr_loss_gaussian_fwd_torch
-    return fwd(mean, log_std, actions, q, sample_weight, beta, max_weight, normalize)
+    args = (mean, log_std, actions, q, sample_weight, beta, max_weight, normalize)
+    if backend == "triton":  # the kernels mask -inf samples unconditionally
+        return _awr_loss_gaussian_fwd_triton(*args)
+    return _awr_loss_gaussian_fwd_torch(*args, may_exclude)
 
 
 @_awr_loss_gaussian_op.register_fake
-def _(mean, log_std, actions, q, sample_weight, beta, max_weight, normalize, backend):
-    return mean.new_empty(()), q.new_empty(q.shape, dtype=torch.float32)
+def _(mean, log_std, actions, q, sample_weight, beta, max_weight, normalize, may_exclude, backend):
+    return mean.new_empty(()), _coef_fake(q, backend, mean, log_std, actions, q, sample_weight)
 
 
 @torch.library.custom_op("qwr_fast::awr_loss_gaussian_bwd", mutates_args=())
@@ -628,7 +692,7 @@ def _gaussian_backward(ctx, grad_loss, grad_coef):
     d_mean, d_ls = torch.ops.qwr_fast.awr_loss_gaussian_bwd(
         grad_loss, mean, log_std, actions, coef, ctx.backend
     )
-    return d_mean, d_ls, None, None, None, None, None, None, None
+    return d_mean, d_ls, None, None, None, None, None, None, None, None
 
 
 _awr_loss_gaussian_op.register_autograd(_gaussian_backward, setup_context=_gaussian_setup_context)
@@ -643,17 +707,18 @@ def _awr_loss_categorical_op(
     beta: torch.Tensor,
     max_weight: float,
     normalize: bool,
+    may_exclude: bool,
     backend: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    fwd = (
-        _awr_loss_categorical_fwd_triton if backend == "triton" else _awr_loss_categorical_fwd_torch
-    )
-    return fwd(logits, actions, q, sample_weight, beta, max_weight, normalize)
+    args = (logits, actions, q, sample_weight, beta, max_weight, normalize)
+    if backend == "triton":
+        return _awr_loss_categorical_fwd_triton(*args)
+    return _awr_loss_categorical_fwd_torch(*args, may_exclude)
 
 
 @_awr_loss_categorical_op.register_fake
-def _(logits, actions, q, sample_weight, beta, max_weight, normalize, backend):
-    return logits.new_empty(()), q.new_empty(q.shape, dtype=torch.float32)
+def _(logits, actions, q, sample_weight, beta, max_weight, normalize, may_exclude, backend):
+    return logits.new_empty(()), _coef_fake(q, backend, logits, q, sample_weight)
 
 
 @torch.library.custom_op("qwr_fast::awr_loss_categorical_bwd", mutates_args=())
@@ -686,12 +751,98 @@ def _categorical_backward(ctx, grad_loss, grad_coef):
     d_logits = torch.ops.qwr_fast.awr_loss_categorical_bwd(
         grad_loss, logits, actions, coef, ctx.backend
     )
-    return d_logits, None, None, None, None, None, None, None
+    return d_logits, None, None, None, None, None, None, None, None
 
 
 _awr_loss_categorical_op.register_autograd(
     _categorical_backward, setup_context=_categorical_setup_context
 )
+
+
+def _check_sample_weight(sw: torch.Tensor, q: torch.Tensor, may_exclude: bool) -> None:
+    """Value checks of ``sample_weight``: finite, >= 0, and a positive weight in every row
+    (on a sample that is not excluded), so that no baseline or normaliser is 0 / 0."""
+    sw = sw.detach()
+    if not bool(torch.isfinite(sw).all()):
+        raise ValueError("sample_weight must be finite, got NaN or inf")
+    low = sw.amin()
+    if bool(low < 0):
+        raise ValueError(f"sample_weight must be >= 0, got {low.item()}")
+    if may_exclude:
+        sw = sw.masked_fill(torch.isneginf(q), 0.0)
+    empty_rows = sw.sum(1) <= 0
+    if bool(empty_rows.any()):
+        b = int(empty_rows.nonzero()[0, 0])
+        raise ValueError(
+            "sample_weight [B, n] needs a positive weight in every row (on a sample whose q "
+            f"is not -inf); row b={b} is all zero"
+        )
+
+
+def _validate(dist, actions, q, beta, max_weight, normalize, sample_weight) -> bool:
+    """Raise on bad input; return False only when q is known to hold no -inf."""
+    if not isinstance(dist, (tuple, list)) or len(dist) == 0 or not isinstance(dist[0], str):
+        raise TypeError(
+            "dist must be ('gaussian', mean[B, A], log_std[B, A] or [A]) or "
+            f"('categorical', logits[B, K]), got {type(dist).__name__}"
+        )
+    kind = dist[0]
+    if kind == "gaussian":
+        if len(dist) != 3:
+            raise ValueError("dist must be ('gaussian', mean[B, A], log_std[B, A] or [A])")
+        mean = check_tensor("mean", dist[1], ndim=2, kind="float", what="[B, A]")
+        device = mean.device
+        B, A = mean.shape
+        log_std = check_tensor(
+            "log_std", dist[2], ndim=(1, 2), kind="float", device=device, what="[B, A] or [A]"
+        )
+        expected = (B, A) if log_std.dim() == 2 else (A,)
+        check_tensor("log_std", log_std, shape=expected, what="[B, A] or [A]")
+        check_tensor("actions", actions, ndim=3, kind="float", device=device, what="[B, n, A]")
+        check_tensor("actions", actions, shape=(B, None, A), what="[B, n, A]")
+        if A == 0:
+            raise ValueError("mean must have A >= 1 action dims [B, A], got shape (B, 0)")
+        if actions.requires_grad:
+            raise ValueError(
+                "actions requires grad, but awr_loss gives no gradient to actions (samples of "
+                "the behaviour policy): pass actions.detach()"
+            )
+    elif kind == "categorical":
+        if len(dist) != 2:
+            raise ValueError("dist must be ('categorical', logits[B, K])")
+        logits = check_tensor("logits", dist[1], ndim=2, kind="float", what="[B, K]")
+        device = logits.device
+        B, K = logits.shape
+        if K == 0:
+            raise ValueError("logits must have K >= 1 choices [B, K], got shape (B, 0)")
+        check_tensor("actions", actions, ndim=2, kind="int", device=device, what="[B, n] int64")
+        check_tensor("actions", actions, shape=(B, None), what="[B, n] int64")
+    else:
+        raise ValueError(f"dist kind must be 'gaussian' or 'categorical', got {kind!r}")
+    if B == 0:
+        raise ValueError("the batch must hold B >= 1 states, got B == 0")
+    n = actions.shape[1]
+    if n == 0:
+        raise ValueError(f"actions must hold n >= 1 samples per state, got shape {actions.shape}")
+    check_tensor("q", q, ndim=2, kind="float", device=device, shape=(B, n), what="[B, n]")
+    if sample_weight is not None:
+        check_tensor(
+            "sample_weight", sample_weight, kind="float", device=device, shape=(B, n), what="[B, n]"
+        )
+    check_positive("beta", beta, device)
+    if isinstance(max_weight, torch.Tensor):
+        raise TypeError("max_weight must be a Python float, got a tensor")
+    check_positive("max_weight", max_weight, device)
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
+    if kind == "categorical" and value_checks_enabled(device):
+        low, high = torch.aminmax(actions)
+        if bool(low < 0) or bool(high >= K):
+            raise ValueError(f"actions must lie in [0, K) = [0, {K}) for logits [B, K]")
+    may_exclude = check_scores("q", q, what="[B, n]", row="b")
+    if sample_weight is not None and value_checks_enabled(device):
+        _check_sample_weight(sample_weight, q, may_exclude)
+    return may_exclude
 
 
 def awr_loss(
@@ -713,20 +864,35 @@ def awr_loss(
         dist: the policy at the B states, ``("gaussian", mean[B, A], log_std[B, A] or [A])``
             or ``("categorical", logits[B, K])``.
         actions: ``[B, n, A]`` float (gaussian) or ``[B, n]`` int64 in ``[0, K)`` (categorical),
-            sampled from the behaviour policy stored in the replay.
+            sampled from the behaviour policy stored in the replay. The op gives them no
+            gradient: actions that require grad are an error.
         q: ``[B, n]`` Q(s_i, a_ij), float. Treated as detached: no gradient flows into it.
+            ``-inf`` marks an excluded sample (e.g. an illegal action), as in ``lse_backup``:
+            it gets weight 0 and is left out of the baseline, the normalisation and the
+            normaliser ``sum(sw)``; every row needs a finite entry. NaN/+inf are errors.
         beta: temperature, a float or a 0-dim tensor, > 0.
         max_weight: clip of the weights, > 0.
         normalize: standardise the advantages over all B*n entries before the exponential.
-        sample_weight: optional ``[B, n]`` float, e.g. mu(a|s) when all K discrete actions are
-            enumerated; it weights both the baseline and the loss. No gradient flows into it.
+        sample_weight: optional ``[B, n]`` float, finite and >= 0, e.g. mu(a|s) when all K
+            discrete actions are enumerated; it weights both the baseline and the loss, and
+            every row needs a positive weight on a non-excluded sample. No gradient flows
+            into it.
         backend: ``"auto"`` (Triton on CUDA or under ``TRITON_INTERPRET=1``, vectorised
             PyTorch on CPU), ``"triton"``, ``"torch"`` or ``"reference"``.
 
-    Returns:
-        The 0-dim loss; gradients flow to ``mean``, ``log_std`` and ``logits``.
+    Value checks (NaN/+inf in q, an all ``-inf`` row, a negative, non-finite or all-zero row
+    of sample_weight, out-of-range categorical actions, a tensor beta <= 0) read the data:
+    always on CPU; on CUDA they sync, and :func:`qwr_fast.kernels.skip_value_checks` (or
+    ``torch.compile``) turns them off, after which such inputs give a NaN loss.
 
-    Formula, with ``sw = 1`` when ``sample_weight`` is not given::
+    Returns:
+        The 0-dim loss, in the dtype of ``mean`` / ``logits``; gradients flow to ``mean``,
+        ``log_std`` and ``logits``. The torch and reference paths compute in fp32 or in the
+        inputs' dtype when wider (float64 passes ``torch.autograd.gradcheck``); the Triton
+        kernels accumulate in fp32.
+
+    Formula, with ``sw = 1`` when ``sample_weight`` is not given (and ``sw = 0`` at excluded
+    samples)::
 
         V_i  = mean_j q_ij                 (or sum_j sw_ij q_ij)
         A_ij = q_ij - V_i
@@ -761,60 +927,14 @@ def awr_loss(
         expected H100 time ~15-25 us for forward + backward, set by its 3 + 1 kernel launches
         and the handful of tiny device-side reductions between them (no host sync).
     """
-    if not isinstance(dist, (tuple, list)) or len(dist) == 0 or not isinstance(dist[0], str):
-        raise TypeError(
-            "dist must be ('gaussian', mean[B, A], log_std[B, A] or [A]) or "
-            f"('categorical', logits[B, K]), got {type(dist).__name__}"
-        )
+    may_exclude = _validate(dist, actions, q, beta, max_weight, normalize, sample_weight)
     kind = dist[0]
     if kind == "gaussian":
-        if len(dist) != 3:
-            raise ValueError("dist must be ('gaussian', mean[B, A], log_std[B, A] or [A])")
-        mean = check_tensor("mean", dist[1], ndim=2, kind="float", what="[B, A]")
+        _, mean, log_std = dist
         device = mean.device
-        B, A = mean.shape
-        log_std = check_tensor(
-            "log_std", dist[2], ndim=(1, 2), kind="float", device=device, what="[B, A] or [A]"
-        )
-        expected = (B, A) if log_std.dim() == 2 else (A,)
-        check_tensor("log_std", log_std, shape=expected, what="[B, A] or [A]")
-        check_tensor("actions", actions, ndim=3, kind="float", device=device, what="[B, n, A]")
-        check_tensor("actions", actions, shape=(B, None, A), what="[B, n, A]")
-        if A == 0:
-            raise ValueError("mean must have A >= 1 action dims [B, A], got shape (B, 0)")
-    elif kind == "categorical":
-        if len(dist) != 2:
-            raise ValueError("dist must be ('categorical', logits[B, K])")
-        logits = check_tensor("logits", dist[1], ndim=2, kind="float", what="[B, K]")
-        device = logits.device
-        B, K = logits.shape
-        if K == 0:
-            raise ValueError("logits must have K >= 1 choices [B, K], got shape (B, 0)")
-        check_tensor("actions", actions, ndim=2, kind="int", device=device, what="[B, n] int64")
-        check_tensor("actions", actions, shape=(B, None), what="[B, n] int64")
     else:
-        raise ValueError(f"dist kind must be 'gaussian' or 'categorical', got {kind!r}")
-    if B == 0:
-        raise ValueError("the batch must hold B >= 1 states, got B == 0")
-    n = actions.shape[1]
-    if n == 0:
-        raise ValueError(f"actions must hold n >= 1 samples per state, got shape {actions.shape}")
-    check_tensor("q", q, ndim=2, kind="float", device=device, shape=(B, n), what="[B, n]")
-    if sample_weight is not None:
-        check_tensor(
-            "sample_weight", sample_weight, kind="float", device=device, shape=(B, n), what="[B, n]"
-        )
-    check_positive("beta", beta, device)
-    if isinstance(max_weight, torch.Tensor):
-        raise TypeError("max_weight must be a Python float, got a tensor")
-    check_positive("max_weight", max_weight, device)
-    if not isinstance(normalize, bool):
-        raise TypeError(f"normalize must be a bool, got {type(normalize).__name__}")
-    if kind == "categorical" and value_checks_enabled(device):
-        low, high = torch.aminmax(actions)
-        if bool(low < 0) or bool(high >= K):
-            raise ValueError(f"actions must lie in [0, K) = [0, {K}) for logits [B, K]")
-
+        _, logits = dist
+        device = logits.device
     backend = resolve_backend(backend, device)
     if backend == "reference":
         return awr_loss_reference(
@@ -826,10 +946,16 @@ def awr_loss(
             normalize=normalize,
             sample_weight=sample_weight,
         )
+    if backend == "triton":
+        beta_dtype = torch.float32  # the kernels read beta as fp32
+    elif kind == "gaussian":
+        beta_dtype = _compute_dtype(mean, log_std, actions, q, sample_weight)
+    else:
+        beta_dtype = _compute_dtype(logits, q, sample_weight)
     beta_t = (
-        beta.detach().to(torch.float32)
+        beta.detach().to(beta_dtype)
         if isinstance(beta, torch.Tensor)
-        else torch.full((), float(beta), dtype=torch.float32, device=device)
+        else torch.full((), float(beta), dtype=beta_dtype, device=device)
     )
     q = q.detach()
     if sample_weight is not None:
@@ -837,16 +963,19 @@ def awr_loss(
     if backend == "torch" and not torch.compiler.is_compiling():
         p0, p1 = (mean, log_std) if kind == "gaussian" else (logits, logits.new_empty(0))
         return _AWRLossTorchFn.apply(
-            kind, p0, p1, actions, q, sample_weight, beta_t, float(max_weight), normalize
-        )
+            kind, p0, p1, actions, q, sample_weight, beta_t, float(max_weight), normalize,
+            may_exclude,
+        )  # fmt: skip
     if kind == "gaussian":
         loss, _ = torch.ops.qwr_fast.awr_loss_gaussian(
-            mean, log_std, actions, q, sample_weight, beta_t, float(max_weight), normalize, backend
-        )
+            mean, log_std, actions, q, sample_weight, beta_t, float(max_weight), normalize,
+            may_exclude, backend,
+        )  # fmt: skip
     else:
         loss, _ = torch.ops.qwr_fast.awr_loss_categorical(
-            logits, actions, q, sample_weight, beta_t, float(max_weight), normalize, backend
-        )
+            logits, actions, q, sample_weight, beta_t, float(max_weight), normalize,
+            may_exclude, backend,
+        )  # fmt: skip
     return loss
 
 

@@ -20,7 +20,13 @@ path runs the same recurrence vectorised over B).
 Stable log-mean-exp: ``tau * (logsumexp(q / tau) - log n) = m + tau * (log sum exp((q - m) /
 tau) - log n)`` with ``m = max q``; every exponent is <= 0, so |q|/tau up to 1e4 (and beyond)
 neither overflows nor loses the leading term. ``-inf`` entries contribute ``exp(-inf) = 0``
-and are left out of ``n``.
+and are left out of ``n``. A tau so small that ``1 / tau`` overflows the compute dtype uses the
+largest finite ``1 / tau`` instead: every ``q < m`` still gets ``exp(...) = 0`` and the maxima
+``exp(0) = 1``, which is the limit the exact formula takes there (a plain ``0 * inf`` at the
+maxima would be NaN).
+
+Overflow-safe mean: when the plain sum of a row overflows (``|q|`` near the float max), the
+row is summed again as ``q * 2^-64`` (exact) and the mean rescaled by ``2^64``.
 """
 
 from __future__ import annotations
@@ -33,17 +39,19 @@ import triton.language as tl
 
 from ._common import (
     AOTSpec,
+    check_positive,
+    check_scores,
     check_tensor,
     empty,
     next_power_of_2,
     resolve_backend,
-    value_checks_enabled,
 )
 
 MODES = ("lse", "max", "mean")
 _MODE_ID = {mode: i for i, mode in enumerate(MODES)}
 _MAX_BLOCK_N = 1024
 _TILE = 512
+_MEAN_SCALE = 2.0**-64  # overflow-safe mean: rows whose plain sum overflows are summed scaled
 
 
 @triton.jit(do_not_specialize=["B", "T", "n", "lam"])
@@ -78,7 +86,7 @@ def _lse_backup_fwd_kernel(
     row_mask = row0 + offs_b < B
     cols = tl.arange(0, BLOCK_N)  # [BLOCK_N]
     tau = tl.load(tau_ptr).to(tl.float32)
-    inv_tau = 1.0 / tau
+    inv_tau = tl.minimum(1.0 / tau, 3.4028234663852886e38)  # finite for a denormal tau
     q_tile = q_ptr + row0 * stride_qb
     q_rows = offs_b[:, None] * stride_qb  # [BLOCK_B, 1]
     r_tile = r_ptr + row0 * stride_rb
@@ -89,6 +97,7 @@ def _lse_backup_fwd_kernel(
         i = T - 1 - k
         m = tl.full([BLOCK_B], float("-inf"), dtype=tl.float32)
         acc = tl.zeros([BLOCK_B], dtype=tl.float32)
+        acc_scaled = tl.zeros([BLOCK_B], dtype=tl.float32)
         cnt = tl.zeros([BLOCK_B], dtype=tl.float32)
         for c0 in range(0, n, BLOCK_N):
             c = c0 + cols
@@ -109,6 +118,7 @@ def _lse_backup_fwd_kernel(
                 )
             elif MODE == 2:
                 acc += tl.sum(tl.where(finite, q, 0.0), axis=1)
+                acc_scaled += tl.sum(tl.where(finite, q * 2.0**-64, 0.0), axis=1)
             m = m_new
         # padded rows: m = -inf, acc = cnt = 0; valid rows have acc >= 1 (lse) and cnt >= 1
         m = tl.where(row_mask, m, 0.0)
@@ -118,7 +128,8 @@ def _lse_backup_fwd_kernel(
         elif MODE == 1:
             v = m
         else:
-            v = acc / cnt
+            # a sum that overflowed (|q| near the float max) is taken from the scaled sum
+            v = tl.where(tl.abs(acc) < float("inf"), acc / cnt, acc_scaled / cnt * 2.0**64)
         r = tl.load(r_tile + i * stride_rt + offs_b * stride_rb, mask=row_mask, other=0.0)
         d = tl.load(d_tile + i * stride_dt + offs_b * stride_db, mask=row_mask, other=0.0)
         lam_i = tl.where(i == T - 1, 0.0, lam)
@@ -243,7 +254,9 @@ def _lse_backup_torch(
     q, r, d = (t if t.dtype == dtype else t.to(dtype) for t in (q_next, reward, discount))
     T, n = q.shape[1], q.shape[2]
     if tau_t is not None and tau_t.dtype != dtype:
-        tau_t = tau_t.to(dtype)
+        # a tau below the dtype's smallest denormal would round to 0: keep it > 0
+        finfo = torch.finfo(dtype)
+        tau_t = tau_t.to(dtype).clamp_min_(finfo.smallest_normal * finfo.eps)
     if may_exclude:
         excluded = torch.isneginf(q)
         count = n - excluded.sum(-1, dtype=dtype)  # [B, T]
@@ -251,13 +264,20 @@ def _lse_backup_torch(
         # by hand: torch.logsumexp on a contiguous last dim runs a parallel kernel even at
         # [256, 3, 8], which stalled for ~10 ms per call on the shared 2-core CPU
         m = q.amax(dim=-1, keepdim=True)  # [B, T, 1]
-        z = (q - m).mul_(1.0 / tau) if tau_t is None else (q - m).div_(tau_t)
+        inv_tau = min(1.0 / tau, torch.finfo(dtype).max)  # finite for a denormal tau
+        z = (q - m).mul_(inv_tau) if tau_t is None else (q - m).div_(tau_t)
         lme = z.exp_().sum(-1).log_() - (count.log() if may_exclude else math.log(n))
         v = m.squeeze(-1) + lme * (tau if tau_t is None else tau_t)  # [B, T]
     elif mode == "max":
         v = q.amax(dim=-1)
     else:
-        v = q.masked_fill(excluded, 0.0).sum(-1) / count if may_exclude else q.mean(dim=-1)
+        kept = q.masked_fill(excluded, 0.0) if may_exclude else q
+        v = kept.sum(-1) / count if may_exclude else q.mean(dim=-1)
+        # rows whose plain sum overflowed: the sum of q * 2^-64 (exact) cannot (on CPU only
+        # when needed, as the check is free there; elsewhere without a host sync)
+        if v.device.type != "cpu" or not bool(torch.isfinite(v).all()):
+            scaled = (kept * _MEAN_SCALE).sum(-1).div_(count if may_exclude else n).mul_(2.0**64)
+            v = torch.where(torch.isfinite(v), v, scaled)
     lam_bt = None if stop is None else torch.where(stop, 0.0, lam)  # [B, T]
     if lam_bt is not None and lam_bt.dtype != dtype:
         lam_bt = lam_bt.to(dtype)
@@ -309,37 +329,12 @@ def _validate(q_next, reward, discount, stop, mode, tau, lam) -> bool:
         check_tensor("stop", stop, kind="bool", shape=(B, T), device=device, what="[B, T]")
     if not isinstance(mode, str) or mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if isinstance(tau, torch.Tensor):
-        if tau.dim() != 0:
-            raise ValueError(f"tau must be a float or a 0-dim tensor, got shape {tuple(tau.shape)}")
-        if not tau.is_floating_point():
-            raise TypeError(f"tau must be a floating-point tensor, got {tau.dtype}")
-        if tau.device != device:
-            raise ValueError(f"tau is on {tau.device} but q_next is on {device}")
-        if value_checks_enabled(device) and not bool(tau > 0):
-            raise ValueError(f"tau must be > 0, got {tau.item()}")
-    elif isinstance(tau, bool) or not isinstance(tau, (int, float)):
-        raise TypeError(f"tau must be a float or a 0-dim tensor, got {type(tau).__name__}")
-    elif not (0.0 < tau < math.inf):
-        raise ValueError(f"tau must be a finite number > 0, got {tau}")
+    check_positive("tau", tau, device)
     if isinstance(lam, bool) or not isinstance(lam, (int, float)):
         raise TypeError(f"lam must be a float in [0, 1], got {type(lam).__name__}")
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
-    if not value_checks_enabled(device) or q_next.numel() == 0:
-        return True
-    if math.isfinite(float(q_next.detach().sum())):
-        return False
-    finite = torch.isfinite(q_next)
-    if bool(finite.all()):  # finite entries whose sum overflowed
-        return False
-    if bool((torch.isnan(q_next) | torch.isposinf(q_next)).any()):
-        raise ValueError("q_next must not contain NaN or +inf (-inf marks an excluded sample)")
-    if not bool(finite.any(-1).all()):
-        raise ValueError(
-            "q_next [B, T, n] needs at least one finite entry per (b, t) row; a row is all -inf"
-        )
-    return True
+    return check_scores("q_next", q_next, what="[B, T, n]", row="(b, t)")
 
 
 def lse_backup(
@@ -357,7 +352,8 @@ def lse_backup(
 
     Kozakowski et al., "Q-Value Weighted Regression: Reinforcement Learning with Limited
     Data", arXiv 2102.06782 (critic target of Algorithm 2; the margin-T TD(lambda) return of
-    the reference implementation, with truncation handled by ``stop``).
+    its reference implementation, google/trax ``SamplingAWR``, with truncation handled by
+    ``stop``).
 
     Args:
         q_next: ``[B, T, n]`` float. Target-network Q at s_{t+1..t+T} for n actions sampled

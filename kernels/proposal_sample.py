@@ -197,8 +197,12 @@ def proposal_sample_reference(
     actions = []
     for d in range(D):
         logits = torch.relu(z) @ heads_w[d].float().T + heads_b[d].float()  # [B, N, K]
-        logits = logits.masked_fill(choice >= sizes[d], float("-inf"))
-        a = torch.argmax(logits / temperature + gumbel[:, :, d].float(), dim=-1)  # [B, N]
+        invalid = choice >= sizes[d]
+        logits = logits.masked_fill(invalid, float("-inf"))
+        # mask after the noise too: -inf + inf noise would be NaN, which argmax picks
+        scores = logits / temperature + gumbel[:, :, d].float()
+        scores = scores.masked_fill(invalid, float("-inf"))
+        a = torch.argmax(scores, dim=-1)  # [B, N]
         log_probs = torch.log_softmax(logits, dim=-1)
         logp = logp + log_probs.gather(-1, a[..., None])[..., 0]
         z = z + emb[d].float()[a]
@@ -428,8 +432,9 @@ def proposal_sample(
     Returns:
         ``actions`` ``[B, N, D]`` int64 and ``logp`` ``[B, N]`` (dtype of z0), the log-prob of
         each action under the proposal at temperature 1. No gradient flows (sampling is not
-        differentiable); train the proposal with ``AutoregressiveProposal.log_prob``, which
-        recomputes the log-probs by teacher forcing.
+        differentiable): ``logp`` never requires grad, even when the inputs do; train the
+        proposal with ``AutoregressiveProposal.log_prob``, which recomputes the log-probs by
+        teacher forcing. An empty batch (B = 0) gives empty outputs.
 
     Example::
 
@@ -485,6 +490,12 @@ def proposal_sample(
             raise ValueError(f"generator is on {generator.device} but the inputs are on {device}")
     check_positive("temperature", temperature, device)
     backend = resolve_backend(backend, device)
+    # sampling carries no gradient: detached inputs give outputs that do not require grad
+    z0, heads_w, heads_b, emb = (t.detach() for t in (z0, heads_w, heads_b, emb))
+    if gumbel is not None:
+        gumbel = gumbel.detach()
+    if isinstance(temperature, torch.Tensor):
+        temperature = temperature.detach()
     if backend == "reference":
         return proposal_sample_reference(
             z0,

@@ -1,9 +1,16 @@
 """Fused sampled-action Q head: Q(s, a_j) for n sampled actions per state, forward only.
 
-The Q network of QWR (Kozakowski et al., 2021) and AQL (Van de Wiele et al., 2020) injects the
-action after the state body: ``x = gate * tanh(W_a a + b_a)``, LayerNorm, one ReLU layer and a
-scalar output. The state part (``gate``) is computed once per state; this op evaluates the
-action part for all n samples without writing any ``[B*n, H]`` intermediate to memory.
+The Q network of QWR (Kozakowski et al., 2021, arXiv 2102.06782) and AQL (Van de Wiele et al.,
+2020, arXiv 2001.08116) injects the action after the state body: ``x = gate * tanh(W_a a +
+b_a)``, LayerNorm, one ReLU layer and a scalar output. The state part (``gate``) is computed
+once per state; this op evaluates the action part for all n samples without writing any
+``[B*n, H]`` intermediate to memory.
+
+Overflow-safe LayerNorm: a row whose largest ``|x|`` reaches ``2^50`` (a gate that large) is
+first multiplied by the power of two that brings it below, which is exact; LayerNorm is
+invariant to that factor except through ``eps``, and such a row's variance is either 0 or far
+above ``eps``. Its sum of squares then stays finite in fp32 (it would overflow from
+``|x| ~ 1e19``), and every other row is computed exactly as without the rescale.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from ._common import (
 )
 
 LN_EPS = 1e-5
+_LN_SAFE_EXP = tl.constexpr(50)  # rows with max |x| >= 2^50 are rescaled before the LayerNorm
 PRECISIONS = ("ieee", "tf32", "bf16")
 # The Triton kernel's tl.dot precisions. No bf16 there: Triton's interpreter multiplies the raw
 # bit patterns of bf16 dot operands (triton-lang/triton#11584, "not supported yet"), so a bf16
@@ -72,6 +80,7 @@ def _sampled_q_head_fwd_kernel(
     stride_w10,
     stride_w11,
     DISCRETE: tl.constexpr,
+    EPS: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_H: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -109,11 +118,15 @@ def _sampled_q_head_fwd_kernel(
         gate_ptr + b[:, None] * stride_gb + cols[None, :] * stride_gh, mask=mask2, other=0.0
     ).to(tl.float32)  # [BLOCK_M, BLOCK_H]
     x = g * _tanh(pre + ba[None, :])
+    # rows reaching |x| >= 2^50: times 2^-(e - 50) (exact; e the frexp exponent of max |x|)
+    e = ((tl.max(tl.abs(x), axis=1).to(tl.int32, bitcast=True) >> 23) & 0xFF) - 126
+    shift = tl.maximum(e - _LN_SAFE_EXP, 0)  # [BLOCK_M]
+    x = x * ((127 - shift) << 23).to(tl.float32, bitcast=True)[:, None]
 
     mean = tl.sum(x, axis=1) / H  # [BLOCK_M]
     xc = tl.where(col_mask[None, :], x - mean[:, None], 0.0)
     var = tl.sum(xc * xc, axis=1) / H
-    rstd = 1.0 / tl.sqrt(var + 1e-5)
+    rstd = 1.0 / tl.sqrt(var + EPS)
     lnw = tl.load(lnw_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
     lnb = tl.load(lnb_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
     xn = xc * rstd[:, None] * lnw[None, :] + lnb[None, :]  # padded columns are 0
@@ -154,6 +167,8 @@ def _sampled_q_head_fwd_triton(
     discrete = actions.dim() == 2
     M = B * n
     out = empty((B, n), dtype=gate.dtype, device=gate.device)
+    if M == 0:
+        return out
     w1 = params.w_1
     cfg = _launch_config(H)
     if discrete:
@@ -187,6 +202,7 @@ def _sampled_q_head_fwd_triton(
         w1.stride(0),
         w1.stride(1),
         DISCRETE=discrete,
+        EPS=LN_EPS,
         PRECISION=precision,
         num_warps=4,
         **cfg,
@@ -212,6 +228,13 @@ class QHeadParams(NamedTuple):
     b_o: torch.Tensor
 
 
+def _ln_rescale(amax: torch.Tensor) -> torch.Tensor:
+    """The exact power of two that brings a row's ``amax`` (max |x|) below ``2^50``; 1 for
+    rows already below (see the module docstring)."""
+    _, e = torch.frexp(amax)
+    return torch.ldexp(torch.ones_like(amax), (_LN_SAFE_EXP.value - e).clamp_(max=0))
+
+
 def sampled_q_head_reference(
     gate: torch.Tensor, actions: torch.Tensor, params: QHeadParams
 ) -> torch.Tensor:
@@ -219,6 +242,7 @@ def sampled_q_head_reference(
     w_a, b_a, ln_w, ln_b, w_1, b_1, w_o, b_o = params
     embedded = w_a[actions] if actions.dim() == 2 else actions @ w_a.T  # [B, n, H]
     x = gate[:, None, :] * torch.tanh(embedded + b_a)
+    x = x * _ln_rescale(x.detach().abs().amax(dim=-1, keepdim=True))  # 1 but for |x| >= 2^50
     mean = x.mean(dim=-1, keepdim=True)
     var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
     x = (x - mean) / torch.sqrt(var + LN_EPS) * ln_w + ln_b
@@ -237,6 +261,10 @@ def _sampled_q_head_torch(
     w_a, b_a, ln_w, ln_b, w_1, b_1, w_o, b_o = params
     B, H = gate.shape
     n = actions.shape[1]
+    if B == 0:
+        return empty((0, n), dtype=gate.dtype, device=gate.device)
+    # |x| <= |gate| row by row: rescaling a state's gate rescales its n rows (module docstring)
+    gate = gate * _ln_rescale(gate.abs().amax(dim=1, keepdim=True))
     with torch.autocast(gate.device.type, enabled=False):
         if actions.dim() == 2 and w_a.shape[0] <= B * n:  # tanh over the K rows, then gather
             action_term = F.embedding(actions.reshape(B * n), (w_a + b_a).tanh_())
@@ -346,6 +374,13 @@ def _validate(gate: torch.Tensor, actions: torch.Tensor, params: QHeadParams) ->
         )
     check_tensor("params.w_1", params.w_1, kind="float", shape=(H, H), device=device, what="[H, H]")
     check_tensor("params.b_o", params.b_o, kind="float", shape=(), device=device, what="0-dim")
+    float_actions = [("actions", actions)] if actions.dim() == 3 else []
+    for name, t in float_actions + [(f"params.{f}", getattr(params, f)) for f in params._fields]:
+        if t.dtype != gate.dtype:
+            raise TypeError(
+                f"{name} must have the dtype of gate ({gate.dtype}), got {t.dtype}: gate, "
+                "params and float actions must share one dtype"
+            )
 
 
 def sampled_q_head(
@@ -359,13 +394,13 @@ def sampled_q_head(
     """Q(s, a_j) for n sampled actions per state, from the per-state gate (forward only).
 
     The Q network (QWR, Kozakowski et al. 2021, arXiv 2102.06782, as in trax's ``rl.py``;
-    also the action-in critic of AQL, Van de Wiele et al. 2020) is ``h = body(s)``,
-    ``gate = W_s h + b_s`` (``[B, H]``, computed once per state by the caller), then per
-    sampled action::
+    also the action-in critic of AQL, Van de Wiele et al. 2020, arXiv 2001.08116) is
+    ``h = body(s)``, ``gate = W_s h + b_s`` (``[B, H]``, computed once per state by the
+    caller), then per sampled action::
 
         x = gate * tanh(W_a a + b_a)        # float actions a [A]; W_a = w_a [H, A]
         x = gate * tanh(E[a] + b_a)         # int actions a in [0, K); E = w_a [K, H]
-        x = LayerNorm(x) * ln_w + ln_b      # eps 1e-5, over H
+        x = LayerNorm(x) * ln_w + ln_b      # eps LN_EPS = 1e-5, over H (overflow-safe)
         x = relu(W_1 x + b_1)               # W_1 = w_1 [H, H]
         q = w_o . x + b_o
 
@@ -383,12 +418,15 @@ def sampled_q_head(
         backend: ``"auto"`` | ``"triton"`` | ``"torch"`` | ``"reference"``.
 
     Returns:
-        ``[B, n]`` in ``gate.dtype``. The result never requires grad (targets, baselines and
-        argmax only); train the critic through ``SampledQ.forward``.
+        ``[B, n]`` in ``gate.dtype`` (``[0, n]`` for an empty batch). The result never
+        requires grad (targets, baselines and argmax only); train the critic through
+        ``SampledQ.forward``. Finite for every finite gate: rows whose ``|x|`` would overflow
+        the LayerNorm's sum of squares are rescaled first (module docstring).
 
     Raises ``ValueError`` on wrong ranks, batch or H mismatches, n == 0, mismatched devices or
     (always on CPU, switchable on CUDA) int actions outside ``[0, K)``; ``TypeError`` on a
-    non-float ``gate`` or params, or non-int discrete actions.
+    non-float ``gate`` or params, non-int discrete actions, or params / float actions whose
+    dtype is not ``gate.dtype``.
 
     Example::
 
@@ -426,8 +464,9 @@ def sampled_q_head(
     with torch.no_grad():
         if backend == "reference":
             return sampled_q_head_reference(gate, actions, params)
-        if backend == "torch" and not torch.compiler.is_compiling():
-            # eager CPU: skip the custom-op dispatcher, same implementation
+        if backend == "torch" and not torch.compiler.is_compiling() and not gate.is_meta:
+            # eager CPU: skip the custom-op dispatcher, same implementation (meta tensors
+            # take the op, whose fake gives the shape)
             return _sampled_q_head_torch(gate.detach(), actions.detach(), params, precision)
         return torch.ops.qwr_fast.sampled_q_head(
             gate.detach(), actions.detach(), *(p.detach() for p in params), backend, precision
@@ -462,9 +501,9 @@ def aot_specs() -> list[AOTSpec]:
                             "stride_w11",
                         )
                     },
-                    **{p: "constexpr" for p in ("DISCRETE", "PRECISION", *cfg)},
+                    **{p: "constexpr" for p in ("DISCRETE", "EPS", "PRECISION", *cfg)},
                 }
-                constexprs = {"DISCRETE": discrete, "PRECISION": precision, **cfg}
+                constexprs = {"DISCRETE": discrete, "EPS": LN_EPS, "PRECISION": precision, **cfg}
                 kind = "discrete" if discrete else "continuous"
                 name = (
                     f"_sampled_q_head_fwd_kernel[{kind},H={H},{precision},"

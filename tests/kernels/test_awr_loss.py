@@ -9,6 +9,9 @@ from qwr_fast.kernels._common import poison_outputs
 from qwr_fast.kernels.awr_loss import awr_loss, awr_loss_reference
 
 pytestmark = pytest.mark.kernel
+# the interpreter's numpy warns about the inf / NaN intermediates that these inputs are meant
+# to produce (and the kernels then mask or clamp)
+INTENDED_INF_NAN = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -132,6 +135,101 @@ def test_torch_path_vs_reference_float64():
     _compare(dist, actions, q, "torch")
 
 
+@pytest.mark.parametrize("backend", ["torch", "reference"])
+@pytest.mark.parametrize(
+    ("kind", "ls_1d"), [("gaussian", False), ("gaussian", True), ("categorical", None)]
+)
+@pytest.mark.parametrize("use_sw", [False, True])
+def test_float64_gradcheck(backend, kind, ls_1d, use_sw):
+    """float64 is computed in float64 (the Triton kernels accumulate in fp32, so not them)."""
+    B, n, f64 = 3, 4, torch.float64
+    if kind == "categorical":
+        dist, actions = _categorical(B, n, 5, dtype=f64)
+    else:
+        dist, actions = _gaussian(B, n, 2, ls_1d, dtype=f64)
+    q = torch.randn(B, n, dtype=f64)
+    q[1, 2] = float("-inf")  # an excluded sample
+    sw = torch.rand(B, n, dtype=f64) if use_sw else None
+
+    def loss(*params):
+        kw = {"beta": 0.7, "sample_weight": sw, "backend": backend}
+        return awr_loss((kind, *params), actions, q, **kw)
+
+    assert loss(*dist[1:]).dtype == f64
+    assert torch.autograd.gradcheck(loss, tuple(dist[1:]))
+    if backend == "reference":
+        assert torch.autograd.gradgradcheck(loss, tuple(dist[1:]))
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+def test_actions_requiring_grad_are_refused(fast_backend, backend):
+    dist, actions = _gaussian(3, 4, 2, True)
+    with pytest.raises(ValueError, match="actions requires grad, but awr_loss gives no gradient"):
+        awr_loss(
+            dist,
+            actions.requires_grad_(),
+            torch.randn(3, 4),
+            backend=fast_backend if backend == "fast" else backend,
+        )
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+@pytest.mark.parametrize("use_sw", [False, True])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_minus_inf_q_excludes_the_sample(fast_backend, kind, use_sw, normalize):
+    """q = -inf: the sample weighs nothing and leaves the baseline and the normalisation, i.e.
+    the loss and gradients equal those of the batch with that sample removed; an excluded
+    illegal action whose logit is -inf contributes 0, not 0 * -inf."""
+    B, n, K = 7, 5, 6
+    rows = torch.arange(B)
+    drop = torch.randint(0, n, (B,))
+    keep = torch.ones(B, n, dtype=torch.bool)
+    keep[rows, drop] = False
+    if kind == "gaussian":
+        dist, actions = _gaussian(B, n, 3, True)
+        removed = actions[keep].view(B, n - 1, 3)
+    else:
+        dist, _ = _categorical(B, n, K)
+        actions = torch.randint(0, K - 1, (B, n))
+        actions[rows, drop] = K - 1
+        with torch.no_grad():
+            dist[1][:, K - 1] = float("-inf")
+        removed = actions[keep].view(B, n - 1)
+    q = 2.0 * torch.randn(B, n)
+    q_excluded = q.masked_fill(~keep, float("-inf"))
+    sw = torch.rand(B, n) if use_sw else None
+    kw = {"beta": 0.6, "normalize": normalize}
+    _compare(dist, actions, q_excluded, fast_backend, sample_weight=sw, **kw)
+    upstream = torch.randn(())
+    got = _loss_and_grads(dist, actions, q_excluded, fast_backend, upstream, sample_weight=sw, **kw)
+    sw_removed = None if sw is None else sw[keep].view(B, n - 1)
+    want = _loss_and_grads(
+        dist, removed, q[keep].view(B, n - 1), "reference", upstream, sample_weight=sw_removed, **kw
+    )
+    assert torch.isfinite(got[0])
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=RTOL, atol=ATOL)
+
+
+@INTENDED_INF_NAN
+def test_denormal_beta_is_finite(fast_backend):
+    dist, actions = _gaussian(5, 4, 2, True)
+    _compare(dist, actions, torch.randn(5, 4), fast_backend, beta=1e-39, max_weight=3.0)
+
+
+def test_meta_tensors_give_the_shape(fast_backend):
+    meta = torch.device("meta")
+    mean = torch.zeros(3, 2, device=meta, requires_grad=True)
+    dist = ("gaussian", mean, torch.zeros(2, device=meta))
+    q, sw = torch.zeros(3, 4, device=meta), torch.ones(3, 4, device=meta)
+    loss = awr_loss(dist, torch.zeros(3, 4, 2, device=meta), q, sample_weight=sw)
+    assert loss.shape == () and loss.device == meta and loss.requires_grad
+    logits = torch.zeros(3, 5, device=meta)
+    actions = torch.zeros(3, 4, dtype=torch.int64, device=meta)
+    loss = awr_loss(("categorical", logits), actions, q, backend=fast_backend)
+    assert loss.shape == () and loss.device == meta
+
+
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -197,6 +295,12 @@ def _bad_inputs():
     logits, cat = torch.randn(4, 6), torch.randint(0, 6, (4, 5))
     g = ("gaussian", mean, log_std)
     c = ("categorical", logits)
+    g0, c0 = ("gaussian", mean[:0], log_std), ("categorical", logits[:0])
+    nan, inf, zero = torch.tensor(math.nan), torch.tensor(math.inf), torch.tensor(0.0)
+    i0, j0 = torch.tensor([2]), torch.tensor([1])
+    sw = torch.rand(4, 5) + 0.1
+    sw0 = sw[2, 1]
+    only_j0 = sw.index_put((i0,), zero).index_put((i0, j0), sw0)
     return [
         ((("beta", mean), act, q), {}, ValueError, "dist kind"),
         ((("gaussian", mean), act, q), {}, ValueError, "gaussian"),
@@ -221,6 +325,18 @@ def _bad_inputs():
         ((c, cat, q.to("meta")), {}, ValueError, "q"),
         ((("categorical", logits.long()), cat, q), {}, TypeError, "logits"),
         ((c, cat, q), {"max_weight": torch.tensor(2.0)}, TypeError, "max_weight"),
+        ((c, cat, q.index_put((i0, j0), nan)), {}, ValueError, r"q must not contain NaN or \+inf"),
+        ((c, cat, q.index_put((i0, j0), inf)), {}, ValueError, r"q must not contain NaN or \+inf"),
+        ((c, cat, q.index_put((i0,), -inf)), {}, ValueError, r"q \[B, n\] needs at least one"),
+        ((c, cat, q), {"sample_weight": sw.index_put((i0, j0), -sw0)}, ValueError, ">= 0"),
+        ((c, cat, q), {"sample_weight": sw.index_put((i0,), zero)}, ValueError, "b=2 is all zero"),
+        ((c, cat, q), {"sample_weight": sw.index_put((i0, j0), nan)}, ValueError, "finite"),
+        ((c, cat, q), {"sample_weight": sw.index_put((i0, j0), inf)}, ValueError, "finite"),
+        # row 2 weighs only its excluded sample
+        ((c, cat, q.index_put((i0, j0), -inf)), {"sample_weight": only_j0}, ValueError, "b=2"),
+        ((g0, act[:0], q[:0]), {}, ValueError, "B >= 1"),
+        ((c0, cat[:0], q[:0]), {}, ValueError, "B >= 1"),
+        ((g, act.clone().requires_grad_(), q), {}, ValueError, "actions requires grad"),
     ]
 
 

@@ -5,6 +5,7 @@ import torch
 
 from qwr_fast.kernels._common import (
     check_positive,
+    check_scores,
     check_tensor,
     cpu_has_native_bf16,
     empty,
@@ -96,3 +97,25 @@ def test_bf16_emulation_warning_follows_the_cpu_probes(cpu_bf16_support, avx512_
     else:
         assert len(messages) == 1
         assert messages[0].startswith("--some-flag: this CPU has neither AVX512-BF16 nor AMX")
+
+
+def test_meta_tensors_are_never_value_checked():
+    meta = torch.device("meta")
+    assert not value_checks_enabled(meta)
+    check_positive("tau", torch.tensor(-1.0, device=meta), meta)  # no values to read
+    assert check_scores("q", torch.zeros(2, 3, device=meta), what="[B, n]", row="b")
+
+
+def test_check_scores_marks_minus_inf_as_excluded():
+    assert not check_scores("q", torch.randn(2, 3), what="[B, n]", row="b")
+    assert not check_scores("q", torch.full((2, 3), 3e38), what="[B, n]", row="b")
+    q = torch.randn(2, 3)
+    q[0, 1] = float("-inf")
+    assert check_scores("q", q, what="[B, n]", row="b")
+    for bad in (float("nan"), float("inf")):
+        q[1, 2] = bad
+        with pytest.raises(ValueError, match=r"q must not contain NaN or \+inf"):
+            check_scores("q", q, what="[B, n]", row="b")
+    q[1] = float("-inf")
+    with pytest.raises(ValueError, match=r"q \[B, n\] needs at least one finite entry per b row"):
+        check_scores("q", q, what="[B, n]", row="b")

@@ -10,6 +10,9 @@ from qwr_fast.kernels.lse_backup import MODES, lse_backup, lse_backup_reference
 from tests.conftest import INTERPRET
 
 pytestmark = pytest.mark.kernel
+# the interpreter's numpy warns about the inf / NaN intermediates that these inputs are meant
+# to produce (and the kernels then mask or clamp)
+INTENDED_INF_NAN = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 RTOL, ATOL = 1e-5, 1e-5
 
@@ -159,11 +162,49 @@ def test_output_carries_no_gradient(fast_backend):
         assert not lse_backup(q, reward, discount, backend=backend).requires_grad
 
 
-def test_empty_batch(fast_backend):
-    got = lse_backup(
-        torch.zeros(0, 3, 4), torch.zeros(0, 3), torch.zeros(0, 3), backend=fast_backend
-    )
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+def test_empty_batch(fast_backend, backend):
+    backend = fast_backend if backend == "fast" else backend
+    got = lse_backup(torch.zeros(0, 3, 4), torch.zeros(0, 3), torch.zeros(0, 3), backend=backend)
     assert got.shape == (0,)
+
+
+@INTENDED_INF_NAN
+@pytest.mark.parametrize(
+    "tau", [1e-39, 1e-50, torch.tensor(1e-39), torch.tensor(1e-50, dtype=torch.float64)]
+)
+def test_denormal_tau_is_finite(fast_backend, tau):
+    """1 / tau overflows fp32 (or tau itself rounds to 0 there): the limit is the max."""
+    q, reward, discount, stop = make_inputs(9, 3, 6, exclude=0.3, with_stop=True)
+    q[0, 0] = 2.0  # ties at the max
+    got = check_against_reference(fast_backend, q, reward, discount, stop, tau=tau)
+    assert torch.isfinite(got).all()
+    max_target = lse_backup(q, reward, discount, stop=stop, mode="max", backend="reference")
+    torch.testing.assert_close(got, max_target, rtol=RTOL, atol=ATOL)
+
+
+@INTENDED_INF_NAN
+@pytest.mark.parametrize("exclude", [0.0, 0.3])
+def test_mean_of_q_near_the_float_max_does_not_overflow(fast_backend, exclude):
+    q, reward, discount, stop = make_inputs(5, 2, 7, exclude=exclude, with_stop=True)
+    q = q.clamp(-1.0, 1.0) * 3e38  # the plain sum of a row overflows
+    q[1] = 3.3e38
+    discount = discount * 0.1  # keep G itself finite
+    got = check_against_reference(fast_backend, q, reward, discount, stop, mode="mean")
+    assert torch.isfinite(got).all()
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+def test_meta_tensors_give_the_shape(fast_backend, backend):
+    """Meta tensors carry no values: the value checks are skipped, the shape propagates."""
+    backend = fast_backend if backend == "fast" else backend
+    meta = torch.device("meta")
+    q = torch.zeros(5, 3, 4, device=meta)
+    reward = discount = torch.zeros(5, 3, device=meta)
+    tau = torch.tensor(0.5, device=meta)
+    for mode in MODES:
+        got = lse_backup(q, reward, discount, mode=mode, tau=tau, backend=backend)
+        assert got.shape == (5,) and got.device == meta
 
 
 @settings(max_examples=15, deadline=None)

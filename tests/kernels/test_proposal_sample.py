@@ -199,10 +199,63 @@ def test_torch_compile_fullgraph(fast_backend):
     )
 
 
-def test_empty_batch(fast_backend):
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+def test_empty_batch(fast_backend, backend):
     inputs = make_inputs(0, 2, 3, 8)
-    actions, logp = proposal_sample(*inputs, 4, backend=fast_backend)
+    backend = fast_backend if backend == "fast" else backend
+    actions, logp = proposal_sample(*inputs, 4, backend=backend)
     assert actions.shape == (0, 4, 2) and logp.shape == (0, 4)
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+@pytest.mark.parametrize("given_noise", [False, True])
+def test_logp_never_requires_grad(fast_backend, backend, given_noise):
+    """Sampling carries no gradient: logp is detached even when every input requires grad
+    (it used to require grad and then fail in backward)."""
+    B, N, D, K, E = 2, 3, 2, 4, 8
+    inputs = [t.requires_grad_() for t in make_inputs(B, D, K, E)]
+    gumbel = gumbel_noise(B, N, D, K).requires_grad_() if given_noise else None
+    temperature = torch.tensor(0.7, requires_grad=True)
+    backend = fast_backend if backend == "fast" else backend
+    actions, logp = proposal_sample(
+        *inputs, N, gumbel=gumbel, temperature=temperature, backend=backend
+    )
+    assert not logp.requires_grad and not actions.requires_grad
+
+
+@pytest.mark.parametrize("noise", [float("inf"), float("-inf")])
+def test_infinite_gumbel_noise_stays_inside_sizes(fast_backend, noise):
+    """+inf noise on masked choices is ignored (the reference used to pick them: -inf + inf is
+    NaN, which argmax takes); on valid choices it decides, first index on ties."""
+    B, N, D, K, E = 3, 4, 3, 6, 16
+    sizes = (6, 2, 4)
+    inputs = make_inputs(B, D, K, E)
+    gumbel = gumbel_noise(B, N, D, K)
+    for d, size in enumerate(sizes):
+        gumbel[:, :, d, size:] = noise
+    gumbel[0, :, 1, 1] = noise
+    gumbel[1, 0, 2, :] = noise
+    kwargs = dict(sizes=sizes, gumbel=gumbel)
+    ref_actions, ref_logp = proposal_sample(*inputs, N, backend="reference", **kwargs)
+    with poison_outputs():
+        actions, logp = proposal_sample(*inputs, N, backend=fast_backend, **kwargs)
+    assert torch.equal(actions, ref_actions)
+    assert bool((actions < torch.tensor(sizes)).all()) and bool((actions >= 0).all())
+    if noise > 0:
+        assert bool((actions[0, :, 1] == 1).all()) and bool((actions[1, 0, 2] == 0).all())
+    torch.testing.assert_close(logp, ref_logp, rtol=RTOL, atol=ATOL)
+    want = teacher_forced_logp(*inputs, actions, sizes).float()
+    torch.testing.assert_close(logp, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+def test_meta_tensors_give_the_shape(fast_backend, backend):
+    meta = torch.device("meta")
+    inputs = [t.to(meta) for t in make_inputs(3, 2, 4, 8)]
+    backend = fast_backend if backend == "fast" else backend
+    sizes = torch.tensor([4, 2], device=meta)
+    actions, logp = proposal_sample(*inputs, 5, sizes=sizes, backend=backend)
+    assert actions.shape == (3, 5, 2) and logp.shape == (3, 5) and logp.device == meta
 
 
 def test_reference_is_exported_and_plain():

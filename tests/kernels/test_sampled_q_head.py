@@ -87,6 +87,47 @@ def test_large_preactivations_saturate(fast_backend):
     assert_matches_reference(torch.randn(4, H), torch.randn(4, 3, A), params, fast_backend)
 
 
+@pytest.mark.parametrize("discrete", [False, True])
+@pytest.mark.parametrize("scale", [1e15, 1e20, 3e38])
+def test_huge_gate_is_finite_and_exact(fast_backend, discrete, scale):
+    """From |gate| ~ 1e19 the LayerNorm's fp32 sum of squares would overflow (the torch path
+    gave NaN, the fp32 reference a wrong finite value); the rows are rescaled exactly, so
+    every path matches the float64 reference."""
+    H, B, n = 64, 3, 4
+    params = make_params(H, K=5) if discrete else make_params(H, A=3)
+    gate = torch.randn(B, H).clamp_(-1.0, 1.0) * scale
+    gate[1] = torch.randn(H)  # an ordinary row next to the huge ones
+    actions = torch.randint(0, 5, (B, n)) if discrete else torch.randn(B, n, 3)
+    params64 = QHeadParams(*(p.double() for p in params))
+    actions64 = actions if discrete else actions.double()
+    want = sampled_q_head(gate.double(), actions64, params64, backend="reference")
+    for backend in (fast_backend, "reference"):
+        with poison_outputs():
+            got = sampled_q_head(gate, actions, params, backend=backend)
+        assert torch.isfinite(got).all(), backend
+        torch.testing.assert_close(got.double(), want, rtol=RTOL, atol=RTOL * 10)
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+@pytest.mark.parametrize("discrete", [False, True])
+def test_empty_batch(fast_backend, backend, discrete):
+    params = make_params(64, K=5) if discrete else make_params(64, A=3)
+    actions = torch.zeros(0, 4, dtype=torch.int64) if discrete else torch.zeros(0, 4, 3)
+    backend = fast_backend if backend == "fast" else backend
+    got = sampled_q_head(torch.zeros(0, 64), actions, params, backend=backend)
+    assert got.shape == (0, 4) and got.dtype == torch.float32
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+def test_meta_tensors_give_the_shape(fast_backend, backend):
+    meta = torch.device("meta")
+    params = QHeadParams(*(p.to(meta) for p in make_params(16, K=5)))
+    actions = torch.zeros(3, 4, dtype=torch.int64, device=meta)
+    backend = fast_backend if backend == "fast" else backend
+    got = sampled_q_head(torch.zeros(3, 16, device=meta), actions, params, backend=backend)
+    assert got.shape == (3, 4) and got.device == meta
+
+
 def test_reference_matches_plain_modules():
     """The reference is nn.Linear / nn.LayerNorm written out: check it against them."""
     H, A = 64, 6
@@ -164,6 +205,22 @@ def _errors_case():
         (lambda p, g, a: (p, g, torch.zeros(3, 4)), TypeError, "int64"),
         (lambda p, g, a: (p, g, a.to("meta")), ValueError, "actions is on meta"),
         (lambda p, g, a: (p._replace(b_1=p.b_1.to("meta")), g, a), ValueError, "b_1"),
+        (
+            lambda p, g, a: (p, g.double(), a),
+            TypeError,
+            r"actions must have the dtype of gate \(torch.float64\), got torch.float32",
+        ),
+        (
+            lambda p, g, a: (p, g.double(), a.double()),
+            TypeError,
+            r"params.w_a must have the dtype of gate \(torch.float64\), got torch.float32",
+        ),
+        (lambda p, g, a: (p._replace(w_1=p.w_1.double()), g, a), TypeError, "params.w_1 .* dtype"),
+        (
+            lambda p, g, a: (p._replace(b_o=p.b_o.bfloat16()), g, a),
+            TypeError,
+            "params.b_o .* dtype",
+        ),
     ],
 )
 def test_bad_inputs(mutate, exc, match):
