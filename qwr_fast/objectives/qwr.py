@@ -37,6 +37,15 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
 
 
+def _regression(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The critic's L2 loss and its statistics: ``critic_loss``, ``q_mean``, ``target_mean``."""
+    return {
+        "critic_loss": F.mse_loss(pred, target),
+        "q_mean": pred.detach().mean(),
+        "target_mean": target.mean(),
+    }
+
+
 def _reward(batch: ReplayBatch, gamma: float, value_scale: bool) -> torch.Tensor:
     """Rewards, times ``(1 - gamma)`` when the network predicts ``(1 - gamma) Q``."""
     return batch.reward * (1.0 - gamma) if value_scale else batch.reward
@@ -83,12 +92,7 @@ def qwr_critic_loss(
         lam=lam,
         normalize_q=normalize_q,
     )
-    q = q_net(batch.obs, batch.action)
-    return {
-        "critic_loss": F.mse_loss(q, target),
-        "q_mean": q.detach().mean(),
-        "target_mean": target.mean(),
-    }
+    return _regression(q_net(batch.obs, batch.action), target)
 
 
 def qwr_actor_loss(
@@ -161,12 +165,7 @@ def awr_critic_loss(
     """AWR baseline critic: L2 of ``V(s_t)`` against the TD(``lam``) return of the stored
     slice, bootstrapped by ``v_target``. Returns ``critic_loss``, ``q_mean``, ``target_mean``."""
     target = _awr_returns(v_target, batch, gamma, lam, value_scale)
-    v = v_net(batch.obs)
-    return {
-        "critic_loss": F.mse_loss(v, target),
-        "q_mean": v.detach().mean(),
-        "target_mean": target.mean(),
-    }
+    return _regression(v_net(batch.obs), target)
 
 
 def awr_actor_loss(

@@ -12,7 +12,14 @@ touched. Planners: :class:`BlueprintPlanner` (no search), :class:`Sparta` (1-ply
 """
 
 from qwr_fast.planners.blueprint import BlueprintPlanner
-from qwr_fast.planners.core import Blueprint, Budget, SearchResult, rollout_returns
+from qwr_fast.planners.core import (
+    AmortisedPlanner,
+    Blueprint,
+    Budget,
+    Planner,
+    SearchResult,
+    rollout_returns,
+)
 from qwr_fast.planners.mcts import MCTS, MCTSConfig
 from qwr_fast.planners.policy_ft import (
     AcceptanceResult,
@@ -27,11 +34,13 @@ from qwr_fast.planners.sparta import Sparta, SpartaConfig
 
 __all__ = [
     "AcceptanceResult",
+    "AmortisedPlanner",
     "Blueprint",
     "BlueprintPlanner",
     "Budget",
     "MCTS",
     "MCTSConfig",
+    "Planner",
     "PolicyFineTune",
     "PolicyFineTuneConfig",
     "QFineTune",

@@ -28,10 +28,13 @@ from qwr_fast.envs import EnvState
 from qwr_fast.nn.torsos import obs_tensor
 
 __all__ = [
+    "AmortisedPlanner",
     "Blueprint",
+    "Planner",
     "Budget",
     "SearchResult",
     "check_root",
+    "mask_illegal",
     "obs_tensor",
     "pick",
     "rollout_returns",
@@ -161,3 +164,84 @@ def rollout_returns(
     if bootstrap is not None:
         ret += alive * disc * bootstrap(obs_tensor(obs))[1].numpy()
     return ret, steps
+
+
+def mask_illegal(x: torch.Tensor, legal: np.ndarray | None) -> torch.Tensor:
+    """``x[..., K]`` (logits or Q) with the actions that ``legal[K]`` (bool) marks illegal at
+    ``-inf``; ``x`` itself when ``legal`` is None."""
+    if legal is None:
+        return x
+    return x.masked_fill(~torch.as_tensor(legal, dtype=torch.bool), -torch.inf)
+
+
+class Planner:
+    """What every planner is: ``plan(root, obs, budget, *, legal, generator)`` on its own
+    simulation env ``sim``, and ``reset()`` at the start of an episode. ``plan`` starts the
+    timer, checks the root and hands over to the subclass's ``_search`` (which returns the
+    :class:`SearchResult`)."""
+
+    needs_root = True
+
+    def __init__(self, blueprint, sim, cfg=None) -> None:
+        self.blueprint, self.sim, self.cfg = blueprint, sim, cfg
+        self.num_actions = None if sim is None else int(sim.single_action_space.n)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start of a new episode (no state by default)."""
+
+    def plan(
+        self,
+        root: EnvState | None,
+        obs: np.ndarray,
+        budget: Budget | None = None,
+        *,
+        legal: np.ndarray | None = None,
+        generator: torch.Generator | None = None,
+    ) -> SearchResult:
+        """Search from ``root`` (a snapshot of the real env whose observation is ``obs[*O]``)
+        within ``budget``; ``legal[K]`` (bool) masks the root's illegal actions."""
+        t0 = time.perf_counter()
+        if self.needs_root:
+            check_root(root, self.sim)
+        return self._search(root, np.asarray(obs), budget, legal, generator, t0)
+
+    def _search(self, root, obs, budget, legal, generator, t0: float) -> SearchResult:
+        raise NotImplementedError
+
+
+class AmortisedPlanner(Planner):
+    """A planner that searches every ``cfg.replan_every`` moves for a network (the policy or Q
+    it fine-tuned, or the blueprint when the search was not adopted) and plays that network
+    in between (policy and Q-value fine-tuning). Subclasses give ``_finetune`` (the search)
+    and ``_act`` (one move of a network)."""
+
+    def reset(self) -> None:
+        """Start of a new episode: drop the network of the previous search."""
+        self._net = None
+        self._left = 0
+        self._adopted = False
+
+    def _search(self, root, obs, budget, legal, generator, t0: float) -> SearchResult:
+        used = grads = 0
+        if self._left == 0 or self._net is None:
+            self._net, used, grads, self._adopted = self._finetune(root, obs, budget, generator, t0)
+            self._left = self.cfg.replan_every
+        action, values = self._act(self._net, obs, legal, generator)
+        self._left -= 1
+        return SearchResult(
+            action=action,
+            env_steps=used,
+            grad_steps=grads,
+            wall_s=time.perf_counter() - t0,
+            adopted=self._adopted,
+            action_values=values,
+        )
+
+    def _finetune(self, root, obs, budget, generator, t0: float):
+        """``(network to play, env steps, gradient steps, adopted)``."""
+        raise NotImplementedError
+
+    def _act(self, net, obs, legal, generator) -> tuple[int, np.ndarray | None]:
+        """``(action, root action values or None)`` of ``net`` at ``obs``."""
+        raise NotImplementedError

@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from qwr_fast.checks import check_fields
-from qwr_fast.envs import EnvState
-from qwr_fast.planners.core import Blueprint, Budget, SearchResult, check_root, obs_tensor
+from qwr_fast.planners.core import Blueprint, Planner, SearchResult, obs_tensor
 
 __all__ = ["MCTSConfig", "MCTS", "Node"]
 
@@ -60,13 +59,11 @@ class Node:
         self.children: list[Node | None] = [None] * K
 
 
-class MCTS:
+class MCTS(Planner):
     """PUCT search from a root snapshot; see the module docstring."""
 
     def __init__(self, blueprint: Blueprint, sim, cfg: MCTSConfig = MCTSConfig()) -> None:
-        self.blueprint, self.sim, self.cfg = blueprint, sim, cfg
-        self.num_actions = int(sim.single_action_space.n)
-        self.root: Node | None = None
+        super().__init__(blueprint, sim, cfg)
 
     def reset(self) -> None:
         """Start of a new episode (the tree is rebuilt every move)."""
@@ -91,19 +88,8 @@ class MCTS:
         return torch.softmax(logits, -1).double().numpy(), value.double().numpy()
 
     @torch.no_grad()
-    def plan(
-        self,
-        root: EnvState,
-        obs: np.ndarray,
-        budget: Budget,
-        *,
-        legal: np.ndarray | None = None,
-        generator: torch.Generator | None = None,
-    ) -> SearchResult:
-        """Search from ``root`` (observation ``obs[*O]``); ``legal[K]`` masks root actions.
-        ``generator`` is unused (the search is deterministic given the env)."""
-        t0 = time.perf_counter()
-        check_root(root, self.sim)
+    def _search(self, root, obs, budget, legal, generator, t0: float) -> SearchResult:
+        """One PUCT search from ``root``; ``generator`` is unused (deterministic given the env)."""
         K, W, c = self.num_actions, self.sim.num_envs, self.cfg
         if legal is not None:
             legal = np.asarray(legal, dtype=bool)

@@ -19,7 +19,6 @@ search, on public-belief roots).
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,10 +30,10 @@ from qwr_fast.envs import EnvState
 from qwr_fast.estimators import gae
 from qwr_fast.objectives.ppo import ppo_update
 from qwr_fast.planners.core import (
+    AmortisedPlanner,
     Blueprint,
     Budget,
-    SearchResult,
-    check_root,
+    mask_illegal,
     obs_tensor,
     pick,
     rollout_returns,
@@ -268,88 +267,57 @@ def finetune_policy(
     return net, used, grads
 
 
-class PolicyFineTune:
-    """The policy fine-tuning planner (Algorithm 1 + acceptance test + amortised play)."""
+class PolicyFineTune(AmortisedPlanner):
+    """The policy fine-tuning planner (Algorithm 1 + acceptance test + amortised play): every
+    ``replan_every`` moves it fine-tunes the blueprint from ``root`` and plays the adopted
+    policy (or the blueprint) until the next search."""
 
     def __init__(
         self, blueprint: torch.nn.Module, sim, cfg: PolicyFineTuneConfig = PolicyFineTuneConfig()
     ) -> None:
-        self.blueprint, self.sim, self.cfg = blueprint, sim, cfg
-        self.num_actions = int(sim.single_action_space.n)
-        self.reset()
+        super().__init__(blueprint, sim, cfg)
 
-    def reset(self) -> None:
-        """Start of a new episode: drop the policy of the previous search."""
-        self._policy: torch.nn.Module | None = None
-        self._left = 0
-        self._adopted = False
-
-    def plan(
-        self,
-        root: EnvState,
-        obs: np.ndarray,
-        budget: Budget,
-        *,
-        legal: np.ndarray | None = None,
-        generator: torch.Generator | None = None,
-    ) -> SearchResult:
-        """Play the current policy if its ``replan_every`` moves are not used up, else search
-        from ``root`` (observation ``obs[*O]``) and play the chosen policy's action."""
-        t0 = time.perf_counter()
-        check_root(root, self.sim)
+    def _finetune(self, root, obs, budget, generator, t0: float):
         c = self.cfg
-        used = grads = 0
-        searched = self._left == 0 or self._policy is None
-        if searched:
-            W, H = self.sim.num_envs, c.horizon
-            reserve = 2 * c.accept_rounds * W * H
-            seat = None
-            if c.own_seat_only:
-                seat_slice = getattr(self.sim, "seat_slice", None)
-                if seat_slice is None:
-                    raise ValueError("own_seat_only needs a multi-player sim with a seat_slice")
-                seat = int(np.asarray(obs)[seat_slice].argmax())
-            net, used, grads = finetune_policy(
-                self.blueprint,
+        W, H = self.sim.num_envs, c.horizon
+        reserve = 2 * c.accept_rounds * W * H
+        seat = None
+        if c.own_seat_only:
+            seat_slice = getattr(self.sim, "seat_slice", None)
+            if seat_slice is None:
+                raise ValueError("own_seat_only needs a multi-player sim with a seat_slice")
+            seat = int(obs[seat_slice].argmax())
+        net, used, grads = finetune_policy(
+            self.blueprint,
+            self.sim,
+            root,
+            c,
+            budget,
+            t0=t0,
+            reserve=reserve,
+            seat=seat,
+            generator=generator,
+        )
+        adopted = grads > 0
+        if adopted and c.accept_rounds > 0:
+            res = acceptance_test(
                 self.sim,
                 root,
-                c,
-                budget,
-                t0=t0,
-                reserve=reserve,
-                seat=seat,
+                net,
+                self.blueprint,
+                rounds=c.accept_rounds,
+                horizon=H,
+                gamma=c.gamma,
+                epsilon=c.epsilon,
+                z=c.accept_z,
+                greedy=c.greedy,
                 generator=generator,
             )
-            adopted = grads > 0
-            if adopted and c.accept_rounds > 0:
-                res = acceptance_test(
-                    self.sim,
-                    root,
-                    net,
-                    self.blueprint,
-                    rounds=c.accept_rounds,
-                    horizon=H,
-                    gamma=c.gamma,
-                    epsilon=c.epsilon,
-                    z=c.accept_z,
-                    greedy=c.greedy,
-                    generator=generator,
-                )
-                used += res.env_steps
-                adopted = res.adopted
-            self._policy = net if adopted else self.blueprint
-            self._adopted = adopted
-            self._left = c.replan_every
-        with torch.no_grad():
-            logits = self._policy(obs_tensor(np.asarray(obs)[None]))[0]
-            if legal is not None:
-                logits = logits.masked_fill(~torch.as_tensor(legal, dtype=torch.bool), -torch.inf)
-            action = int(pick(logits, greedy=c.greedy, generator=generator)[0])
-        self._left -= 1
-        return SearchResult(
-            action=action,
-            env_steps=used,
-            grad_steps=grads,
-            wall_s=time.perf_counter() - t0,
-            adopted=self._adopted,
-        )
+            used += res.env_steps
+            adopted = res.adopted
+        return (net if adopted else self.blueprint), used, grads, adopted
+
+    @torch.no_grad()
+    def _act(self, net, obs, legal, generator) -> tuple[int, None]:
+        logits = mask_illegal(net(obs_tensor(obs[None]))[0], legal)
+        return int(pick(logits, greedy=self.cfg.greedy, generator=generator)[0]), None

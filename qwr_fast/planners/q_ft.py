@@ -28,7 +28,7 @@ from qwr_fast.data.replay import Replay
 from qwr_fast.envs import EnvState
 from qwr_fast.nn.dueling_q import QBlueprint
 from qwr_fast.objectives.dqn import double_q_loss
-from qwr_fast.planners.core import Budget, SearchResult, check_root, obs_tensor
+from qwr_fast.planners.core import AmortisedPlanner, Budget, mask_illegal, obs_tensor
 from qwr_fast.planners.policy_ft import acceptance_test
 
 __all__ = ["QFineTuneConfig", "QFineTune"]
@@ -59,8 +59,10 @@ class QFineTuneConfig:
         check_fields(self, "explore p_global", "[0, 1]", flags=False)
 
 
-class QFineTune:
-    """The Q-value fine-tuning planner; ``blueprint_q`` maps ``obs[B, *O] -> Q[B, K]``."""
+class QFineTune(AmortisedPlanner):
+    """The Q-value fine-tuning planner; the blueprint maps ``obs[B, *O] -> Q[B, K]``. Every
+    ``replan_every`` moves it fine-tunes a copy from ``root`` and plays the adopted Q-network
+    (or the blueprint) greedily until the next search."""
 
     def __init__(
         self,
@@ -70,15 +72,8 @@ class QFineTune:
         *,
         replay: Replay | None = None,
     ) -> None:
-        self.q_bp, self.sim, self.cfg, self.replay = blueprint_q, sim, cfg, replay
-        self.num_actions = int(sim.single_action_space.n)
-        self.reset()
-
-    def reset(self) -> None:
-        """Start of a new episode: drop the network of the previous search."""
-        self._q: torch.nn.Module | None = None
-        self._left = 0
-        self._adopted = False
+        super().__init__(blueprint_q, sim, cfg)
+        self.replay = replay
 
     @torch.no_grad()
     def _collect(
@@ -90,7 +85,7 @@ class QFineTune:
         alive = np.ones(W, dtype=bool)
         out: dict[str, list] = {k: [] for k in ("obs", "action", "r", "disc", "next_obs")}
         for t in range(c.horizon):
-            greedy = self.q_bp(obs_tensor(obs)).argmax(-1).numpy()
+            greedy = self.blueprint(obs_tensor(obs)).argmax(-1).numpy()
             a = np.where(rng.random(W) < c.explore, rng.integers(0, self.num_actions, W), greedy)
             nxt, r, term, trunc, info = sim.step(a)
             final = info.get("final_obs", nxt)
@@ -98,7 +93,7 @@ class QFineTune:
             cut = torch.as_tensor(trunc & ~term) | (t == c.horizon - 1)
             cut &= torch.as_tensor(~term)
             if cut.any():  # truncated here: the blueprint's max Q closes the return
-                r = r + cut * c.gamma * self.q_bp(obs_tensor(final)).max(-1).values
+                r = r + cut * c.gamma * self.blueprint(obs_tensor(final)).max(-1).values
             keep = torch.as_tensor(alive)
             out["obs"].append(obs_tensor(obs)[keep])
             out["action"].append(torch.as_tensor(a)[keep])
@@ -111,10 +106,10 @@ class QFineTune:
                 break
         return {k: torch.cat(v) for k, v in out.items()}, W * (t + 1)
 
-    def _finetune(self, data, t0: float, budget: Budget, gen: torch.Generator):
+    def _train(self, data, t0: float, budget: Budget, gen: torch.Generator):
         c = self.cfg
-        q = copy.deepcopy(self.q_bp)
-        target = copy.deepcopy(self.q_bp)
+        q = copy.deepcopy(self.blueprint)
+        target = copy.deepcopy(self.blueprint)
         opt = torch.optim.Adam(q.parameters(), lr=c.lr)
         n_local = data["action"].shape[0]
         steps = 0
@@ -146,63 +141,40 @@ class QFineTune:
         q.eval()
         return q, steps
 
-    def plan(
-        self,
-        root: EnvState,
-        obs: np.ndarray,
-        budget: Budget,
-        *,
-        legal: np.ndarray | None = None,
-        generator: torch.Generator | None = None,
-    ) -> SearchResult:
-        """Search from ``root`` (observation ``obs[*O]``) every ``replan_every`` moves and play
-        the adopted Q-network greedily."""
-        t0 = time.perf_counter()
-        check_root(root, self.sim)
+    def _finetune(self, root, obs, budget, generator, t0: float):
         c, W = self.cfg, self.sim.num_envs
         gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen)))
+        reserve = 2 * c.accept_rounds * W * c.horizon
+        parts = []
         used = grads = 0
-        if self._left == 0 or self._q is None:
-            rng = np.random.default_rng(int(torch.randint(0, 2**31, (1,), generator=gen)))
-            reserve = 2 * c.accept_rounds * W * c.horizon
-            parts = []
-            while budget.allows(reserve + used, W * c.horizon, t0):
-                data, steps = self._collect(root, rng)
-                parts.append(data)
-                used += steps
-            adopted = False
-            q = self.q_bp
-            if parts and c.updates > 0:
-                data = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-                q, grads = self._finetune(data, t0, budget, gen)
-                adopted = grads > 0
-            if adopted and c.accept_rounds > 0:
-                res = acceptance_test(
-                    self.sim,
-                    root,
-                    QBlueprint(q),
-                    QBlueprint(self.q_bp),
-                    rounds=c.accept_rounds,
-                    horizon=c.horizon,
-                    gamma=c.gamma,
-                    epsilon=c.epsilon,
-                    greedy=True,
-                )
-                used += res.env_steps
-                adopted = res.adopted
-            self._q = q if adopted else self.q_bp
-            self._adopted = adopted
-            self._left = c.replan_every
-        with torch.no_grad():
-            qv = self._q(obs_tensor(np.asarray(obs)[None]))[0]
-        if legal is not None:
-            qv = qv.masked_fill(~torch.as_tensor(legal, dtype=torch.bool), -torch.inf)
-        self._left -= 1
-        return SearchResult(
-            action=int(qv.argmax()),
-            env_steps=used,
-            grad_steps=grads,
-            wall_s=time.perf_counter() - t0,
-            adopted=self._adopted,
-            action_values=qv.double().numpy(),
-        )
+        while budget.allows(reserve + used, W * c.horizon, t0):
+            data, steps = self._collect(root, rng)
+            parts.append(data)
+            used += steps
+        adopted = False
+        q = self.blueprint
+        if parts and c.updates > 0:
+            data = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            q, grads = self._train(data, t0, budget, gen)
+            adopted = grads > 0
+        if adopted and c.accept_rounds > 0:
+            res = acceptance_test(
+                self.sim,
+                root,
+                QBlueprint(q),
+                QBlueprint(self.blueprint),
+                rounds=c.accept_rounds,
+                horizon=c.horizon,
+                gamma=c.gamma,
+                epsilon=c.epsilon,
+                greedy=True,
+            )
+            used += res.env_steps
+            adopted = res.adopted
+        return (q if adopted else self.blueprint), used, grads, adopted
+
+    @torch.no_grad()
+    def _act(self, net, obs, legal, generator) -> tuple[int, np.ndarray]:
+        qv = mask_illegal(net(obs_tensor(obs[None]))[0], legal)
+        return int(qv.argmax()), qv.double().numpy()

@@ -15,9 +15,8 @@ from qwr_fast.checks import check_fields
 from qwr_fast.envs import EnvState
 from qwr_fast.planners.core import (
     Blueprint,
-    Budget,
+    Planner,
     SearchResult,
-    check_root,
     obs_tensor,
     pick,
     rollout_returns,
@@ -50,7 +49,7 @@ class SpartaConfig:
         check_fields(self, "epsilon z", ">= 0", flags=False)
 
 
-class Sparta:
+class Sparta(Planner):
     """1-ply Monte-Carlo search over the root actions.
 
     ``sim.num_envs`` must be at least the number of legal actions L: each batch (a "round")
@@ -62,11 +61,7 @@ class Sparta:
     """
 
     def __init__(self, blueprint: Blueprint, sim, cfg: SpartaConfig = SpartaConfig()) -> None:
-        self.blueprint, self.sim, self.cfg = blueprint, sim, cfg
-        self.num_actions = int(sim.single_action_space.n)
-
-    def reset(self) -> None:
-        """Start of a new episode (SPARTA keeps no state across moves)."""
+        super().__init__(blueprint, sim, cfg)
 
     def _rollouts(self, root, first: np.ndarray, generator) -> tuple[np.ndarray, int]:
         """One round: ``first[w]`` then blueprint play in sim env w, blueprint value at H."""
@@ -138,18 +133,8 @@ class Sparta:
         )
 
     @torch.no_grad()
-    def plan(
-        self,
-        root: EnvState,
-        obs: np.ndarray,
-        budget: Budget,
-        *,
-        legal: np.ndarray | None = None,
-        generator: torch.Generator | None = None,
-    ) -> SearchResult:
-        """Search from ``root`` (whose observation is ``obs[*O]``); ``legal[K]`` bool mask."""
-        t0 = time.perf_counter()
-        check_root(root, self.sim)
+    def _search(self, root, obs, budget, legal, generator, t0: float) -> SearchResult:
+        """One SPARTA decision: Monte-Carlo values of the legal root actions."""
         K, W, c = self.num_actions, self.sim.num_envs, self.cfg
         legal = np.ones(K, dtype=bool) if legal is None else np.asarray(legal, dtype=bool)
         if legal.shape != (K,) or not legal.any():

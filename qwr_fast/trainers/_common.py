@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import os
 import random
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -23,7 +25,7 @@ from qwr_fast.checkpoint import (
 )
 from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import autoreset_mode
-from qwr_fast.trainers.runlog import LATEST, plot_eval_curve
+from qwr_fast.trainers.runlog import LATEST, RunLog, plot_eval_curve
 
 __all__ = [
     "SAMPLED_GREEDY_EVAL_COLUMNS",
@@ -180,6 +182,75 @@ class Trainer:
     CHECKPOINT_KIND: str | None = None
     FIXED_CHECKPOINT = False
     SNAPSHOTS = True
+    TRAIN_COLUMNS: list[str]
+    EVAL_COLUMNS: list[str]
+    TB_SKIP: tuple[str, ...] = ("step", "epoch")
+    """train.csv columns that are counters, not TensorBoard scalars"""
+    COUNTERS: tuple[str, ...] = ("global_step", "epoch", "num_evals", "last_eval", "wall")
+    """the attributes a checkpoint's ``counters`` entry holds"""
+
+    def checkpoint_state(self, **parts) -> dict:
+        """The checkpoint dict: ``kind`` (if the trainer has one), ``format``, ``config``,
+        ``parts`` (networks, optimisers, replay, RNG streams, env), ``counters``."""
+        kind = {} if self.CHECKPOINT_KIND is None else {"kind": self.CHECKPOINT_KIND}
+        return {
+            **kind,
+            "format": CHECKPOINT_FORMAT,
+            "config": dataclasses.asdict(self.cfg),
+            **parts,
+            "counters": {name: getattr(self, name) for name in self.COUNTERS},
+        }
+
+    def load_counters(self, state: dict) -> None:
+        """Restore the ``counters`` of :meth:`checkpoint_state`."""
+        for name in self.COUNTERS:
+            setattr(self, name, state["counters"][name])
+
+    def train(self) -> dict:
+        """Run to ``total_steps``; returns the last evaluation. Each epoch: :meth:`run_epoch`
+        (collect, then update), its ``train.csv`` row, the evaluation when due, the progress
+        bar, the checkpoint when due; at the end the learning curve (:meth:`plot`)."""
+        cfg = self.cfg
+        log = RunLog(
+            cfg, self.global_step, self.TRAIN_COLUMNS, self.EVAL_COLUMNS, skip=self.TB_SKIP
+        )
+        last: dict = {}
+        with log:
+            while self.global_step < cfg.total_steps:
+                t0 = time.perf_counter()
+                before = self.global_step
+                stats = self.run_epoch()
+                dt = time.perf_counter() - t0
+                self.wall += dt
+                sps = (self.global_step - before) / dt
+                log.train_row(self.train_row(stats, sps))
+                final = self.global_step >= cfg.total_steps
+                if log.evals.due(self.global_step, final):
+                    last, scalars = self.eval_row()
+                    self.num_evals += 1
+                    self.last_eval = last["return_mean"]
+                    log.eval_row(last, scalars)
+                log.progress(self.global_step - before, sps, self.last_eval)
+                if log.checkpoints.due(self.global_step, final):
+                    self.save()
+        self.plot()
+        return last
+
+    def run_epoch(self) -> dict:
+        """One epoch of the algorithm (collect, update); returns its losses."""
+        raise NotImplementedError
+
+    def train_row(self, stats: dict, steps_per_s: float) -> dict:
+        """The ``train.csv`` row after an epoch with losses ``stats``."""
+        raise NotImplementedError
+
+    def eval_row(self) -> tuple[dict, dict]:
+        """Evaluate now: ``(eval.csv row, TensorBoard scalars)``."""
+        raise NotImplementedError
+
+    def plot(self) -> None:
+        """Write the run's ``curve.png``."""
+        raise NotImplementedError
 
     def save(self) -> str:
         """Write the checkpoint(s) atomically and prune old snapshots; returns the path of the

@@ -13,8 +13,6 @@ every action, where the space is small enough to enumerate). Usage: ``aql-train 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,11 +46,10 @@ from qwr_fast.trainers._common import (
     rng_state,
     seed_everything,
 )
-from qwr_fast.trainers.runlog import RunLog, check_run_dir, plot_eval_curve
+from qwr_fast.trainers.runlog import check_run_dir, plot_eval_curve
 
 __all__ = ["AQLConfig", "PRESETS", "AQLTrainer"]
 
-CHECKPOINT_FORMAT = 1
 MAX_ENUMERATE = 1 << 16
 EVAL_COLUMNS = ["step", "return_mean", "return_std", "proposal_return_mean", "proposal_return_std"]
 TRAIN_COLUMNS = [
@@ -253,6 +250,8 @@ class AQLTrainer(Trainer):
     """
 
     config_cls = AQLConfig
+    TRAIN_COLUMNS, EVAL_COLUMNS = TRAIN_COLUMNS, EVAL_COLUMNS
+    COUNTERS = ("global_step", "epoch", "num_updates", "num_evals", "last_eval", "wall")
 
     def __init__(self, cfg: AQLConfig) -> None:
         cfg.validate()
@@ -473,27 +472,17 @@ class AQLTrainer(Trainer):
 
     # -------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "config": dataclasses.asdict(self.cfg),
-            "net": self.net.state_dict(),
-            "target": self.target.state_dict(),
-            "norm": None if self.norm is None else self.norm.state_dict(),
-            "opt_q": self.opt_q.state_dict(),
-            "opt_p": None if self.opt_p is None else self.opt_p.state_dict(),
-            "sync_count": self.sync.count,
-            "replay": self.replay.state_dict(),
-            "rng": rng_state(self.gen),
+        return self.checkpoint_state(
+            net=self.net.state_dict(),
+            target=self.target.state_dict(),
+            norm=None if self.norm is None else self.norm.state_dict(),
+            opt_q=self.opt_q.state_dict(),
+            opt_p=None if self.opt_p is None else self.opt_p.state_dict(),
+            sync_count=self.sync.count,
+            replay=self.replay.state_dict(),
+            rng=rng_state(self.gen),
             **self.collector.state_dict(),
-            "counters": {
-                "global_step": self.global_step,
-                "epoch": self.epoch,
-                "num_updates": self.num_updates,
-                "num_evals": self.num_evals,
-                "last_eval": self.last_eval,
-                "wall": self.wall,
-            },
-        }
+        )
 
     def load_state_dict(self, s: dict) -> None:
         self.check_kind(s, "AQL checkpoint")
@@ -507,11 +496,8 @@ class AQLTrainer(Trainer):
         self.sync.count = s["sync_count"]
         self.replay.load_state_dict(s["replay"])
         load_rng_state(s["rng"], self.gen)
-        c = s["counters"]
-        self.collector.load_state_dict(s, reset_seed=self.cfg.seed + c["global_step"])
-        self.global_step, self.epoch = c["global_step"], c["epoch"]
-        self.num_updates, self.num_evals = c["num_updates"], c["num_evals"]
-        self.last_eval, self.wall = c["last_eval"], c["wall"]
+        self.load_counters(s)
+        self.collector.load_state_dict(s, reset_seed=self.cfg.seed + self.global_step)
 
     # -------------------------------------------------------------------- loop
     def summary(self, last: dict) -> str:
@@ -522,59 +508,47 @@ class AQLTrainer(Trainer):
             f"curve: {self.cfg.run_dir}/curve.png"
         )
 
-    def train(self) -> dict:
-        """Run to ``total_steps``; returns the last evaluation."""
+    def run_epoch(self) -> dict[str, float]:
+        """Collect ``steps_per_epoch`` env steps, then ``updates_per_epoch`` updates."""
         cfg = self.cfg
-        log = RunLog(cfg, self.global_step, TRAIN_COLUMNS, EVAL_COLUMNS)
-        last: dict = {}
+        self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
+        stats = self.update()
+        self.epoch += 1
+        return stats
+
+    def train_row(self, stats: dict, steps_per_s: float) -> dict:
         nan = float("nan")
-        with log:
-            while self.global_step < cfg.total_steps:
-                t0 = time.perf_counter()
-                before = self.global_step
-                self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
-                stats = self.update()
-                self.epoch += 1
-                dt = time.perf_counter() - t0
-                self.wall += dt
-                sps = (self.global_step - before) / dt
-                returns = self.collector.pop_returns()
-                log.train_row(
-                    {
-                        "step": self.global_step,
-                        "epoch": self.epoch,
-                        "epsilon": self.epsilon(),
-                        **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[3:8]},
-                        "train_return": float(np.mean(returns)) if returns else nan,
-                        "steps_per_s": sps,
-                        "wall_s": self.wall,
-                    }
-                )
-                final = self.global_step >= cfg.total_steps
-                if log.evals.due(self.global_step, final):
-                    r = self.evaluate()
-                    rp = (
-                        self.evaluate(proposal_only=True) if self.net.proposal is not None else None
-                    )
-                    self.num_evals += 1
-                    self.last_eval = float(r.mean())
-                    last = {
-                        "step": self.global_step,
-                        "return_mean": float(r.mean()),
-                        "return_std": float(r.std()),
-                        "proposal_return_mean": nan if rp is None else float(rp.mean()),
-                        "proposal_return_std": nan if rp is None else float(rp.std()),
-                    }
-                    scalars = {"return": last["return_mean"]}
-                    if rp is not None:
-                        scalars["proposal_return"] = last["proposal_return_mean"]
-                    log.eval_row(last, scalars)
-                log.progress(self.global_step - before, sps, self.last_eval)
-                if log.checkpoints.due(self.global_step, final):
-                    self.save()
+        returns = self.collector.pop_returns()
+        return {
+            "step": self.global_step,
+            "epoch": self.epoch,
+            "epsilon": self.epsilon(),
+            **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[3:8]},
+            "train_return": float(np.mean(returns)) if returns else nan,
+            "steps_per_s": steps_per_s,
+            "wall_s": self.wall,
+        }
+
+    def eval_row(self) -> tuple[dict, dict]:
+        nan = float("nan")
+        r = self.evaluate()
+        rp = self.evaluate(proposal_only=True) if self.net.proposal is not None else None
+        row = {
+            "step": self.global_step,
+            "return_mean": float(r.mean()),
+            "return_std": float(r.std()),
+            "proposal_return_mean": nan if rp is None else float(rp.mean()),
+            "proposal_return_std": nan if rp is None else float(rp.std()),
+        }
+        scalars = {"return": row["return_mean"]}
+        if rp is not None:
+            scalars["proposal_return"] = row["proposal_return_mean"]
+        return row, scalars
+
+    def plot(self) -> None:
+        cfg = self.cfg
         plot_eval_curve(
             cfg.run_dir,
             [("return_mean", "argmax over candidates"), ("proposal_return_mean", "proposal mode")],
             title=f"{cfg.algo} on {cfg.env} (seed {cfg.seed})",
         )
-        return last

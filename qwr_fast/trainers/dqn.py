@@ -15,7 +15,6 @@ Q-value fine-tuning draws from, :func:`qwr_fast.blueprints.load_q_blueprint`). U
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -24,7 +23,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from qwr_fast.blueprints import CHECKPOINT_FORMAT
 from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import Collector
 from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
@@ -155,6 +153,7 @@ class DQNTrainer(Trainer):
     CHECKPOINT_KIND = "dqn"
     FIXED_CHECKPOINT = True
     SNAPSHOTS = False
+    COUNTERS = ("global_step", "grad_steps", "num_evals", "last_eval", "wall")
 
     def __init__(self, cfg: DQNConfig) -> None:
         from qwr_fast.envs import make
@@ -292,29 +291,19 @@ class DQNTrainer(Trainer):
         return eval_returns(self.eval_env, act, seed=seed, max_steps=self.cfg.eval_max_steps)
 
     def state_dict(self) -> dict:
-        return {
-            "kind": "dqn",
-            "format": CHECKPOINT_FORMAT,
-            "config": dataclasses.asdict(self.cfg),
-            "net": {
+        return self.checkpoint_state(
+            net={
                 "obs_shape": list(self.obs_shape),
                 "num_actions": self.q.num_actions,
                 "hidden": self.q.hidden,
             },
-            "q": self.q.state_dict(),
-            "target": self.target.state_dict(),
-            "opt": self.opt.state_dict(),
-            "replay": self.replay.state_dict(),
-            "rng": rng_state(self.gen, self.rng),
+            q=self.q.state_dict(),
+            target=self.target.state_dict(),
+            opt=self.opt.state_dict(),
+            replay=self.replay.state_dict(),
+            rng=rng_state(self.gen, self.rng),
             **self.collector.state_dict(),
-            "counters": {
-                "global_step": self.global_step,
-                "grad_steps": self.grad_steps,
-                "num_evals": self.num_evals,
-                "last_eval": self.last_eval,
-                "wall": self.wall,
-            },
-        }
+        )
 
     def load_state_dict(self, s: dict) -> None:
         self.check_kind(s, "DQN checkpoint")
@@ -323,10 +312,8 @@ class DQNTrainer(Trainer):
         self.opt.load_state_dict(s["opt"])
         self.replay.load_state_dict(s["replay"])
         load_rng_state(s["rng"], self.gen, self.rng)
-        c = s["counters"]
-        self.collector.load_state_dict(s, reset_seed=self.cfg.seed + c["global_step"])
-        self.global_step, self.grad_steps = c["global_step"], c["grad_steps"]
-        self.num_evals, self.last_eval, self.wall = c["num_evals"], c["last_eval"], c["wall"]
+        self.load_counters(s)
+        self.collector.load_state_dict(s, reset_seed=self.cfg.seed + self.global_step)
 
     def summary(self, last: dict) -> str:
         """The one line ``dqn-train`` prints after the final evaluation ``last``."""

@@ -17,8 +17,6 @@ The run directory holds ``checkpoint.pt`` (the latest state: the blueprint the p
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,7 +24,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from qwr_fast.blueprints import CHECKPOINT_FORMAT
 from qwr_fast.checks import check_fields
 from qwr_fast.estimators import gae
 from qwr_fast.nn.actor_critic import ActorCritic
@@ -41,7 +38,7 @@ from qwr_fast.trainers._common import (
     rng_state,
     seed_everything,
 )
-from qwr_fast.trainers.runlog import RunLog, check_run_dir
+from qwr_fast.trainers.runlog import check_run_dir
 
 __all__ = ["PPOConfig", "PRESETS", "PPOTrainer"]
 
@@ -166,6 +163,9 @@ class PPOTrainer(Trainer):
     """Owns the loop of one run; ``train()`` runs it to ``total_steps``."""
 
     config_cls = PPOConfig
+    TRAIN_COLUMNS, EVAL_COLUMNS = TRAIN_COLUMNS, EVAL_COLUMNS
+    TB_SKIP = ("step", "update")
+    COUNTERS = ("global_step", "updates", "num_evals", "last_eval", "wall")
     CHECKPOINT_KIND = "ppo"
     FIXED_CHECKPOINT = True
 
@@ -260,31 +260,20 @@ class PPOTrainer(Trainer):
         return eval_returns(self.eval_env, act, seed=seed, max_steps=self.cfg.eval_max_steps)
 
     def state_dict(self) -> dict:
-        return {
-            "kind": "ppo",
-            "format": CHECKPOINT_FORMAT,
-            "config": dataclasses.asdict(self.cfg),
-            "net": {
+        mask = self.agent.action_mask
+        return self.checkpoint_state(
+            net={
                 "obs_shape": list(self.obs_shape),
                 "num_actions": self.agent.num_actions,
                 "hidden": self.agent.hidden,
-                "action_mask": None
-                if self.agent.action_mask is None
-                else list(self.agent.action_mask),
+                "action_mask": None if mask is None else list(mask),
             },
-            "agent": self.agent.state_dict(),
-            "opt": self.opt.state_dict(),
-            "rng": rng_state(self.gen),
-            "env": self.env.get_state(),
-            "env_obs": np.array(self.obs, copy=True),
-            "counters": {
-                "global_step": self.global_step,
-                "updates": self.updates,
-                "num_evals": self.num_evals,
-                "last_eval": self.last_eval,
-                "wall": self.wall,
-            },
-        }
+            agent=self.agent.state_dict(),
+            opt=self.opt.state_dict(),
+            rng=rng_state(self.gen),
+            env=self.env.get_state(),
+            env_obs=np.array(self.obs, copy=True),
+        )
 
     def load_state_dict(self, s: dict) -> None:
         self.check_kind(s, "PPO checkpoint")
@@ -293,9 +282,7 @@ class PPOTrainer(Trainer):
         load_rng_state(s["rng"], self.gen)
         self.env.set_state(s["env"])
         self.obs = s["env_obs"]
-        c = s["counters"]
-        self.global_step, self.updates = c["global_step"], c["updates"]
-        self.num_evals, self.last_eval, self.wall = c["num_evals"], c["last_eval"], c["wall"]
+        self.load_counters(s)
 
     def summary(self, last: dict) -> str:
         """The one line ``ppo-train`` prints after the final evaluation ``last``."""
@@ -306,72 +293,50 @@ class PPOTrainer(Trainer):
             f"{self.cfg.run_dir}/checkpoint.pt"
         )
 
-    def train(self) -> dict:
-        """Run to ``total_steps``; returns the last evaluation."""
+    def run_epoch(self) -> dict[str, float]:
+        """One rollout, then ``update_epochs`` epochs of minibatch updates on it."""
         cfg = self.cfg
-        log = RunLog(cfg, self.global_step, TRAIN_COLUMNS, EVAL_COLUMNS, skip=("step", "update"))
-        last: dict = {}
-        with log:
-            while self.global_step < cfg.total_steps:
-                t0 = time.perf_counter()
-                before = self.global_step
-                if cfg.anneal_lr:
-                    frac = 1.0 - self.global_step / cfg.total_steps
-                    for g in self.opt.param_groups:
-                        g["lr"] = frac * cfg.lr
-                batch = self.collect()
-                stats, _ = ppo_update(
-                    self.agent,
-                    self.opt,
-                    batch,
-                    epochs=cfg.update_epochs,
-                    num_minibatches=cfg.num_minibatches,
-                    clip_coef=cfg.clip_coef,
-                    ent_coef=cfg.ent_coef,
-                    vf_coef=cfg.vf_coef,
-                    max_grad_norm=cfg.max_grad_norm,
-                    generator=self.gen,
-                )
-                self.updates += 1
-                dt = time.perf_counter() - t0
-                self.wall += dt
-                sps = (self.global_step - before) / dt
-                log.train_row(
-                    {
-                        "step": self.global_step,
-                        "update": self.updates,
-                        **{k: stats[k] for k in TRAIN_COLUMNS[2:7]},
-                        "train_return": (
-                            float(np.mean(self.train_returns))
-                            if self.train_returns
-                            else float("nan")
-                        ),
-                        "steps_per_s": sps,
-                        "wall_s": self.wall,
-                    }
-                )
-                self.train_returns = []
-                final = self.global_step >= cfg.total_steps
-                if log.evals.due(self.global_step, final):
-                    rs, rg = self.evaluate(greedy=False), self.evaluate(greedy=True)
-                    self.num_evals += 1
-                    self.last_eval = float(rs.mean())
-                    last = {
-                        "step": self.global_step,
-                        "return_mean": float(rs.mean()),
-                        "return_std": float(rs.std()),
-                        "return_mean_greedy": float(rg.mean()),
-                        "return_std_greedy": float(rg.std()),
-                    }
-                    log.eval_row(
-                        last,
-                        {
-                            "return": last["return_mean"],
-                            "return_greedy": last["return_mean_greedy"],
-                        },
-                    )
-                log.progress(self.global_step - before, sps, self.last_eval)
-                if log.checkpoints.due(self.global_step, final):
-                    self.save()
-        plot_sampled_greedy(cfg.run_dir, title=f"PPO on {cfg.env} (seed {cfg.seed})")
-        return last
+        if cfg.anneal_lr:
+            frac = 1.0 - self.global_step / cfg.total_steps
+            for g in self.opt.param_groups:
+                g["lr"] = frac * cfg.lr
+        batch = self.collect()
+        stats, _ = ppo_update(
+            self.agent,
+            self.opt,
+            batch,
+            epochs=cfg.update_epochs,
+            num_minibatches=cfg.num_minibatches,
+            clip_coef=cfg.clip_coef,
+            ent_coef=cfg.ent_coef,
+            vf_coef=cfg.vf_coef,
+            max_grad_norm=cfg.max_grad_norm,
+            generator=self.gen,
+        )
+        self.updates += 1
+        return stats
+
+    def train_row(self, stats: dict, steps_per_s: float) -> dict:
+        returns, self.train_returns = self.train_returns, []
+        return {
+            "step": self.global_step,
+            "update": self.updates,
+            **{k: stats[k] for k in TRAIN_COLUMNS[2:7]},
+            "train_return": float(np.mean(returns)) if returns else float("nan"),
+            "steps_per_s": steps_per_s,
+            "wall_s": self.wall,
+        }
+
+    def eval_row(self) -> tuple[dict, dict]:
+        rs, rg = self.evaluate(greedy=False), self.evaluate(greedy=True)
+        row = {
+            "step": self.global_step,
+            "return_mean": float(rs.mean()),
+            "return_std": float(rs.std()),
+            "return_mean_greedy": float(rg.mean()),
+            "return_std_greedy": float(rg.std()),
+        }
+        return row, {"return": row["return_mean"], "return_greedy": row["return_mean_greedy"]}
+
+    def plot(self) -> None:
+        plot_sampled_greedy(self.cfg.run_dir, title=f"PPO on {self.cfg.env} (seed {self.cfg.seed})")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,11 +46,10 @@ from qwr_fast.trainers._common import (
     rng_state,
     seed_everything,
 )
-from qwr_fast.trainers.runlog import RunLog, check_run_dir, plot_eval_curve
+from qwr_fast.trainers.runlog import check_run_dir, plot_eval_curve
 
 __all__ = ["QWRConfig", "PRESETS", "QWRTrainer"]
 
-CHECKPOINT_FORMAT = 1
 EVAL_COLUMNS = ["step", "return_mean", "return_std", "return_mean_t05", "return_std_t05"]
 TRAIN_COLUMNS = [
     "step",
@@ -229,6 +227,7 @@ class QWRTrainer(Trainer):
     """
 
     config_cls = QWRConfig
+    TRAIN_COLUMNS, EVAL_COLUMNS = TRAIN_COLUMNS, EVAL_COLUMNS
 
     def __init__(self, cfg: QWRConfig) -> None:
         cfg.validate()
@@ -497,27 +496,18 @@ class QWRTrainer(Trainer):
             if self.collector is None
             else self.collector.state_dict()
         )
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "config": dataclasses.asdict(self.cfg),
-            "policy": self.policy.state_dict(),
-            "critic": self.critic.state_dict(),
-            "target": self.target.state_dict(),
-            "norm": None if self.norm is None else self.norm.state_dict(),
-            "opt_pi": self.opt_pi.state_dict(),
-            "opt_q": self.opt_q.state_dict(),
-            "sync_count": self.sync.count,
-            "replay": self.replay.state_dict(),
-            "rng": rng_state(self.gen),
+        return self.checkpoint_state(
+            policy=self.policy.state_dict(),
+            critic=self.critic.state_dict(),
+            target=self.target.state_dict(),
+            norm=None if self.norm is None else self.norm.state_dict(),
+            opt_pi=self.opt_pi.state_dict(),
+            opt_q=self.opt_q.state_dict(),
+            sync_count=self.sync.count,
+            replay=self.replay.state_dict(),
+            rng=rng_state(self.gen),
             **env,
-            "counters": {
-                "global_step": self.global_step,
-                "epoch": self.epoch,
-                "num_evals": self.num_evals,
-                "last_eval": self.last_eval,
-                "wall": self.wall,
-            },
-        }
+        )
 
     def load_state_dict(self, s: dict) -> None:
         self.check_kind(s, "QWR checkpoint")
@@ -531,11 +521,9 @@ class QWRTrainer(Trainer):
         self.sync.count = s["sync_count"]
         self.replay.load_state_dict(s["replay"])
         load_rng_state(s["rng"], self.gen)
-        c = s["counters"]
+        self.load_counters(s)
         if self.collector is not None:
-            self.collector.load_state_dict(s, reset_seed=self.cfg.seed + c["global_step"])
-        self.global_step, self.epoch = c["global_step"], c["epoch"]
-        self.num_evals, self.last_eval, self.wall = c["num_evals"], c["last_eval"], c["wall"]
+            self.collector.load_state_dict(s, reset_seed=self.cfg.seed + self.global_step)
 
     # -------------------------------------------------------------------- loop
     def summary(self, last: dict) -> str:
@@ -546,60 +534,44 @@ class QWRTrainer(Trainer):
             f"curve: {self.cfg.run_dir}/curve.png"
         )
 
-    def train(self) -> dict:
-        """Run to ``total_steps``; returns the last evaluation."""
+    def run_epoch(self) -> dict[str, float]:
+        """Collect ``steps_per_epoch`` env steps (offline: count them), then update."""
         cfg = self.cfg
-        log = RunLog(cfg, self.global_step, TRAIN_COLUMNS, EVAL_COLUMNS)
-        last = {}
+        if self.collector is not None:
+            self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
+        else:
+            self.global_step += cfg.steps_per_epoch
+        stats = self.update()
+        self.epoch += 1
+        return stats
+
+    def train_row(self, stats: dict, steps_per_s: float) -> dict:
         nan = float("nan")
-        with log:
-            while self.global_step < cfg.total_steps:
-                t0 = time.perf_counter()
-                before = self.global_step
-                if self.collector is not None:
-                    self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
-                else:
-                    self.global_step += cfg.steps_per_epoch
-                stats = self.update()
-                self.epoch += 1
-                dt = time.perf_counter() - t0
-                self.wall += dt
-                sps = (self.global_step - before) / dt
-                returns = [] if self.collector is None else self.collector.pop_returns()
-                log.train_row(
-                    {
-                        "step": self.global_step,
-                        "epoch": self.epoch,
-                        **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[2:6]},
-                        "train_return": float(np.mean(returns)) if returns else nan,
-                        "steps_per_s": sps,
-                        "wall_s": self.wall,
-                    }
-                )
-                final = self.global_step >= cfg.total_steps
-                if log.evals.due(self.global_step, final):
-                    r0, r5 = self.evaluate(0.0), self.evaluate(0.5)
-                    self.num_evals += 1
-                    self.last_eval = float(r0.mean())
-                    last = {
-                        "step": self.global_step,
-                        "return_mean": float(r0.mean()),
-                        "return_std": float(r0.std()),
-                        "return_mean_t05": float(r5.mean()),
-                        "return_std_t05": float(r5.std()),
-                    }
-                    log.eval_row(
-                        last,
-                        {"return_t0": last["return_mean"], "return_t05": last["return_mean_t05"]},
-                    )
-                log.progress(self.global_step - before, sps, self.last_eval)
-                if log.checkpoints.due(self.global_step, final):
-                    self.save()
-        plot_curve(cfg.run_dir, title=f"{cfg.algo} on {cfg.env} (seed {cfg.seed})")
-        return last
+        returns = [] if self.collector is None else self.collector.pop_returns()
+        return {
+            "step": self.global_step,
+            "epoch": self.epoch,
+            **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[2:6]},
+            "train_return": float(np.mean(returns)) if returns else nan,
+            "steps_per_s": steps_per_s,
+            "wall_s": self.wall,
+        }
 
+    def eval_row(self) -> tuple[dict, dict]:
+        r0, r5 = self.evaluate(0.0), self.evaluate(0.5)
+        row = {
+            "step": self.global_step,
+            "return_mean": float(r0.mean()),
+            "return_std": float(r0.std()),
+            "return_mean_t05": float(r5.mean()),
+            "return_std_t05": float(r5.std()),
+        }
+        return row, {"return_t0": row["return_mean"], "return_t05": row["return_mean_t05"]}
 
-def plot_curve(run_dir: str, *, title: str = "") -> str | None:
-    """Write ``curve.png`` (eval return vs env steps, temperatures 0 and 0.5) from ``eval.csv``."""
-    series = [("return_mean", "temperature 0"), ("return_mean_t05", "temperature 0.5")]
-    return plot_eval_curve(run_dir, series, title=title)
+    def plot(self) -> None:
+        cfg = self.cfg
+        plot_eval_curve(
+            cfg.run_dir,
+            [("return_mean", "temperature 0"), ("return_mean_t05", "temperature 0.5")],
+            title=f"{cfg.algo} on {cfg.env} (seed {cfg.seed})",
+        )
