@@ -17,6 +17,12 @@ player's seat only, the partner playing the blueprint), the public belief for ``
 ``policy-ft`` (multi-agent joint search: one fine-tuned policy for both seats, played by both
 for the next ``--replan-every`` moves). Legal-action masks (``env.action_mask_slice``) are
 passed to every planner. ``mcts`` assumes perfect information and refuses such envs.
+
+Chance: the planners restore every snapshot with fresh chance drawn from their own generator
+(seeded by ``--seed``), so no search sees the chance events (sticky actions, spawns, card
+draws) the real game will draw next. ``--oracle-chance`` restores snapshots exactly instead
+(a deterministic simulator of the real game, i.e. foresight no real player has); the CSV's
+``oracle_chance`` column records which ran.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ CSV_COLUMNS = [
     "budget_seconds",
     "horizon",
     "width",
+    "oracle_chance",
 ]
 
 
@@ -133,6 +140,9 @@ class SearchConfig:
     """torch CPU threads"""
     progress: bool = True
     """print one line per finished episode"""
+    oracle_chance: bool = False
+    """restore the planners' snapshots exactly, RNG included, so that every search sees the
+    real game's next chance events (default: fresh chance per restore)"""
 
 
 def make_planner(cfg: SearchConfig, net, sim, replay=None):
@@ -148,15 +158,15 @@ def make_planner(cfg: SearchConfig, net, sim, replay=None):
             epsilon=cfg.epsilon,
             replan_every=cfg.replan_every or 1,
         )
-        return QFineTune(net, sim, qcfg, replay=replay)
+        return QFineTune(net, sim, qcfg, replay=replay, oracle_chance=cfg.oracle_chance)
     if cfg.planner == "blueprint":
         return BlueprintPlanner(net, sim, greedy=cfg.greedy)
     if cfg.planner == "sparta":
-        return Sparta(
-            net, sim, SpartaConfig(cfg.horizon, cfg.gamma, cfg.epsilon, greedy=cfg.greedy)
-        )
+        scfg = SpartaConfig(cfg.horizon, cfg.gamma, cfg.epsilon, greedy=cfg.greedy)
+        return Sparta(net, sim, scfg, oracle_chance=cfg.oracle_chance)
     if cfg.planner == "mcts":
-        return MCTS(net, sim, MCTSConfig(cfg.c, cfg.beta, cfg.max_depth, cfg.gamma))
+        mcfg = MCTSConfig(cfg.c, cfg.beta, cfg.max_depth, cfg.gamma)
+        return MCTS(net, sim, mcfg, oracle_chance=cfg.oracle_chance)
     multi_player = getattr(sim, "seat_slice", None) is not None
     pcfg = PolicyFineTuneConfig(
         horizon=cfg.horizon,
@@ -169,7 +179,20 @@ def make_planner(cfg: SearchConfig, net, sim, replay=None):
         own_seat_only=multi_player and not cfg.joint,
         greedy=cfg.greedy,
     )
-    return PolicyFineTune(net, sim, pcfg)
+    return PolicyFineTune(net, sim, pcfg, oracle_chance=cfg.oracle_chance)
+
+
+def check_out_header(path: str | None) -> None:
+    """Refuse to append to a CSV written with other columns (e.g. by an older version)."""
+    if path is None or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    if header != CSV_COLUMNS:
+        raise ValueError(
+            f"--out {path} has the columns {header}, not this version's {CSV_COLUMNS}: "
+            "write to a new file"
+        )
 
 
 def run_search(cfg: SearchConfig) -> dict:
@@ -177,6 +200,7 @@ def run_search(cfg: SearchConfig) -> dict:
     from qwr_fast.envs import make
 
     check_fields(cfg, "episodes width max_moves threads", ">= 1")
+    check_out_header(cfg.out)
     if cfg.planner != "blueprint" and cfg.budget_steps is None and cfg.budget_seconds is None:
         raise ValueError(f"--planner {cfg.planner} needs --budget-steps and/or --budget-seconds")
     torch.set_num_threads(cfg.threads)
@@ -201,6 +225,12 @@ def run_search(cfg: SearchConfig) -> dict:
         )
     budget = None if cfg.planner == "blueprint" else Budget(cfg.budget_steps, cfg.budget_seconds)
     planner = make_planner(cfg, net, sim, replay)
+    if cfg.budget_steps is not None and cfg.budget_steps < planner.min_search_steps:
+        raise ValueError(
+            f"--budget-steps {cfg.budget_steps} cannot pay for one {cfg.planner} search: it "
+            f"needs at least {planner.min_search_steps} sim env steps with --width {cfg.width} "
+            f"and --horizon {cfg.horizon}; raise --budget-steps or lower --width / --horizon"
+        )
     gen = torch.Generator().manual_seed(cfg.seed)
     belief_rng = np.random.default_rng(cfg.seed)
     if cfg.belief_candidates < 0:
@@ -264,6 +294,7 @@ def run_search(cfg: SearchConfig) -> dict:
         "budget_seconds": cfg.budget_seconds,
         "horizon": cfg.horizon,
         "width": cfg.width,
+        "oracle_chance": cfg.oracle_chance,
     }
     if cfg.out is not None:
         new = not os.path.exists(cfg.out) or os.path.getsize(cfg.out) == 0

@@ -2,9 +2,16 @@
 
 A planner searches from a snapshot of the real environment (``root``, a 1-env ``EnvState``
 from ``env.get_state(i)``) on its own simulation env ``sim`` (same id and config, ``W`` envs:
-the rollouts of one batch step together). The real env is never touched. Clones share the
-root's RNG stream (``qwr_fast.envs`` contract), so env randomness is common to all rollouts
-of a batch; their diversity comes from the policies' sampling. In a game of imperfect
+the rollouts of one batch step together). The real env is never touched.
+
+Chance: a snapshot holds the env's RNG, so an exact restore would replay the chance events
+(sticky actions, spawns, card draws) that the real env is about to draw: a planner would plan
+with foresight that no real player has. Every restore in a search therefore goes through
+:func:`restore` with a fresh chance stream (``set_state(..., reseed=word)``) whose word the
+planner draws from its own ``generator`` (:func:`chance_word`); rows of one restore get
+distinct streams. ``oracle_chance=True`` (a planner constructor argument, ``qwr-search
+--oracle-chance``) keeps the exact restore for a user who wants a deterministic simulator of
+the real env. In a game of imperfect
 information the root may instead hold ``W`` envs, one belief sample per rollout (e.g.
 ``HanabiVectorEnv.belief_states(i, W, rng)``); every rollout of a batch then starts from its
 own sample.
@@ -33,10 +40,12 @@ __all__ = [
     "Planner",
     "Budget",
     "SearchResult",
+    "chance_word",
     "check_root",
     "mask_illegal",
     "obs_tensor",
     "pick",
+    "restore",
     "rollout_returns",
 ]
 
@@ -107,6 +116,33 @@ def pick(logits: torch.Tensor, *, greedy: bool, generator: torch.Generator | Non
     return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
 
 
+def chance_word(generator: torch.Generator | None, *, oracle_chance: bool) -> int | None:
+    """The ``reseed`` of one restore: a fresh 62-bit word drawn from the planner's
+    ``generator`` (None: torch's global generator), or None (exact restore, the real env's own
+    chance stream) when ``oracle_chance``."""
+    if oracle_chance:
+        return None
+    return int(torch.randint(0, 2**62, (1,), generator=generator))
+
+
+def restore(sim, state: EnvState, indices=None, *, reseed) -> np.ndarray:
+    """``sim.set_state(state, indices, reseed=reseed)``: load ``state`` into all envs of ``sim``
+    (or ``indices``) and return their obs; ``reseed`` None restores exactly, an int or one int
+    per restored row gives fresh chance (the ``qwr_fast.envs`` contract)."""
+    if reseed is None:
+        return sim.set_state(state, indices)
+    try:
+        return sim.set_state(state, indices, reseed=reseed)
+    except TypeError as e:
+        if "reseed" not in str(e):
+            raise
+        raise TypeError(
+            f"sim {type(sim).__name__}.set_state takes no reseed= argument, so a search on it "
+            "would replay the real env's future chance; give it one (see qwr_fast.envs) or "
+            "construct the planner with oracle_chance=True (qwr-search --oracle-chance)"
+        ) from e
+
+
 def check_root(root: EnvState, sim) -> None:
     if not isinstance(root, EnvState):
         raise TypeError(f"root must be a 1-env EnvState (env.get_state(i)), got {type(root)}")
@@ -131,6 +167,7 @@ def rollout_returns(
     first_actions: np.ndarray | None = None,
     greedy: bool = False,
     generator: torch.Generator | None = None,
+    reseed,
 ) -> tuple[np.ndarray, int]:
     """Discounted returns ``[W]`` of ``W = sim.num_envs`` rollouts of at most ``horizon`` steps
     from ``root`` (one snapshot cloned W times, or W belief samples), and the env steps used.
@@ -138,10 +175,12 @@ def rollout_returns(
     Step 0 plays ``first_actions[W]`` if given, then ``policy``; an episode that ends stops
     its rollout (a truncation adds ``gamma^(t+1) V(final_obs)``); rollouts still running after
     ``horizon`` steps add ``gamma^H V(s_H)`` from ``bootstrap`` (None: no bootstrap). The
-    batch stops early once every rollout has ended.
+    batch stops early once every rollout has ended. ``reseed`` (required, so that no caller
+    replays the real env's chance by accident): the chance of the restore, as in
+    :func:`restore` (e.g. :func:`chance_word`; None: the root's own stream, exactly).
     """
     W = sim.num_envs
-    obs = sim.set_state(root)
+    obs = restore(sim, root, reseed=reseed)
     ret = np.zeros(W)
     alive = np.ones(W, dtype=bool)
     disc = 1.0
@@ -178,17 +217,27 @@ class Planner:
     """What every planner is: ``plan(root, obs, budget, *, legal, generator)`` on its own
     simulation env ``sim``, and ``reset()`` at the start of an episode. ``plan`` starts the
     timer, checks the root and hands over to the subclass's ``_search`` (which returns the
-    :class:`SearchResult`)."""
+    :class:`SearchResult`). Restores draw fresh chance from ``generator`` unless
+    ``oracle_chance`` (see the module docstring)."""
 
     needs_root = True
 
-    def __init__(self, blueprint, sim, cfg=None) -> None:
+    def __init__(self, blueprint, sim, cfg=None, *, oracle_chance: bool = False) -> None:
+        if not isinstance(oracle_chance, bool):
+            raise TypeError(f"oracle_chance must be a bool, got {type(oracle_chance).__name__}")
         self.blueprint, self.sim, self.cfg = blueprint, sim, cfg
+        self.oracle_chance = oracle_chance
         self.num_actions = None if sim is None else int(sim.single_action_space.n)
         self.reset()
 
     def reset(self) -> None:
         """Start of a new episode (no state by default)."""
+
+    @property
+    def min_search_steps(self) -> int:
+        """Sim env steps that one search needs at the least; a step budget below it does no
+        search and plays the blueprint (0: this planner does not search)."""
+        return 0
 
     def plan(
         self,
@@ -209,12 +258,22 @@ class Planner:
     def _search(self, root, obs, budget, legal, generator, t0: float) -> SearchResult:
         raise NotImplementedError
 
+    def _chance(self, generator: torch.Generator | None) -> int | None:
+        """The ``reseed`` of the next restore (:func:`chance_word` with this planner's mode)."""
+        return chance_word(generator, oracle_chance=self.oracle_chance)
+
 
 class AmortisedPlanner(Planner):
     """A planner that searches every ``cfg.replan_every`` moves for a network (the policy or Q
     it fine-tuned, or the blueprint when the search was not adopted) and plays that network
     in between (policy and Q-value fine-tuning). Subclasses give ``_finetune`` (the search)
     and ``_act`` (one move of a network)."""
+
+    @property
+    def min_search_steps(self) -> int:
+        """One batch of ``W * horizon`` fine-tuning rollouts plus the acceptance test's
+        ``2 * accept_rounds`` batches."""
+        return self.sim.num_envs * self.cfg.horizon * (1 + 2 * self.cfg.accept_rounds)
 
     def reset(self) -> None:
         """Start of a new episode: drop the network of the previous search."""

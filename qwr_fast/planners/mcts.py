@@ -9,6 +9,11 @@ sim envs and stepping them together (W env steps; envs without a distinct leaf r
 first one), evaluates every new node with one blueprint call, and backs the returns up. Q of
 an unvisited edge is 0 (the paper's equation 8 uses raw Q). The move is the most-visited root
 action (ties: higher Q, then lower index).
+
+Chance: every expansion restores its parents with fresh chance drawn from the planner's
+generator (``qwr_fast.planners.core.restore``), so in a stochastic env the child of an edge is
+one sampled outcome of it, not the outcome the real env will draw; ``oracle_chance=True``
+restores the snapshots exactly (the search then sees the real env's next chance events).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 import torch
 
 from qwr_fast.checks import check_fields
-from qwr_fast.planners.core import Blueprint, Planner, SearchResult, obs_tensor
+from qwr_fast.planners.core import Blueprint, Planner, SearchResult, obs_tensor, restore
 
 __all__ = ["MCTSConfig", "MCTS", "Node"]
 
@@ -62,8 +67,20 @@ class Node:
 class MCTS(Planner):
     """PUCT search from a root snapshot; see the module docstring."""
 
-    def __init__(self, blueprint: Blueprint, sim, cfg: MCTSConfig = MCTSConfig()) -> None:
-        super().__init__(blueprint, sim, cfg)
+    def __init__(
+        self,
+        blueprint: Blueprint,
+        sim,
+        cfg: MCTSConfig = MCTSConfig(),
+        *,
+        oracle_chance: bool = False,
+    ) -> None:
+        super().__init__(blueprint, sim, cfg, oracle_chance=oracle_chance)
+
+    @property
+    def min_search_steps(self) -> int:
+        """One batch of expansions: ``sim.num_envs``."""
+        return self.sim.num_envs
 
     def reset(self) -> None:
         """Start of a new episode (the tree is rebuilt every move)."""
@@ -89,7 +106,8 @@ class MCTS(Planner):
 
     @torch.no_grad()
     def _search(self, root, obs, budget, legal, generator, t0: float) -> SearchResult:
-        """One PUCT search from ``root``; ``generator`` is unused (deterministic given the env)."""
+        """One PUCT search from ``root``; ``generator`` draws the chance of every expansion
+        (unused with ``oracle_chance``, where the search is deterministic given the root)."""
         K, W, c = self.num_actions, self.sim.num_envs, self.cfg
         if legal is not None:
             legal = np.asarray(legal, dtype=bool)
@@ -116,7 +134,7 @@ class MCTS(Planner):
                     node = child
                 paths.append(path)
             if frontier:
-                used += self._expand(list(frontier.values()))
+                used += self._expand(list(frontier.values()), self._chance(generator))
             for path in paths:
                 node, a = path[-1]
                 child = node.children[a]
@@ -142,12 +160,14 @@ class MCTS(Planner):
             visit_counts=n.copy(),
         )
 
-    def _expand(self, edges: list[tuple[Node, int]]) -> int:
-        """Step the W sim envs from the parents of ``edges`` (padded by repeating the first)."""
+    def _expand(self, edges: list[tuple[Node, int]], reseed: int | None) -> int:
+        """Step the W sim envs from the parents of ``edges`` (padded by repeating the first);
+        ``reseed``: the chance of the restores (distinct per sim env), None to restore
+        exactly."""
         sim, W = self.sim, self.sim.num_envs
         slots = [edges[k] if k < len(edges) else edges[0] for k in range(W)]
         for i, (node, _) in enumerate(slots):
-            sim.set_state(node.state, i)
+            restore(sim, node.state, i, reseed=reseed)
         actions = np.array([a for _, a in slots], dtype=np.int64)
         obs, r, term, trunc, info = sim.step(actions)
         end = term | trunc

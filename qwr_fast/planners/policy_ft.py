@@ -33,9 +33,11 @@ from qwr_fast.planners.core import (
     AmortisedPlanner,
     Blueprint,
     Budget,
+    chance_word,
     mask_illegal,
     obs_tensor,
     pick,
+    restore,
     rollout_returns,
 )
 
@@ -79,15 +81,21 @@ def acceptance_test(
     z: float = 0.0,
     greedy: bool = False,
     generator: torch.Generator | None = None,
+    oracle_chance: bool = False,
 ) -> AcceptanceResult:
     """Evaluate both policies on ``rounds * sim.num_envs`` rollouts of ``horizon`` steps from
     ``root`` (blueprint value bootstrap for both) and adopt ``candidate`` only if it is better
-    by at least ``epsilon`` plus ``z`` standard errors of the difference of the two means."""
+    by at least ``epsilon`` plus ``z`` standard errors of the difference of the two means.
+
+    Each round restores the root for both policies with the same fresh chance words (drawn
+    from ``generator``), so rollout w of the candidate and of the blueprint meet the same
+    chance (common random numbers); ``oracle_chance``: the root's own stream for both."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     rets: dict[str, list[np.ndarray]] = {"cand": [], "bp": []}
     steps = 0
     for _ in range(rounds):
+        reseed = chance_word(generator, oracle_chance=oracle_chance)
         for name, pol in (("cand", candidate), ("bp", blueprint)):
             r, s = rollout_returns(
                 sim,
@@ -98,6 +106,7 @@ def acceptance_test(
                 bootstrap=blueprint,
                 greedy=greedy,
                 generator=generator,
+                reseed=reseed,
             )
             rets[name].append(r)
             steps += s
@@ -189,9 +198,12 @@ def finetune_policy(
     reserve: int = 0,
     seat: int | None = None,
     generator: torch.Generator | None = None,
+    oracle_chance: bool = False,
 ) -> tuple[torch.nn.Module, int, int]:
     """Algorithm 1: a fine-tuned copy of ``blueprint``, the env steps and gradient steps used.
-    Updates run while ``reserve`` + used + one update's ``W * H`` steps fit the budget.
+    Updates run while ``reserve`` + used + one update's ``W * H`` steps fit the budget. Every
+    update's rollouts restore ``root`` with fresh chance from ``generator`` (the root's own
+    stream with ``oracle_chance``).
 
     ``seat`` (multi-player games with ``sim.seat_slice``): only that seat's moves use and train
     the copy; the frozen blueprint plays the others, and the result is a :class:`SeatPolicy`."""
@@ -210,7 +222,7 @@ def finetune_policy(
     used = grads = 0
     while budget.allows(reserve + used, W * H, t0):
         with torch.no_grad():
-            obs = sim.set_state(root)
+            obs = restore(sim, root, reseed=chance_word(generator, oracle_chance=oracle_chance))
             obs_buf, act, logp, v_tm1, r_t, disc, weight, own = [], [], [], [], [], [], [], []
             alive = np.ones(W, dtype=bool)
             for _ in range(H):
@@ -273,9 +285,14 @@ class PolicyFineTune(AmortisedPlanner):
     policy (or the blueprint) until the next search."""
 
     def __init__(
-        self, blueprint: torch.nn.Module, sim, cfg: PolicyFineTuneConfig = PolicyFineTuneConfig()
+        self,
+        blueprint: torch.nn.Module,
+        sim,
+        cfg: PolicyFineTuneConfig = PolicyFineTuneConfig(),
+        *,
+        oracle_chance: bool = False,
     ) -> None:
-        super().__init__(blueprint, sim, cfg)
+        super().__init__(blueprint, sim, cfg, oracle_chance=oracle_chance)
 
     def _finetune(self, root, obs, budget, generator, t0: float):
         c = self.cfg
@@ -297,6 +314,7 @@ class PolicyFineTune(AmortisedPlanner):
             reserve=reserve,
             seat=seat,
             generator=generator,
+            oracle_chance=self.oracle_chance,
         )
         adopted = grads > 0
         if adopted and c.accept_rounds > 0:
@@ -312,6 +330,7 @@ class PolicyFineTune(AmortisedPlanner):
                 z=c.accept_z,
                 greedy=c.greedy,
                 generator=generator,
+                oracle_chance=self.oracle_chance,
             )
             used += res.env_steps
             adopted = res.adopted

@@ -28,7 +28,7 @@ from qwr_fast.data.replay import Replay
 from qwr_fast.envs import EnvState
 from qwr_fast.nn.dueling_q import QBlueprint
 from qwr_fast.objectives.dqn import double_q_loss
-from qwr_fast.planners.core import AmortisedPlanner, Budget, mask_illegal, obs_tensor
+from qwr_fast.planners.core import AmortisedPlanner, Budget, mask_illegal, obs_tensor, restore
 from qwr_fast.planners.policy_ft import acceptance_test
 
 __all__ = ["QFineTuneConfig", "QFineTune"]
@@ -71,17 +71,19 @@ class QFineTune(AmortisedPlanner):
         cfg: QFineTuneConfig = QFineTuneConfig(),
         *,
         replay: Replay | None = None,
+        oracle_chance: bool = False,
     ) -> None:
-        super().__init__(blueprint_q, sim, cfg)
+        super().__init__(blueprint_q, sim, cfg, oracle_chance=oracle_chance)
         self.replay = replay
 
     @torch.no_grad()
     def _collect(
-        self, root: EnvState, rng: np.random.Generator
+        self, root: EnvState, rng: np.random.Generator, gen: torch.Generator
     ) -> tuple[dict[str, torch.Tensor], int]:
-        """One batch of ``W`` rollouts: flat transitions of the rollouts' live steps, steps."""
+        """One batch of ``W`` rollouts: flat transitions of the rollouts' live steps, steps.
+        The root is restored with fresh chance from ``gen`` (unless ``oracle_chance``)."""
         c, sim, W = self.cfg, self.sim, self.sim.num_envs
-        obs = sim.set_state(root)
+        obs = restore(sim, root, reseed=self._chance(gen))
         alive = np.ones(W, dtype=bool)
         out: dict[str, list] = {k: [] for k in ("obs", "action", "r", "disc", "next_obs")}
         for t in range(c.horizon):
@@ -149,7 +151,7 @@ class QFineTune(AmortisedPlanner):
         parts = []
         used = grads = 0
         while budget.allows(reserve + used, W * c.horizon, t0):
-            data, steps = self._collect(root, rng)
+            data, steps = self._collect(root, rng, gen)
             parts.append(data)
             used += steps
         adopted = False
@@ -169,6 +171,8 @@ class QFineTune(AmortisedPlanner):
                 gamma=c.gamma,
                 epsilon=c.epsilon,
                 greedy=True,
+                generator=gen,
+                oracle_chance=self.oracle_chance,
             )
             used += res.env_steps
             adopted = res.adopted

@@ -60,10 +60,22 @@ class Sparta(Planner):
     next one), so that the actions are compared on the same worlds (paired).
     """
 
-    def __init__(self, blueprint: Blueprint, sim, cfg: SpartaConfig = SpartaConfig()) -> None:
-        super().__init__(blueprint, sim, cfg)
+    def __init__(
+        self,
+        blueprint: Blueprint,
+        sim,
+        cfg: SpartaConfig = SpartaConfig(),
+        *,
+        oracle_chance: bool = False,
+    ) -> None:
+        super().__init__(blueprint, sim, cfg, oracle_chance=oracle_chance)
 
-    def _rollouts(self, root, first: np.ndarray, generator) -> tuple[np.ndarray, int]:
+    @property
+    def min_search_steps(self) -> int:
+        """One round: ``sim.num_envs * horizon``."""
+        return self.sim.num_envs * self.cfg.horizon
+
+    def _rollouts(self, root, first: np.ndarray, generator, reseed) -> tuple[np.ndarray, int]:
         """One round: ``first[w]`` then blueprint play in sim env w, blueprint value at H."""
         c = self.cfg
         return rollout_returns(
@@ -76,12 +88,14 @@ class Sparta(Planner):
             first_actions=first,
             greedy=c.greedy,
             generator=generator,
+            reseed=reseed,
         )
 
     def _plan_paired(self, root, actions, a_bp, budget, t0, generator) -> SearchResult:
         """Belief roots (``root`` holds S samples): round r rolls every legal action out from
-        the same sample ``r mod S`` with the same RNG stream (common random numbers), so the
-        actions are compared on paired worlds; ``z`` uses the standard error of the paired
+        the same sample ``r mod S`` with the same chance stream (common random numbers: one
+        fresh word for the whole round, or the sample's own stream with ``oracle_chance``), so
+        the actions are compared on paired worlds; ``z`` uses the standard error of the paired
         differences."""
         K, W, c = self.num_actions, self.sim.num_envs, self.cfg
         first = actions[np.arange(W) % len(actions)]
@@ -90,7 +104,9 @@ class Sparta(Planner):
         while budget.allows(used, W * c.horizon, t0):
             pick_one = np.full(W, len(per_round) % root.num_envs)
             world = EnvState(root.config, {k: v[pick_one] for k, v in root.arrays.items()})
-            ret, steps = self._rollouts(world, first, generator)
+            word = self._chance(generator)
+            reseed = None if word is None else [word] * W
+            ret, steps = self._rollouts(world, first, generator, reseed)
             used += steps
             total = np.zeros(K)
             count = np.zeros(K)
@@ -156,7 +172,7 @@ class Sparta(Planner):
         while budget.allows(used, W * c.horizon, t0):
             first = actions[(np.arange(W) + rounds * W) % len(actions)]
             rounds += 1
-            ret, steps = self._rollouts(root, first, generator)
+            ret, steps = self._rollouts(root, first, generator, self._chance(generator))
             used += steps
             np.add.at(total, first, ret)
             np.add.at(total_sq, first, ret**2)

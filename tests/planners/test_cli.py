@@ -58,6 +58,38 @@ def test_rl_search_errors(blueprint, capsys):
     assert "needs --budget-steps" in err and "trained on BitFlip-4" in err
 
 
+@pytest.mark.parametrize(
+    "planner, budget, least",
+    [("sparta", 7, 8), ("mcts", 3, 4), ("policy-ft", 23, 24), ("policy-ft", 0, 24)],
+)
+def test_rl_search_refuses_a_budget_that_cannot_pay_for_one_search(
+    blueprint, planner, budget, least, capsys
+):
+    # width 4, horizon 2: a SPARTA round costs 8, an MCTS batch 4, a fine-tuning batch plus
+    # its acceptance test 8 + 16; one step less and the planner would silently play the
+    # blueprint under its own name.
+    argv = ["--env", "BitFlip-4", "--blueprint", blueprint, "--planner", planner, "--no-progress"]
+    argv += ["--budget-steps", str(budget), "--horizon", "2", "--width", "4"]
+    assert main(argv) == 2
+    assert f"needs at least {least} sim env steps" in capsys.readouterr().err
+    assert main([*argv[:-6], "--budget-steps", str(least), "--horizon", "2", "--width", "4",
+                 "--episodes", "1"]) == 0  # fmt: skip
+
+
+def test_rl_search_records_the_chance_mode_and_refuses_a_foreign_csv(blueprint, tmp_path, capsys):
+    out = tmp_path / "res.csv"
+    argv = ["--env", "BitFlip-4", "--blueprint", blueprint, "--planner", "sparta"]
+    argv += ["--episodes", "1", "--budget-steps", "8", "--horizon", "2", "--width", "4"]
+    argv += ["--out", str(out), "--no-progress"]
+    assert main(argv) == 0 and main([*argv, "--oracle-chance"]) == 0
+    assert [r["oracle_chance"] for r in csv.DictReader(out.open())] == ["False", "True"]
+    old = tmp_path / "old.csv"
+    old.write_text(",".join(CSV_COLUMNS[:-1]) + "\n")  # a CSV of the previous version
+    assert main([*argv[:-3], "--out", str(old), "--no-progress"]) == 2
+    assert "write to a new file" in capsys.readouterr().err
+    assert old.read_text() == ",".join(CSV_COLUMNS[:-1]) + "\n"
+
+
 @pytest.fixture
 def hanabi_blueprint(tmp_path):
     pytest.importorskip("pyspiel", reason="the Hanabi tests need open_spiel (extra `hanabi`)")

@@ -294,6 +294,7 @@ def test_rollouts_from_one_belief_sample_per_env():
         gamma=0.9,
         bootstrap=None,
         first_actions=np.zeros(4, dtype=np.int64),
+        reseed=123,
     )
     np.testing.assert_array_equal(ret, [1.0, -1.0, 1.0, -1.0])
     assert steps == 4
