@@ -53,32 +53,10 @@ for H in 5 10 20 40; do
     --budget-steps $((6 * 12 * H)) --no-progress --out runs/search/breakout_horizon.csv
 done > runs/search/breakout_horizon.log 2>&1
 
-# 6. Tables for the RL search section of docs/results.md: per (planner, budget) the mean over seeds of the
-#    per-seed mean score +- the std over seeds, and the mean +- s.e.m. over all episodes.
-$PY - runs/search/breakout_search.csv runs/search/breakout_continue_ppo.csv \
-  runs/search/breakout_horizon.csv <<'PYEOF'
-import sys
-
-import pandas as pd
-
-for path in sys.argv[1:]:
-    df = pd.read_csv(path)
-    keys = ["planner", "blueprint", "budget_steps", "horizon"]
-    df["budget_steps"] = df["budget_steps"].fillna(0).astype(int)
-    print(f"\n{path}")
-    print("| planner | blueprint | budget | H | seeds | eps | score: mean of seeds +- std "
-          "| score: all episodes, mean +- s.e.m. | env steps/move | grad steps/move | s/move "
-          "| adopted |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for k, g in df.groupby(keys, sort=False):
-        n = g.episodes.sum()  # pooled over episodes from the per-run means and (ddof=0) stds
-        m = (g.score_mean * g.episodes).sum() / n
-        var = ((g.score_std**2 + g.score_mean**2) * g.episodes).sum() / n - m**2
-        sem = (var * n / (n - 1)) ** 0.5 / n**0.5 if n > 1 else float("nan")
-        print(f"| {k[0]} | {k[1].split('/')[-2]}/{k[1].split('/')[-1]} | {k[2]} | {k[3]} "
-              f"| {len(g)} | {g.episodes.sum()} | {g.score_mean.mean():.2f} +- "
-              f"{g.score_mean.std(ddof=1) if len(g) > 1 else float('nan'):.2f} "
-              f"| {m:.2f} +- {sem:.2f} "
-              f"| {g.env_steps_per_move.mean():.0f} | {g.grad_steps_per_move.mean():.1f} "
-              f"| {g.seconds_per_move.mean():.3f} | {g.adopted_frac.mean():.2f} |")
-PYEOF
+# 6. Tables for the RL search section of docs/results.md (docs/search_table.py: per planner,
+#    budget and H, the mean over seeds of the per-seed mean score +- the std over seeds, and the
+#    mean +- s.e.m. over all episodes).
+for f in runs/search/breakout_search.csv runs/search/breakout_continue_ppo.csv \
+  runs/search/breakout_horizon.csv; do
+  echo "$f"; $PY docs/search_table.py "$f"
+done
