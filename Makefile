@@ -1,4 +1,4 @@
-# Two commands matter: `make demo` (the main job: QWR-LSE on BitFlip-16) and `make test` (the whole suite).
+# Two commands matter: `make demo` (the main job: QWR-LSE vs AWR on BitFlip-32) and `make test` (the whole suite).
 # Both create or reuse .venv and install what they need. On a machine without an NVIDIA GPU
 # the CPU build torch==2.13.0 is installed (no multi-GB CUDA wheels); any torch >= 2.6 already
 # in the venv is kept.
@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.qwr_fast-installed
 
-.PHONY: demo test lint format bench aot clean
+.PHONY: demo test lint format bench aot docs clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,11 @@ $(STAMP): pyproject.toml setup.py
 	else \
 		$(PY) -m pip install torch==2.13.0; \
 	fi
-	$(PY) -m pip install -e ".[dev,mujoco,atari,minatar,hanabi]"
+	$(PY) -m pip install -e ".[dev,mujoco,atari,minatar,hanabi,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/qwr-train --preset bitflip --env BitFlip-16 --total-steps 8000 --seed 0 \
-		--run-dir runs/demo --overwrite
+	$(PY) -m qwr_fast.cli demo --run-root runs/demo
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -31,6 +30,10 @@ test: $(STAMP)
 	$(PY) -m pytest tests -q
 	TRITON_INTERPRET=1 $(PY) -m pytest tests/kernels -q -m kernel
 	$(PY) -m qwr_fast.kernels.aot
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 bench: $(STAMP)
 	$(PY) -m pytest bench -q --benchmark-columns=median,iqr,rounds --benchmark-sort=name
@@ -45,4 +48,4 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix . && $(PY) -m ruff format .
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks
+	rm -rf $(VENV) build site *.egg-info .pytest_cache .benchmarks

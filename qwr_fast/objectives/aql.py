@@ -105,11 +105,16 @@ def aql_losses(
     """Critic and proposal losses of one batch (named scalars).
 
     Args:
-        net, target: online and target :class:`AQLNet` (no gradient reaches ``target``).
-        obs: ``[B, O]`` s_t (network input); action: ``[B, D]`` a_t.
-        r_t, discount_t, stop: ``[B, T]`` the slice (:func:`n_step_target`).
+        net: the online :class:`AQLNet`.
+        target: the target :class:`AQLNet` (no gradient reaches it).
+        obs: ``[B, O]`` s_t (network input).
+        action: ``[B, D]`` a_t.
+        r_t: ``[B, T]`` rewards of the slice (:func:`n_step_target`).
+        discount_t: ``[B, T]`` discounts of the slice.
+        stop: ``[B, T]`` stops of the slice.
         boot_obs: ``[B, O]`` the bootstrap observation of step k.
-        num_proposal, num_uniform: N and M of the candidate sets (fresh at s_t and at boot_obs).
+        num_proposal: N, proposal samples per candidate set (fresh at s_t and at boot_obs).
+        num_uniform: M, uniform samples per candidate set.
         enumerate_all: candidates = every action (exhaustive-max DQN; N, M ignored).
         double_q: choose ``a*`` at the bootstrap state with the online Q, value it with the
             target Q (else both with the target Q).
