@@ -6,6 +6,7 @@ collector the trainers use (:class:`qwr_fast.data.collect.Collector`)."""
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass
 from typing import Literal
@@ -18,6 +19,7 @@ from qwr_fast.cli.common import USER_ERRORS, error, first_line
 from qwr_fast.data.collect import Collector, make_env
 from qwr_fast.data.datasets import DatasetRecorder
 from qwr_fast.nn.policy import sample_from_mu
+from qwr_fast.trainers.runlog import FileLock
 
 __all__ = ["CollectConfig", "collect_dataset", "main"]
 
@@ -32,7 +34,7 @@ class CollectConfig:
     steps: int = 10_000
     """env steps to record (over all envs)"""
     out: str = "dataset.npz"
-    """output .npz file"""
+    """output .npz file (locked while collecting: OUT.lock beside it holds the pid)"""
     policy: Literal["random", "checkpoint"] = "random"
     """behaviour policy: uniform random actions, or the policy of a qwr-train run"""
     checkpoint: str | None = None
@@ -97,15 +99,26 @@ class PolicyBehaviour:
 
 
 def collect_dataset(cfg: CollectConfig) -> str:
-    """Run the behaviour policy for ``cfg.steps`` env steps and write ``cfg.out``."""
-    from qwr_fast.trainers.qwr import QWRTrainer
-
+    """Run the behaviour policy for ``cfg.steps`` env steps and write ``cfg.out``, holding
+    the lock ``OUT.lock`` meanwhile (:class:`qwr_fast.trainers.runlog.FileLock`; RunDirBusy,
+    naming the holder's pid, while another process collects into ``cfg.out``)."""
     if cfg.steps < 1 or cfg.num_envs < 1:
         raise ValueError("--steps and --num-envs must be >= 1")
     if cfg.temperature <= 0:
         raise ValueError(f"--temperature must be > 0, got {cfg.temperature}")
     if cfg.policy == "checkpoint" and cfg.checkpoint is None:
         raise ValueError("--policy checkpoint needs --checkpoint RUN_DIR")
+    out_dir = os.path.dirname(os.path.abspath(cfg.out))
+    if not os.path.isdir(out_dir):
+        raise FileNotFoundError(f"--out {cfg.out}: directory {out_dir} does not exist")
+    # two collections into one file would interleave their writes: the second is refused
+    with FileLock(f"{cfg.out}.lock", f"--out {cfg.out}"):
+        return _collect(cfg)
+
+
+def _collect(cfg: CollectConfig) -> str:
+    from qwr_fast.trainers.qwr import QWRTrainer
+
     env = make_env(cfg.env, cfg.num_envs, cfg.seed)
     adapter = ActionAdapter.from_space(env.single_action_space)
     if cfg.policy == "checkpoint":

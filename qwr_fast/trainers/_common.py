@@ -209,7 +209,12 @@ class Trainer:
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation. Each epoch: :meth:`run_epoch`
         (collect, then update), its ``train.csv`` row, the evaluation when due, the progress
-        bar, the checkpoint when due; at the end the learning curve (:meth:`plot`)."""
+        bar, the checkpoint when due (:meth:`RunLog.checkpoint_due`: every ``checkpoint_every``
+        env steps, every ``checkpoint_minutes``); at the end the learning curve (:meth:`plot`).
+        The run directory is locked meanwhile (RunDirBusy if another process runs there). On
+        SIGINT / SIGTERM the current epoch ends, a checkpoint is written, and
+        :class:`RunInterrupted` (a KeyboardInterrupt) says where; ``--resume`` continues exactly
+        as if uninterrupted."""
         cfg = self.cfg
         log = RunLog(
             cfg, self.global_step, self.TRAIN_COLUMNS, self.EVAL_COLUMNS, skip=self.TB_SKIP
@@ -231,8 +236,10 @@ class Trainer:
                     self.last_eval = last["return_mean"]
                     log.eval_row(last, scalars)
                 log.progress(self.global_step - before, sps, self.last_eval)
-                if log.checkpoints.due(self.global_step, final):
-                    self.save()
+                due = log.checkpoint_due(self.global_step, final)
+                if due is not None:
+                    path = self.save(scheduled=due == "scheduled")
+                    log.stop_if_signalled(self.global_step, path, final)
         self.plot()
         return last
 
@@ -252,18 +259,21 @@ class Trainer:
         """Write the run's ``curve.png``."""
         raise NotImplementedError
 
-    def save(self) -> str:
+    def save(self, scheduled: bool = True) -> str:
         """Write the checkpoint(s) atomically and prune old snapshots; returns the path of the
-        latest state."""
+        latest state. An unscheduled save (wall time, stop signal) of a trainer with a fixed
+        ``checkpoint.pt`` writes that file only: its ``ckpt_<step>.pt`` snapshots stay those of
+        the ``checkpoint_every`` schedule (ppo-train's weak blueprints)."""
         state = self.state_dict()
         run_dir = self.cfg.run_dir
         path = os.path.join(run_dir, f"ckpt_{self.global_step}.pt")
-        if self.SNAPSHOTS:
+        snapshot = self.SNAPSHOTS and (scheduled or not self.FIXED_CHECKPOINT)
+        if snapshot:
             save_checkpoint(path, state)
         if self.FIXED_CHECKPOINT:
             path = os.path.join(run_dir, LATEST)
             save_checkpoint(path, state)
-        if self.SNAPSHOTS:
+        if snapshot:
             prune_checkpoints(run_dir, self.cfg.keep_checkpoints)
         return path
 

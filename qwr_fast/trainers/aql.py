@@ -86,8 +86,9 @@ class AQLConfig:
     resume: str | None = None
     """continue the run in this directory from its latest checkpoint"""
     overwrite: bool = False
-    """start afresh in a run directory that holds another run's checkpoints, deleting them
-    (without it, such a directory is an error, never silently clobbered)"""
+    """start afresh in a run directory that holds another run's checkpoints or logs
+    (config.json, train.csv, eval.csv, curve.png, tb/), deleting or replacing them (without
+    it, such a directory is an error, never silently clobbered)"""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """torch device (auto: cuda when available)"""
     bins: int = 0
@@ -165,6 +166,9 @@ class AQLConfig:
     """cap on the steps of one evaluation (an unfinished episode counts its partial return)"""
     checkpoint_every: int = 10_000
     """env steps between checkpoints (rounded up to whole epochs; one at the end always)"""
+    checkpoint_minutes: float = 5.0
+    """minutes of wall time between checkpoints besides checkpoint_every (0: off); written
+    between epochs only, so a resume from one still equals an uninterrupted run"""
     keep_checkpoints: int = 2
     """checkpoints kept in the run directory"""
     threads: int = 1
@@ -182,6 +186,7 @@ class AQLConfig:
             "hidden proposal_width entropy_samples"
         )
         check_fields(self, positive, ">= 1")
+        check_fields(self, "checkpoint_minutes", ">= 0")
         check_fields(self, "num_proposal num_uniform updates_per_epoch learning_starts", ">= 0")
         if self.algo != "exhaustive-dqn" and self.num_proposal + self.num_uniform < 1:
             raise ValueError("--num-proposal + --num-uniform must be >= 1")

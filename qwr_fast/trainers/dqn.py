@@ -41,7 +41,7 @@ from qwr_fast.trainers._common import (
     rng_state,
     seed_everything,
 )
-from qwr_fast.trainers.runlog import RunLog, check_run_dir
+from qwr_fast.trainers.runlog import Every, RunLog, check_run_dir
 
 __all__ = ["DQNConfig", "PRESETS", "DQNTrainer"]
 
@@ -66,8 +66,9 @@ class DQNConfig:
     resume: str | None = None
     """continue the run in this directory from its checkpoint.pt"""
     overwrite: bool = False
-    """start afresh in a run directory that holds another run's checkpoints, deleting them
-    (without it, such a directory is an error, never silently clobbered)"""
+    """start afresh in a run directory that holds another run's checkpoints or logs
+    (config.json, train.csv, eval.csv, curve.png, tb/), deleting or replacing them (without
+    it, such a directory is an error, never silently clobbered)"""
     num_envs: int = 4
     """parallel training envs"""
     buffer_size: int = 100_000
@@ -110,6 +111,9 @@ class DQNConfig:
     """cap on the steps of one evaluation"""
     checkpoint_every: int = 50_000
     """env steps between checkpoints (one at the end always)"""
+    checkpoint_minutes: float = 5.0
+    """minutes of wall time between checkpoints besides checkpoint_every (0: off); written
+    between epochs only, so a resume from one still equals an uninterrupted run"""
     threads: int = 1
     """torch CPU threads"""
     progress: bool = True
@@ -122,6 +126,7 @@ class DQNConfig:
             "eval_every eval_episodes eval_max_steps checkpoint_every threads"
         )
         check_fields(self, positive, ">= 1")
+        check_fields(self, "checkpoint_minutes", ">= 0")
         check_fields(self, "lr", "> 0")
         check_fields(self, "gamma", "[0, 1)")
         check_fields(self, "eps_start eps_end eps_fraction", "[0, 1]")
@@ -302,6 +307,9 @@ class DQNTrainer(Trainer):
             opt=self.opt.state_dict(),
             replay=self.replay.state_dict(),
             rng=rng_state(self.gen, self.rng),
+            # the returns of the episodes ended since the last train.csv row (a checkpoint
+            # between rows, by wall time or at a stop signal, must not lose them)
+            train_returns=list(self.collector.finished_returns),
             **self.collector.state_dict(),
         )
 
@@ -314,6 +322,7 @@ class DQNTrainer(Trainer):
         load_rng_state(s["rng"], self.gen, self.rng)
         self.load_counters(s)
         self.collector.load_state_dict(s, reset_seed=self.cfg.seed + self.global_step)
+        self.collector.finished_returns = list(s.get("train_returns", []))
 
     def summary(self, last: dict) -> str:
         """The one line ``dqn-train`` prints after the final evaluation ``last``."""
@@ -323,10 +332,12 @@ class DQNTrainer(Trainer):
         )
 
     def train(self) -> dict:
-        """Run to ``total_steps``; returns the last evaluation."""
+        """Run to ``total_steps``; returns the last evaluation. The run directory's lock, the
+        checkpoint schedule and the stop at SIGINT / SIGTERM are those of
+        :meth:`Trainer.train`, with one env step of every env as the boundary."""
         cfg = self.cfg
         log = RunLog(cfg, self.global_step, TRAIN_COLUMNS, EVAL_COLUMNS)
-        next_log = self.global_step + 1000
+        rows = Every(1000, self.global_step)  # a train.csv row at each 1000 env steps
         last: dict = {}
         t_log, s_log = time.perf_counter(), self.global_step
         with log:
@@ -335,7 +346,7 @@ class DQNTrainer(Trainer):
                 stats = self.step()
                 self.wall += time.perf_counter() - t0
                 final = self.global_step >= cfg.total_steps
-                if self.global_step >= next_log or final:
+                if rows.due(self.global_step, final):
                     now = time.perf_counter()
                     returns = self.collector.pop_returns()
                     sps = (self.global_step - s_log) / (now - t_log)
@@ -350,7 +361,7 @@ class DQNTrainer(Trainer):
                             "wall_s": self.wall,
                         }
                     )
-                    t_log, s_log, next_log = now, self.global_step, self.global_step + 1000
+                    t_log, s_log = now, self.global_step
                     log.progress(0, sps, self.last_eval)
                 log.progress(cfg.num_envs)
                 if log.evals.due(self.global_step, final):
@@ -365,7 +376,9 @@ class DQNTrainer(Trainer):
                         "return_std_greedy": float(rg.std()),
                     }
                     log.eval_row(last, {})
-                if log.checkpoints.due(self.global_step, final):
-                    self.save()
+                due = log.checkpoint_due(self.global_step, final)
+                if due is not None:
+                    path = self.save(scheduled=due == "scheduled")
+                    log.stop_if_signalled(self.global_step, path, final)
         plot_sampled_greedy(cfg.run_dir, title=f"DQN on {cfg.env} (seed {cfg.seed})")
         return last

@@ -74,8 +74,9 @@ class PPOConfig:
     resume: str | None = None
     """continue the run in this directory from its checkpoint.pt"""
     overwrite: bool = False
-    """start afresh in a run directory that holds another run's checkpoints, deleting them
-    (without it, such a directory is an error, never silently clobbered)"""
+    """start afresh in a run directory that holds another run's checkpoints or logs
+    (config.json, train.csv, eval.csv, curve.png, tb/), deleting or replacing them (without
+    it, such a directory is an error, never silently clobbered)"""
     num_envs: int = 8
     """parallel training envs"""
     num_steps: int = 128
@@ -110,6 +111,9 @@ class PPOConfig:
     """cap on the steps of one evaluation (an unfinished episode counts its partial return)"""
     checkpoint_every: int = 50_000
     """env steps between checkpoints (rounded up to whole updates; one at the end always)"""
+    checkpoint_minutes: float = 5.0
+    """minutes of wall time between checkpoints besides checkpoint_every (0: off); written
+    between epochs only, so a resume from one still equals an uninterrupted run"""
     keep_checkpoints: int = 0
     """ckpt_<step>.pt snapshots kept (0: all, e.g. for weak blueprints)"""
     threads: int = 1
@@ -126,6 +130,7 @@ class PPOConfig:
             "eval_episodes eval_max_steps checkpoint_every threads"
         )
         check_fields(self, positive, ">= 1")
+        check_fields(self, "checkpoint_minutes", ">= 0")
         check_fields(self, "keep_checkpoints", ">= 0")
         check_fields(self, "lr clip_coef", "> 0")
         check_fields(self, "gae_lambda", "[0, 1]")

@@ -85,8 +85,9 @@ class QWRConfig:
     resume: str | None = None
     """continue the run in this directory from its latest checkpoint"""
     overwrite: bool = False
-    """start afresh in a run directory that holds another run's checkpoints, deleting them
-    (without it, such a directory is an error, never silently clobbered)"""
+    """start afresh in a run directory that holds another run's checkpoints or logs
+    (config.json, train.csv, eval.csv, curve.png, tb/), deleting or replacing them (without
+    it, such a directory is an error, never silently clobbered)"""
     dataset: str | None = None
     """offline training from this .npz dataset (written by qwr-collect); no env interaction"""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -155,6 +156,9 @@ class QWRConfig:
     """cap on the steps of one evaluation (an unfinished episode counts its partial return)"""
     checkpoint_every: int = 10_000
     """env steps between checkpoints (rounded up to whole epochs; one at the end always)"""
+    checkpoint_minutes: float = 5.0
+    """minutes of wall time between checkpoints besides checkpoint_every (0: off); written
+    between epochs only, so a resume from one still equals an uninterrupted run"""
     keep_checkpoints: int = 2
     """checkpoints kept in the run directory"""
     threads: int = 1
@@ -184,6 +188,7 @@ class QWRConfig:
             "hidden"
         )
         check_fields(self, positive, ">= 1")
+        check_fields(self, "checkpoint_minutes", ">= 0")
         check_fields(self, "critic_steps actor_steps n_samples", ">= 0")
         check_fields(self, "tau beta max_weight policy_std policy_lr q_lr", "> 0")
         check_fields(self, "lam", "[0, 1]")
