@@ -11,10 +11,16 @@ An ``EnvState`` of a loop env holds, per env, the family's snapshot object (an `
 array ``arrays["game"]``), the observation, and the loop's counters (``t``, ``ep_return``).
 A snapshot is never a view of a live env and ``restore`` copies it, so one snapshot can be
 restored into many envs.
+
+A checkpoint stores an ``EnvState`` with every snapshot as plain data (:func:`plain_state`: a
+dict of numbers, str, bytes, lists and numpy arrays, never a pickled object), and
+``set_state`` takes either form: each family turns a plain snapshot back into its own objects
+(``_snapshot_from_plain``), checking it against the live env first.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,9 +30,70 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from qwr_fast.envs._rng import fresh_seed, reseed_streams, seed_streams
-from qwr_fast.envs._vector import EnvState, IndexLike, Reseed, _rows, _state_rows
+from qwr_fast.envs._vector import EnvState, IndexLike, Reseed, _rows, _state_rows, is_plain
 
 _NO_LIMIT = np.iinfo(np.int32).max
+_FAMILIES: dict[str, type[LoopVectorEnv]] = {}
+"""The loop families by ``FAMILY`` (their ``config[0]``), for :func:`plain_state`."""
+
+
+def plain_state(state: EnvState) -> EnvState:
+    """``state`` with each loop-family snapshot (an entry of an ``object`` array, ``game``) as
+    plain data: what a checkpoint stores (see the module docstring). Entries that are plain
+    already are kept, and a state without ``object`` arrays is returned as it is. The family's
+    ``_snapshot_to_plain`` reads only what the snapshot's objects expose as data, so it also
+    converts the stand-ins that :mod:`qwr_fast.checkpoint` reads an old pickled snapshot into.
+    TypeError for an ``object`` array of a family that cannot store its snapshots."""
+    objects = [k for k, v in state.arrays.items() if v.dtype == object]
+    if not objects:
+        return state
+    family = _FAMILIES.get(state.config[0] if state.config else None)
+    if family is None:
+        raise TypeError(f"env state {state.config!r}: its snapshots cannot be stored as data")
+    arrays = dict(state.arrays)
+    for k in objects:
+        out = np.empty(len(arrays[k]), dtype=object)
+        for j, snapshot in enumerate(arrays[k]):
+            out[j] = snapshot if type(snapshot) is dict else family._snapshot_to_plain(snapshot)
+        arrays[k] = out
+    return EnvState(state.config, arrays)
+
+
+def plain_fields(obj: Any, skip: tuple[str, ...], where: str) -> dict[str, Any]:
+    """A deep copy of the instance attributes of ``obj`` but ``skip``; TypeError naming
+    ``where`` and the attribute if one is not plain data (``is_plain``)."""
+    out = {}
+    for k, v in vars(obj).items():
+        if k in skip:
+            continue
+        if not is_plain(v):
+            raise TypeError(f"{where}.{k} is a {type(v).__name__}, not plain data")
+        out[k] = copy.deepcopy(v)
+    return out
+
+
+def check_rng_state(state: Any, like: np.random.BitGenerator, family: str) -> Any:
+    """``state`` if a bit generator of ``like``'s type accepts it (numpy checks it); else
+    ValueError."""
+    try:
+        type(like)().state = state
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise ValueError(f"{family} snapshot 'rng' is no {type(like).__name__} state: {e}") from e
+    return state
+
+
+def check_plain_snapshot(plain: Any, family: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """``plain`` if it is a plain snapshot of ``family`` with exactly ``keys`` (besides
+    ``family``); ValueError otherwise."""
+    if type(plain) is not dict or plain.get("family") != family:
+        got = plain.get("family") if type(plain) is dict else type(plain).__name__
+        raise ValueError(f"a {family} env cannot restore a snapshot of {got!r}")
+    if set(plain) != {"family", *keys}:
+        raise ValueError(
+            f"{family} snapshot has the fields {sorted(plain)}, expected {sorted(keys)} "
+            "and 'family'"
+        )
+    return plain
 
 
 def missing_extra(package: str, extra: str, family: str) -> ImportError:
@@ -58,6 +125,13 @@ class LoopVectorEnv(VectorEnv):
     """Base of the families that step real single envs (see ``qwr_fast.envs``)."""
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    FAMILY: str | None = None
+    """``config[0]``; a family that sets it can store its snapshots as plain data."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("FAMILY"):
+            _FAMILIES[cls.FAMILY] = cls
 
     def __init__(
         self,
@@ -135,6 +209,17 @@ class LoopVectorEnv(VectorEnv):
         """Replace env i's random state (just restored) by a fresh one from the uint64 ``seed``,
         as a seeded reset would make it, leaving the rest of its state as it is."""
         raise NotImplementedError
+
+    @classmethod
+    def _snapshot_to_plain(cls, snapshot: Any) -> dict[str, Any]:
+        """``snapshot`` (of ``_snapshot_one``) as a dict of plain data with a ``family`` key;
+        ``_snapshot_from_plain`` inverts it exactly."""
+        raise TypeError(f"{cls.__name__} cannot store its snapshots as data")
+
+    def _snapshot_from_plain(self, i: int, plain: dict[str, Any]) -> Any:
+        """The snapshot that ``plain`` (of ``_snapshot_to_plain``, read from a file) stands
+        for, checked against env i; ValueError or TypeError if it does not fit."""
+        raise TypeError(f"{type(self).__name__} cannot restore a snapshot stored as data")
 
     # -- gymnasium API --------------------------------------------------------------------
     def reset(
@@ -354,6 +439,13 @@ class LoopVectorEnv(VectorEnv):
         idx = np.arange(self.num_envs)[rows].tolist()
         streams = None if reseed is None else reseed_streams(reseed, idx)
         games, ts, rets = state.arrays["game"], state.arrays["t"], state.arrays["ep_return"]
+        if any(type(g) is dict for g in games):  # a state read from a checkpoint
+            games = [
+                self._snapshot_from_plain(idx[0 if state.num_envs == 1 else j], g)
+                if type(g) is dict
+                else g
+                for j, g in enumerate(games)
+            ]
         for j, i in enumerate(idx):
             k = 0 if state.num_envs == 1 else j
             self._restore_one(i, games[k])

@@ -47,6 +47,28 @@ class EnvState:
         return EnvState(self.config, {k: v[rows].copy() for k, v in self.arrays.items()})
 
 
+_PLAIN_SCALARS = (type(None), bool, int, float, str, bytes)
+_PLAIN_KINDS = "biufcUS"  # numpy dtype kinds of plain arrays and scalars (not object, not void)
+
+
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is plain data, what a checkpoint stores of an env: None, bool, int,
+    float, str, bytes, numpy numbers / bools / strings and arrays of them, and lists, tuples and
+    dicts (str or int keys) of plain data. Exact types only (no subclasses such as enums or
+    named tuples: those unpickle through their class)."""
+    t = type(value)
+    if t in _PLAIN_SCALARS:
+        return True
+    if isinstance(value, (np.ndarray, np.generic)):
+        exact = t is np.ndarray or t is value.dtype.type
+        return exact and value.dtype.kind in _PLAIN_KINDS
+    if t is list or t is tuple:
+        return all(is_plain(v) for v in value)
+    if t is dict:
+        return all(type(k) in (str, int) and is_plain(v) for k, v in value.items())
+    return False
+
+
 def _rows(indices: IndexLike, n: int, name: str) -> np.ndarray | slice:
     """Row selector for arrays with a leading axis of ``n``: a slice or an int64 index array."""
     if indices is None:

@@ -31,6 +31,8 @@ these defaults. ``AtariPreprocessing`` needs OpenCV (``opencv-python``).
 State: ALE's ``cloneState(include_rng=True)`` (emulator and frame counters), the env's
 ``np_random`` state (no-op starts, sticky draws), ``StickyAction``'s last action and counters,
 ``AtariPreprocessing``'s two max-pool buffers, lives and game-over flag, and the frame stack.
+A checkpoint stores the ALE state as the bytes of ALE's own serialisation and the rest as
+numbers, tuples and arrays (``set_state`` checks their shapes against the env).
 
 Fresh chance (``set_state(..., reseed=r)``): the chance of this family is the base env's
 ``np_random`` alone (the sticky-action draws of every frame and the no-op count of every reset),
@@ -54,7 +56,14 @@ from typing import Any
 
 import numpy as np
 
-from qwr_fast.envs._loop import LoopVectorEnv, check_num_envs, missing_extra
+from qwr_fast.envs._loop import (
+    LoopVectorEnv,
+    check_num_envs,
+    check_plain_snapshot,
+    check_rng_state,
+    missing_extra,
+)
+from qwr_fast.envs._vector import is_plain
 
 ATARI_100K_GAMES = (
     "Alien", "Amidar", "Assault", "Asterix", "BankHeist", "BattleZone", "Boxing", "Breakout",
@@ -85,6 +94,8 @@ def _import_atari():
 
 class AtariVectorEnv(LoopVectorEnv):
     """``num_envs`` preprocessed ALE games of one kind; see the module docstring."""
+
+    FAMILY = "Atari"
 
     def __init__(
         self,
@@ -192,6 +203,39 @@ class AtariVectorEnv(LoopVectorEnv):
         pre.lives, pre.game_over = lives, game_over
         stack.obs_queue = deque((o.copy() for o in frames), maxlen=stack.stack_size)
 
+    @classmethod
+    def _snapshot_to_plain(cls, snapshot: Any) -> dict[str, Any]:
+        ale_state, rng_state, sticky_fields, buffers, lives, game_over, frames = snapshot
+        return {
+            "family": cls.FAMILY,
+            "ale": bytes(ale_state.__getstate__()),  # ALE's own serialisation of the state
+            "rng": copy.deepcopy(rng_state),
+            "sticky": tuple(sticky_fields),
+            "buffers": [np.array(b) for b in buffers],
+            "lives": int(lives),
+            "game_over": bool(game_over),
+            "frames": [np.array(o) for o in frames],
+        }
+
+    def _snapshot_from_plain(self, i: int, plain: dict[str, Any]) -> Any:
+        keys = ("ale", "rng", "sticky", "buffers", "lives", "game_over", "frames")
+        p = check_plain_snapshot(plain, self.FAMILY, keys)
+        import ale_py
+
+        pre, stack = self._pres[i], self._stacks[i]
+        _check_arrays(p["buffers"], list(pre.obs_buffer), "buffers")
+        _check_arrays(p["frames"], list(stack.obs_queue), "frames")
+        sticky = p["sticky"]
+        if type(sticky) is not tuple or len(sticky) != len(_STICKY_FIELDS) or not is_plain(sticky):
+            raise ValueError(f"Atari snapshot 'sticky' must be {len(_STICKY_FIELDS)} numbers")
+        if type(p["ale"]) is not bytes or type(p["lives"]) is not int:
+            raise ValueError("Atari snapshot 'ale' must be bytes and 'lives' an int")
+        ale_state = ale_py.ALEState.__new__(ale_py.ALEState)
+        ale_state.__setstate__(p["ale"])
+        rng = check_rng_state(p["rng"], self._bases[i].np_random.bit_generator, self.FAMILY)
+        return (ale_state, rng, sticky, p["buffers"], p["lives"], bool(p["game_over"]),
+                p["frames"])  # fmt: skip
+
     def _reseed_one(self, i: int, seed: int) -> None:
         # All of this family's chance comes from the base env's ``np_random`` (see the module
         # docstring): a PCG64 from the seed, as gymnasium's ``reset(seed=...)`` makes it. ALE's own
@@ -201,3 +245,15 @@ class AtariVectorEnv(LoopVectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         for env in self._stacks:
             env.close()
+
+
+def _check_arrays(got: Any, want: list[np.ndarray], name: str) -> None:
+    """ValueError unless ``got`` is a list of arrays of the shapes and dtypes of ``want``."""
+    ok = type(got) is list and len(got) == len(want)
+    ok = ok and all(
+        type(g) is np.ndarray and g.shape == w.shape and g.dtype == w.dtype
+        for g, w in zip(got, want, strict=True)
+    )
+    if not ok:
+        shapes = [w.shape for w in want]
+        raise ValueError(f"Atari snapshot {name!r} must be {len(want)} arrays of shapes {shapes}")

@@ -25,6 +25,9 @@ at the end of the game; there is no time limit by default.
 Chance (the deal and every draw) is resolved inside the env with its own seeded
 ``numpy.random.Generator`` (PCG64), sampling from ``state.chance_outcomes()``. A snapshot is a
 clone of the OpenSpiel state plus the generator's state, so ``set_state`` replays bit-exactly.
+A checkpoint stores the state as OpenSpiel's text serialisation (the game and its action
+history), which ``set_state`` replays in the env's own game (a snapshot of another game is
+refused).
 
 Fresh chance (``set_state(..., reseed=r)``, ``clone_states(..., reseed=r)``): the OpenSpiel state
 holds no deck order (HLE's deck is a multiset of the undealt cards; a draw is a chance node whose
@@ -59,7 +62,13 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from qwr_fast.envs._loop import LoopVectorEnv, check_num_envs, missing_extra
+from qwr_fast.envs._loop import (
+    LoopVectorEnv,
+    check_num_envs,
+    check_plain_snapshot,
+    check_rng_state,
+    missing_extra,
+)
 from qwr_fast.envs._vector import EnvState
 
 HANABI_VARIANTS: dict[str, dict[str, int]] = {
@@ -434,6 +443,8 @@ def _resolve_chance(state: Any, rng: np.random.Generator) -> None:
 class HanabiVectorEnv(LoopVectorEnv):
     """``num_envs`` two-player Hanabi games in self-play; see the module docstring."""
 
+    FAMILY = "Hanabi"
+
     def __init__(
         self,
         env_id: str,
@@ -564,6 +575,25 @@ class HanabiVectorEnv(LoopVectorEnv):
         rng = self._rngs[i] = np.random.default_rng(0)
         rng.bit_generator.state = rng_state
         self._legal[i] = [] if state.is_terminal() else state.legal_actions()
+
+    @classmethod
+    def _snapshot_to_plain(cls, snapshot: Any) -> dict[str, Any]:
+        state, rng_state = snapshot
+        # OpenSpiel's pickled form of a state: SerializeGameAndState's text (game + history)
+        return {"family": cls.FAMILY, "state": str(state.__getstate__()), "rng": dict(rng_state)}
+
+    def _snapshot_from_plain(self, i: int, plain: dict[str, Any]) -> Any:
+        p = check_plain_snapshot(plain, self.FAMILY, ("state", "rng"))
+        text = p["state"]
+        head, sep, history = text.partition("\n[State]\n") if type(text) is str else ("", "", "")
+        game = head.rpartition("[Game]\n")[2].strip()
+        if not sep or game != str(self.game):
+            raise ValueError(f"Hanabi snapshot of the game {game!r}, this env plays {self.game}")
+        try:
+            state = self.game.deserialize_state(history)
+        except Exception as e:  # pyspiel raises its own error types
+            raise ValueError(f"Hanabi snapshot holds no state of {self.game}: {e}") from e
+        return state, check_rng_state(p["rng"], self._rngs[i].bit_generator, self.FAMILY)
 
     def _reseed_one(self, i: int, seed: int) -> None:
         # The OpenSpiel state holds no deck order: every draw is made by this generator from

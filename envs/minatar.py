@@ -11,10 +11,12 @@ limit of its own and a good Breakout agent never loses, so the loop truncates at
 Seeding: a seeded reset calls ``Environment.seed`` (one ``numpy.random.RandomState`` shared
 by the sticky actions and the game) with the env's derived seed mod 2^32. State: a deep copy
 of the ``Environment`` (game fields and the shared ``RandomState`` together), plus the loop's
-step counter and return. ``set_state(..., reseed=r)`` restores the deep copy, then calls
-``Environment.seed`` with the restored env's reseed word mod 2^32: the board, the last action and
-the counters are the snapshot's, the sticky-action draws, spawns and ball directions to come are
-new.
+step counter and return; stored in a checkpoint as the fields of the ``Environment`` and of its
+game (ints, bools, lists, arrays) and the ``RandomState``'s state dict, from which
+``set_state`` rebuilds the objects (classes from the env, never from the file).
+``set_state(..., reseed=r)`` restores the deep copy, then calls ``Environment.seed`` with the
+restored env's reseed word mod 2^32: the board, the last action and the counters are the
+snapshot's, the sticky-action draws, spawns and ball directions to come are new.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from qwr_fast.envs._loop import _NO_LIMIT, LoopVectorEnv, check_num_envs, missing_extra
+from qwr_fast.envs._loop import (
+    _NO_LIMIT,
+    LoopVectorEnv,
+    check_num_envs,
+    check_plain_snapshot,
+    missing_extra,
+    plain_fields,
+)
+from qwr_fast.envs._vector import is_plain
 
 MINATAR_GAMES = {
     "Asterix": "asterix",
@@ -39,6 +49,8 @@ MINATAR_IDS = tuple(f"MinAtar/{name}" for name in MINATAR_GAMES)
 
 class MinAtarVectorEnv(LoopVectorEnv):
     """``num_envs`` MinAtar games of one kind; see the module docstring."""
+
+    FAMILY = "MinAtar"
 
     def __init__(
         self,
@@ -161,7 +173,52 @@ class MinAtarVectorEnv(LoopVectorEnv):
     def _restore_one(self, i: int, snapshot: Any) -> None:
         self._games[i] = copy.deepcopy(snapshot)
 
+    @classmethod
+    def _snapshot_to_plain(cls, snapshot: Any) -> dict[str, Any]:
+        game, rs = snapshot.env, snapshot.random
+        return {
+            "family": cls.FAMILY,
+            "env": plain_fields(snapshot, ("random", "env"), "Environment"),
+            "game": plain_fields(game, ("random",), "Environment.env"),
+            "random": rs.get_state(legacy=False),
+            # MinAtar shares one RandomState between the Environment and its game
+            "game_random": None if game.random is rs else game.random.get_state(legacy=False),
+        }
+
+    def _snapshot_from_plain(self, i: int, plain: dict[str, Any]) -> Any:
+        p = check_plain_snapshot(plain, self.FAMILY, ("env", "game", "random", "game_random"))
+        live = self._games[i]
+        fields = {}
+        for key, obj, skip in (("env", live, {"random", "env"}), ("game", live.env, {"random"})):
+            value = p[key]
+            want = set(vars(obj)) - skip
+            if type(value) is not dict or set(value) != want or not is_plain(value):
+                got = sorted(value) if type(value) is dict else type(value).__name__
+                raise ValueError(f"MinAtar snapshot {key!r} holds {got}, expected {sorted(want)}")
+            fields[key] = value
+        if fields["env"]["env_name"] != live.env_name:
+            raise ValueError(
+                f"MinAtar snapshot of {fields['env']['env_name']!r}, this env is {live.env_name!r}"
+            )
+        rs = _random_state(p["random"])
+        game_rs = rs if p["game_random"] is None else _random_state(p["game_random"])
+        game = object.__new__(type(live.env))
+        vars(game).update(fields["game"], random=game_rs)
+        env = object.__new__(type(live))
+        vars(env).update(fields["env"], env=game, random=rs)
+        return env
+
     def _reseed_one(self, i: int, seed: int) -> None:
         # Environment.seed gives the sticky actions and the game one new shared RandomState, as
         # a seeded reset does; the game's fields and the last (sticky) action stay.
         self._games[i].seed(seed % 2**32)
+
+
+def _random_state(state: Any) -> np.random.RandomState:
+    """A ``RandomState`` in ``state`` (``get_state(legacy=False)``); ValueError if it is not one."""
+    rs = np.random.RandomState()  # noqa: NPY002 (MinAtar's own generator type)
+    try:
+        rs.set_state(state)
+    except (TypeError, ValueError, KeyError, IndexError) as e:
+        raise ValueError(f"MinAtar snapshot holds no RandomState state: {e}") from e
+    return rs

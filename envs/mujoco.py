@@ -18,7 +18,9 @@ restore that recomputed them from qpos/qvel would not replay bit for bit (measur
 differed). Plus the env's ``np_random`` state (reset noise) and the loop's step counter and
 return. The dynamics are deterministic, so ``set_state(..., reseed=r)`` changes only the reset
 noise of the episodes that start after the restore (a fresh ``np_random`` from the env's reseed
-word).
+word). A checkpoint stores the ``MjData`` as the bytes of MuJoCo's own serialisation
+(``MjData.__getstate__``); ``set_state`` rebuilds it and refuses one whose model sizes differ
+from the env's.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from qwr_fast.envs._loop import LoopVectorEnv, check_num_envs, missing_extra
+from qwr_fast.envs._loop import (
+    LoopVectorEnv,
+    check_num_envs,
+    check_plain_snapshot,
+    check_rng_state,
+    missing_extra,
+)
 
 MUJOCO_IDS = (
     "Ant-v5",
@@ -56,6 +64,8 @@ def _import_mujoco():
 
 class MujocoVectorEnv(LoopVectorEnv):
     """``num_envs`` gymnasium MuJoCo envs of one id; see the module docstring."""
+
+    FAMILY = "MuJoCo"
 
     def __init__(
         self,
@@ -117,6 +127,26 @@ class MujocoVectorEnv(LoopVectorEnv):
         self._mujoco.mj_copyData(env.data, env.model, data)
         env.np_random.bit_generator.state = rng_state
 
+    @classmethod
+    def _snapshot_to_plain(cls, snapshot: Any) -> dict[str, Any]:
+        data, rng_state = snapshot
+        return {
+            "family": cls.FAMILY,
+            "data": bytes(data.__getstate__()),  # MuJoCo's own serialisation of the MjData
+            "rng": copy.deepcopy(rng_state),
+        }
+
+    def _snapshot_from_plain(self, i: int, plain: dict[str, Any]) -> Any:
+        p = check_plain_snapshot(plain, self.FAMILY, ("data", "rng"))
+        env = self._envs[i]
+        if type(p["data"]) is not bytes:
+            raise ValueError("MuJoCo snapshot 'data' must be bytes")
+        data = self._mujoco.MjData.__new__(self._mujoco.MjData)
+        data.__setstate__(p["data"])
+        if _model_sizes(data.model) != _model_sizes(env.model):
+            raise ValueError(f"MuJoCo snapshot of another model than {self.env_id}'s")
+        return data, check_rng_state(p["rng"], env.np_random.bit_generator, self.FAMILY)
+
     def _reseed_one(self, i: int, seed: int) -> None:
         # The dynamics are deterministic: the only chance is the reset noise of later episodes.
         # A PCG64 from the seed, as gymnasium's ``reset(seed=...)`` makes it.
@@ -125,3 +155,10 @@ class MujocoVectorEnv(LoopVectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         for env in self._envs:
             env.close()
+
+
+def _model_sizes(model: Any) -> tuple:
+    """Every size of an ``MjModel`` (its int attributes ``n*``: nq, nv, nbody, nbuffer, ...),
+    which fix the layout that ``mj_copyData`` copies."""
+    names = sorted(a for a in dir(model) if a.startswith("n") and not a.startswith("__"))
+    return tuple((a, v) for a in names if isinstance(v := getattr(model, a), int))

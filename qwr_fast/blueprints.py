@@ -4,7 +4,9 @@ A blueprint checkpoint (:mod:`qwr_fast.checkpoint`) is a dict with ``kind`` (``"
 ``"dqn"``), ``format`` (:data:`CHECKPOINT_FORMAT`), ``config`` (the training run's config),
 ``net`` (the constructor arguments: ``obs_shape``, ``num_actions``, ``hidden`` and, for PPO,
 ``action_mask``) and the weights (``agent`` / ``q``); a DQN checkpoint also holds its replay,
-the global buffer of Q-value fine-tuning.
+the global buffer of Q-value fine-tuning. A blueprint is read as data only
+(:func:`qwr_fast.checkpoint.load_checkpoint`): a file that holds anything else, such as a
+pickled object that would run code, is refused with :class:`CheckpointError` before unpickling.
 """
 
 from __future__ import annotations

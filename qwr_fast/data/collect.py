@@ -9,11 +9,22 @@ every autoreset mode) and writes the transition to a sink with the signature of
 :meth:`qwr_fast.data.replay.Replay.add` (a replay, or a dataset recorder).
 
 ``qwr-train``, ``aql-train``, ``dqn-train`` and ``qwr-collect`` collect through it.
+
+Checkpoint (:meth:`Collector.state_dict`): a ``qwr_fast.envs`` env is saved with its exact
+``get_state``. A gymnasium vector env has none; its state is saved as plain data instead
+(:func:`vector_env_attrs`: the instance attributes of the vector env, of every sub-env and
+wrapper and of their spaces that are numbers, strings, arrays or containers of them, and the
+state of every numpy ``Generator``), which restores it exactly for envs that keep their state
+that way (classic control, toy text). An env with state in any other object (gymnasium's own
+MuJoCo envs hold an ``MjData``, Box2D envs a world) is not saved: the resumed run restarts its
+episodes, with a warning. No object is pickled, so a checkpoint from someone else runs no
+code (see :mod:`qwr_fast.checkpoint`).
 """
 
 from __future__ import annotations
 
-import pickle
+import copy
+import enum
 import warnings
 from typing import Any, Protocol
 
@@ -22,7 +33,16 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode
 
-__all__ = ["Behaviour", "Collector", "autoreset_mode", "make_env"]
+from qwr_fast.envs._vector import is_plain
+
+__all__ = [
+    "Behaviour",
+    "Collector",
+    "autoreset_mode",
+    "make_env",
+    "restore_vector_env_attrs",
+    "vector_env_attrs",
+]
 
 
 def make_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorEnv:
@@ -162,7 +182,8 @@ class Collector:
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:
         """The env's state and the collector's, under the checkpoint keys ``env`` (``("get_state",
-        state)`` or ``("pickle", bytes)``, or None), ``env_obs``, ``prev_done``, ``ep_return``."""
+        state)``, ``("attrs", tree)`` of :func:`vector_env_attrs`, or None), ``env_obs``,
+        ``prev_done``, ``ep_return``."""
         return {
             "env": self._env_state(),
             "env_obs": np.array(self.obs, copy=True),
@@ -173,20 +194,24 @@ class Collector:
     def load_state_dict(self, s: dict, *, reset_seed: int) -> None:
         """Restore :meth:`state_dict` (also the bare ``env`` states that older aql-train,
         ppo-train and dqn-train checkpoints hold). Without an env state the envs restart
-        (``env.reset(seed=reset_seed)``) and the run will not equal an uninterrupted one."""
+        (``env.reset(seed=reset_seed)``) and the run will not equal an uninterrupted one; so
+        do they for the ``("pickle", bytes)`` env state of older checkpoints, which is never
+        unpickled (it could run code)."""
         env_state = s["env"]
-        if env_state is None:
+        tag = env_state[0] if isinstance(env_state, tuple) else None
+        if env_state is None or tag == "pickle":
+            what = "no env state" if env_state is None else "a pickled env state (not loaded)"
             warnings.warn(
-                "the checkpoint holds no env state: the resumed run restarts its episodes and "
+                f"the checkpoint holds {what}: the resumed run restarts its episodes and "
                 "will not equal an uninterrupted one",
                 stacklevel=2,
             )
             self.obs, _ = self.env.reset(seed=reset_seed)
             return
-        if isinstance(env_state, tuple) and env_state[0] == "pickle":
-            vars(self.env).update(pickle.loads(env_state[1]))
+        if tag == "attrs":
+            restore_vector_env_attrs(self.env, env_state[1])
         else:
-            self.env.set_state(env_state[1] if isinstance(env_state, tuple) else env_state)
+            self.env.set_state(env_state[1] if tag == "get_state" else env_state)
         self.obs = s["env_obs"]
         if s.get("prev_done") is not None:
             self.prev_done = s["prev_done"]
@@ -194,15 +219,128 @@ class Collector:
             self.ep_return = s["ep_return"]
 
     def _env_state(self):
-        if hasattr(self.env, "get_state"):
+        # the base env decides: a wrapper (``discretize``) forwards get_state to the env it wraps
+        if hasattr(getattr(self.env, "unwrapped", self.env), "get_state"):
             return ("get_state", self.env.get_state())
         try:
-            fields = {k: v for k, v in vars(self.env).items() if k != "env_fns"}
-            return ("pickle", pickle.dumps(fields))
-        except Exception:
+            return ("attrs", vector_env_attrs(self.env))
+        except TypeError as e:
             warnings.warn(
-                f"env {self.env} has no get_state and cannot be pickled: a resumed run "
-                "restarts its episodes and will not equal an uninterrupted one",
+                f"env {self.env} has no get_state and {e}: a resumed run restarts its episodes "
+                "and will not equal an uninterrupted one",
                 stacklevel=2,
             )
             return None
+
+
+# ---------------------------------------------------------------- gymnasium envs as plain data
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+_NODES = (gym.Env, gym.vector.VectorEnv, gym.Space)
+
+
+def _is_static(value: Any) -> bool:
+    """Configuration that a fresh env of the same id has as well (skipped): dtypes, env specs,
+    enums, classes and callables, and containers of these and plain data."""
+    if isinstance(value, (np.dtype, gym.envs.registration.EnvSpec, enum.Enum, type)):
+        return True
+    if type(value) in (list, tuple):
+        return all(is_plain(v) or _is_static(v) for v in value)
+    if type(value) is dict:
+        return all(is_plain(v) or _is_static(v) for v in value.values())
+    return callable(value) and not isinstance(value, _NODES)
+
+
+def vector_env_attrs(env: gym.vector.VectorEnv) -> tuple:
+    """The state of a gymnasium vector env as plain data: a tree of tagged tuples over the
+    instance attributes of the env, its sub-envs and wrappers (``envs``, ``env``) and their
+    spaces. ``("plain", value)`` for plain data (``qwr_fast.envs._vector.is_plain``),
+    ``("rng", state)`` for a numpy ``Generator`` (or ``("random_state", state)`` for a
+    ``RandomState``), ``("node", class name, {attribute: tree})`` for an env, wrapper or
+    space, ``("list" | "tuple" | "dict", items)`` for containers of these, ``("seen",)`` for an
+    object met before; configuration (``_is_static``) is left out.
+    TypeError naming the attribute if one holds anything else (its state cannot be saved
+    as data)."""
+    return _attrs(env, "env", set())
+
+
+def _attrs(value: Any, where: str, seen: set[int]) -> tuple:
+    if is_plain(value):
+        return ("plain", copy.deepcopy(value))
+    if isinstance(value, np.random.Generator):
+        return ("rng", value.bit_generator.state)
+    if isinstance(value, np.random.RandomState):
+        return ("random_state", value.get_state(legacy=False))
+    if isinstance(value, _NODES):
+        if id(value) in seen:
+            return ("seen",)
+        seen.add(id(value))
+        fields = {
+            k: _attrs(v, f"{where}.{k}", seen)
+            for k, v in vars(value).items()
+            if k != "env_fns" and not (not is_plain(v) and _is_static(v))
+        }
+        return ("node", type(value).__qualname__, fields)
+    if type(value) in (list, tuple):
+        items = [_attrs(v, f"{where}[{i}]", seen) for i, v in enumerate(value)]
+        return (type(value).__name__, items)
+    if type(value) is dict and all(type(k) is str for k in value):
+        return ("dict", {k: _attrs(v, f"{where}[{k!r}]", seen) for k, v in value.items()})
+    raise TypeError(f"its {where} is a {type(value).__module__}.{type(value).__qualname__}")
+
+
+def restore_vector_env_attrs(env: gym.vector.VectorEnv, tree: Any) -> None:
+    """Write :func:`vector_env_attrs` back into ``env`` (a fresh env of the same id and
+    ``num_envs``), in place. ValueError if the tree does not fit the env (another class or
+    container layout, a malformed entry); only attributes of the env's own objects are
+    written, and only with plain data and numpy generators' states."""
+    try:
+        _restore(env, tree, "env")
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        raise ValueError(f"the checkpoint's env state does not fit {env}: {e}") from e
+
+
+def _restore(live: Any, tree: Any, where: str) -> Any:
+    if type(tree) is not tuple or not tree or type(tree[0]) is not str:
+        raise ValueError(f"{where}: malformed env state entry")
+    tag = tree[0]
+    if tag == "plain" and len(tree) == 2 and is_plain(tree[1]):
+        return copy.deepcopy(tree[1])
+    if tag == "rng" and len(tree) == 2:
+        return _generator(live, tree[1], where)
+    if tag == "random_state" and len(tree) == 2:
+        rs = live if isinstance(live, np.random.RandomState) else np.random.RandomState()  # noqa: NPY002
+        rs.set_state(tree[1])
+        return rs
+    if tag == "seen" and len(tree) == 1:
+        return live
+    if tag == "node" and len(tree) == 3 and type(tree[2]) is dict:
+        if not isinstance(live, _NODES) or type(live).__qualname__ != tree[1]:
+            raise ValueError(f"{where} is a {type(live).__qualname__}, the state's a {tree[1]}")
+        fields = vars(live)
+        for k, sub in tree[2].items():
+            if type(k) is not str or not k.isidentifier() or k.startswith("__"):
+                raise ValueError(f"{where}: bad attribute name {k!r}")
+            fields[k] = _restore(fields.get(k), sub, f"{where}.{k}")
+        return live
+    if tag in ("list", "tuple") and len(tree) == 2 and type(tree[1]) is list:
+        if type(live).__name__ != tag or len(live) != len(tree[1]):
+            raise ValueError(f"{where} does not match the state's {tag} of {len(tree[1])}")
+        pairs = enumerate(zip(live, tree[1], strict=True))
+        items = [_restore(v, t, f"{where}[{i}]") for i, (v, t) in pairs]
+        return items if tag == "list" else tuple(items)
+    if tag == "dict" and len(tree) == 2 and type(tree[1]) is dict:
+        if type(live) is not dict or set(live) != set(tree[1]):
+            raise ValueError(f"{where} does not match the state's keys")
+        return {k: _restore(live[k], t, f"{where}[{k!r}]") for k, t in tree[1].items()}
+    raise ValueError(f"{where}: malformed env state entry {tag!r}")
+
+
+def _generator(live: Any, state: Any, where: str) -> np.random.Generator:
+    """``live`` (a ``Generator``, or None for one not made yet) set to ``state``."""
+    name = state.get("bit_generator") if type(state) is dict else None
+    if name not in _BIT_GENERATORS:
+        raise ValueError(f"{where}: not a numpy Generator state")
+    if not (isinstance(live, np.random.Generator) and type(live.bit_generator).__name__ == name):
+        live = np.random.Generator(getattr(np.random, name)())
+    live.bit_generator.state = state
+    return live
