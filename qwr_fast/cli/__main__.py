@@ -1,10 +1,10 @@
 """``python -m qwr_fast.cli SCRIPT ARGS``: run a console script by name (``qwr-train``,
-``qwr-collect``, ``aql-train``, ``ppo-train``, ``dqn-train``, ``qwr-search``), e.g. from a
-venv whose ``bin/`` is not on the PATH."""
+``qwr-collect``, ``aql-train``, ``ppo-train``, ``dqn-train``, ``qwr-search``, and ``demo``,
+the ``make demo`` job), e.g. from a venv whose ``bin/`` is not on the PATH."""
 
 import sys
 
-from qwr_fast.cli import qwr_collect, search, train
+from qwr_fast.cli import demo, qwr_collect, search, train
 
 SCRIPTS = {
     "qwr-train": train.qwr_train,
@@ -14,6 +14,7 @@ SCRIPTS = {
     "qwr-collect": qwr_collect.main,
     "qwr-search": search.main,
     "rl-search": search.main,
+    "demo": demo.main,
 }
 
 if len(sys.argv) < 2 or sys.argv[1] not in SCRIPTS:

@@ -56,7 +56,7 @@ def make_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorEnv:
         if not str(e).startswith("unknown env id"):
             raise
     try:
-        return gym.make_vec(
+        env = gym.make_vec(
             env_id,
             num_envs=num_envs,
             vectorization_mode="sync",
@@ -64,6 +64,15 @@ def make_env(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorEnv:
         )
     except gym.error.Error as e:
         raise ValueError(f"--env {env_id!r}: {e}") from e
+    space = env.single_observation_space
+    if not isinstance(space, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary)):
+        env.close()
+        raise ValueError(
+            f"--env {env_id!r} has a {type(space).__name__} observation space; the trainers "
+            "take Box, Discrete or MultiBinary observations (register a flattened version, "
+            "e.g. with gymnasium.wrappers.FlattenObservation)"
+        )
+    return env
 
 
 def autoreset_mode(env: gym.vector.VectorEnv) -> AutoresetMode:

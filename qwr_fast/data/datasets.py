@@ -18,6 +18,8 @@ the last step of each env's chunk is marked truncated if its episode was still r
 from __future__ import annotations
 
 import math
+import zipfile
+import zlib
 
 import numpy as np
 import torch
@@ -74,9 +76,20 @@ def _numpy_copy(x) -> np.ndarray:
 
 
 def load_dataset(path: str, env_id: str):
-    """The arrays of the dataset at ``path`` (an ``NpzFile``); ValueError naming ``--dataset``
-    if its schema version or env differ."""
-    data = np.load(path, allow_pickle=False)
+    """The arrays of the dataset at ``path`` (a dict of numpy arrays, all read at once);
+    ValueError naming ``--dataset`` if the file is missing, truncated or not an ``.npz``
+    archive, or if its schema version or env differ."""
+    try:
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with npz:
+            data = {k: npz[k] for k in npz.files}  # reads every member: truncation shows here
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(
+            f"--dataset {path} is not a readable qwr-collect .npz dataset "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no detail'})"
+        ) from e
     version = int(data["schema_version"]) if "schema_version" in data else -1
     if version != DATASET_SCHEMA_VERSION:
         raise ValueError(

@@ -429,3 +429,33 @@ def test_update_steps_read_no_tensor_value_on_the_host(tmp_path, monkeypatch, en
     monkeypatch.undo()
     assert set(stats) >= {"critic_loss", "actor_loss"}
     assert all(bool(torch.isfinite(v).all()) for v in stats.values())
+
+
+def test_bad_dataset_files_are_one_line_errors(tmp_path, capsys):
+    import numpy as np
+
+    from qwr_fast.cli.train import qwr_train
+
+    good = tmp_path / "good.npz"
+    np.savez(good, schema_version=np.int64(1), reward=np.zeros(100))
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:-40])
+    text = tmp_path / "text.npz"
+    text.write_text("not a dataset\n")
+    npy = tmp_path / "array.npy"
+    np.save(npy, np.zeros(3))
+    for path in (truncated, text, npy, tmp_path / "missing.npz"):
+        argv = ["--env", "Pendulum-v1", "--dataset", str(path), "--run-dir", str(tmp_path / "r")]
+        assert qwr_train([*argv, "--no-progress"]) == 2, path
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--dataset {path}" in err[0], err
+
+
+def test_tuple_observation_space_is_a_one_line_error(tmp_path, capsys):
+    from qwr_fast.cli.train import aql_train, qwr_train
+
+    for entry in (qwr_train, aql_train):
+        argv = ["--env", "Blackjack-v1", "--run-dir", str(tmp_path / entry.__name__)]
+        assert entry([*argv, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "Tuple observation space" in err[0], err
