@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py
 	else \
 		$(PY) -m pip install torch==2.13.0; \
 	fi
-	$(PY) -m pip install -e ".[dev,mujoco,atari,minatar,hanabi,docs]"
+	$(PY) -m pip install -e ".[dev,mujoco,atari,minatar,hanabi,docs,wandb,video]"
 	touch $(STAMP)
 
 demo: $(STAMP)

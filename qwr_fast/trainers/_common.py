@@ -4,6 +4,7 @@ and resuming a run."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -25,7 +26,8 @@ from qwr_fast.checkpoint import (
 )
 from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import autoreset_mode
-from qwr_fast.trainers.runlog import LATEST, RunLog, plot_eval_curve
+from qwr_fast.trainers.runlog import LATEST, plot_eval_curve
+from qwr_fast.trainers.tracking import TrackedRunLog, check_extras
 
 __all__ = [
     "SAMPLED_GREEDY_EVAL_COLUMNS",
@@ -120,12 +122,21 @@ def optimizer_step(opt: torch.optim.Optimizer, params, loss: torch.Tensor, grad_
     opt.step()
 
 
+_frame_hooks: list = []
+"""The active recorders of :func:`eval_returns` (``qwr_fast.trainers.video.EvalRecorder``)."""
+
+
 def eval_returns(env, act: Callable[[np.ndarray], np.ndarray], *, seed: int, max_steps: int):
     """Return ``[num_envs]`` of the first episode of each env of ``env`` (reset with ``seed``),
     acting with ``act(obs) -> env actions``; an episode unfinished after ``max_steps`` steps
-    counts its partial return."""
+    counts its partial return. Inside an ``EvalRecorder`` (``--capture-video``) the recorder
+    sees ``(env, obs)`` at each step of env 0's first episode (its last state too where the env
+    does not reset on its own)."""
     E = env.num_envs
+    hook = _frame_hooks[-1] if _frame_hooks else None
     obs, _ = env.reset(seed=seed)
+    if hook is not None:
+        hook(env, obs)
     ret = np.zeros(E)
     finished = np.zeros(E, dtype=bool)
     disabled = autoreset_mode(env) == AutoresetMode.DISABLED
@@ -135,6 +146,8 @@ def eval_returns(env, act: Callable[[np.ndarray], np.ndarray], *, seed: int, max
         obs, r, term, trunc, _ = env.step(act(obs))
         ret += np.where(finished, 0.0, r)
         done = np.logical_or(term, trunc)
+        if hook is not None and not finished[0] and (disabled or not done[0]):
+            hook(env, obs)
         finished |= done
         if disabled and done.any():
             obs, _ = env.reset(options={"reset_mask": done})
@@ -189,6 +202,30 @@ class Trainer:
     COUNTERS: tuple[str, ...] = ("global_step", "epoch", "num_evals", "last_eval", "wall")
     """the attributes a checkpoint's ``counters`` entry holds"""
 
+    def __new__(cls, *args, **kwargs):
+        # the optional extras of --track / --capture-video are checked before anything runs
+        cfg = args[0] if args else kwargs.get("cfg")
+        if cfg is not None:
+            check_extras(cfg)
+        return super().__new__(cls)
+
+    def run_log(self, train_columns: list[str], eval_columns: list[str], **kw) -> TrackedRunLog:
+        """The :class:`RunLog` of one ``train()`` call (W&B too when ``cfg.track``); kept as
+        ``self.log`` for :meth:`recording`."""
+        self.log = TrackedRunLog(self.cfg, self.global_step, train_columns, eval_columns, **kw)
+        return self.log
+
+    def recording(self):
+        """Context manager around the greedy evaluation: with ``cfg.capture_video``, every
+        ``cfg.video_every``-th evaluation's first episode of eval env 0 becomes
+        ``RUN_DIR/videos/step_<global_step>.mp4`` (:mod:`qwr_fast.trainers.video`)."""
+        cfg = self.cfg
+        if not getattr(cfg, "capture_video", False) or self.num_evals % cfg.video_every:
+            return contextlib.nullcontext()
+        from qwr_fast.trainers.video import EvalRecorder
+
+        return EvalRecorder(cfg.run_dir, self.global_step, getattr(self, "log", None))
+
     def checkpoint_state(self, **parts) -> dict:
         """The checkpoint dict: ``kind`` (if the trainer has one), ``format``, ``config``,
         ``parts`` (networks, optimisers, replay, RNG streams, env), ``counters``."""
@@ -216,9 +253,7 @@ class Trainer:
         :class:`RunInterrupted` (a KeyboardInterrupt) says where; ``--resume`` continues exactly
         as if uninterrupted."""
         cfg = self.cfg
-        log = RunLog(
-            cfg, self.global_step, self.TRAIN_COLUMNS, self.EVAL_COLUMNS, skip=self.TB_SKIP
-        )
+        log = self.run_log(self.TRAIN_COLUMNS, self.EVAL_COLUMNS, skip=self.TB_SKIP)
         last: dict = {}
         with log:
             while self.global_step < cfg.total_steps:

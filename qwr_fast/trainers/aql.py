@@ -177,6 +177,18 @@ class AQLConfig:
     """tqdm progress bar"""
     tensorboard: bool = True
     """TensorBoard logs in RUN_DIR/tb"""
+    track: bool = False
+    """log the TensorBoard scalars and the config to Weights & Biases (the wandb extra; its
+    local files in RUN_DIR/wandb; WANDB_MODE=offline keeps them on the machine)"""
+    wandb_project: str = "qwr_fast"
+    """W&B project of --track"""
+    wandb_entity: str | None = None
+    """W&B entity (user or team) of --track; None: the default entity of the login"""
+    capture_video: bool = False
+    """record the greedy evaluation's first episode (eval env 0) every video_every evaluations
+    to RUN_DIR/videos/step_<env step>.mp4 (the video extra; MuJoCo needs EGL or OSMesa)"""
+    video_every: int = 1
+    """with --capture-video: evaluations between videos (1: every evaluation)"""
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range."""
@@ -536,7 +548,8 @@ class AQLTrainer(Trainer):
 
     def eval_row(self) -> tuple[dict, dict]:
         nan = float("nan")
-        r = self.evaluate()
+        with self.recording():
+            r = self.evaluate()
         rp = self.evaluate(proposal_only=True) if self.net.proposal is not None else None
         row = {
             "step": self.global_step,

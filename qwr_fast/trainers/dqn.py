@@ -41,7 +41,7 @@ from qwr_fast.trainers._common import (
     rng_state,
     seed_everything,
 )
-from qwr_fast.trainers.runlog import Every, RunLog, check_run_dir
+from qwr_fast.trainers.runlog import Every, check_run_dir
 
 __all__ = ["DQNConfig", "PRESETS", "DQNTrainer"]
 
@@ -118,6 +118,18 @@ class DQNConfig:
     """torch CPU threads"""
     progress: bool = True
     """tqdm progress bar"""
+    track: bool = False
+    """log the TensorBoard scalars and the config to Weights & Biases (the wandb extra; its
+    local files in RUN_DIR/wandb; WANDB_MODE=offline keeps them on the machine)"""
+    wandb_project: str = "qwr_fast"
+    """W&B project of --track"""
+    wandb_entity: str | None = None
+    """W&B entity (user or team) of --track; None: the default entity of the login"""
+    capture_video: bool = False
+    """record the greedy evaluation's first episode (eval env 0) every video_every evaluations
+    to RUN_DIR/videos/step_<env step>.mp4 (the video extra; MuJoCo needs EGL or OSMesa)"""
+    video_every: int = 1
+    """with --capture-video: evaluations between videos (1: every evaluation)"""
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range."""
@@ -336,7 +348,7 @@ class DQNTrainer(Trainer):
         checkpoint schedule and the stop at SIGINT / SIGTERM are those of
         :meth:`Trainer.train`, with one env step of every env as the boundary."""
         cfg = self.cfg
-        log = RunLog(cfg, self.global_step, TRAIN_COLUMNS, EVAL_COLUMNS)
+        log = self.run_log(TRAIN_COLUMNS, EVAL_COLUMNS)
         rows = Every(1000, self.global_step)  # a train.csv row at each 1000 env steps
         last: dict = {}
         t_log, s_log = time.perf_counter(), self.global_step
@@ -365,7 +377,9 @@ class DQNTrainer(Trainer):
                     log.progress(0, sps, self.last_eval)
                 log.progress(cfg.num_envs)
                 if log.evals.due(self.global_step, final):
-                    re, rg = self.evaluate(0.05), self.evaluate(0.0)
+                    re = self.evaluate(0.05)
+                    with self.recording():
+                        rg = self.evaluate(0.0)
                     self.num_evals += 1
                     self.last_eval = float(rg.mean())
                     last = {

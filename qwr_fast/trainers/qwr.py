@@ -179,6 +179,18 @@ class QWRConfig:
     """tqdm progress bar"""
     tensorboard: bool = True
     """TensorBoard logs in RUN_DIR/tb"""
+    track: bool = False
+    """log the TensorBoard scalars and the config to Weights & Biases (the wandb extra; its
+    local files in RUN_DIR/wandb; WANDB_MODE=offline keeps them on the machine)"""
+    wandb_project: str = "qwr_fast"
+    """W&B project of --track"""
+    wandb_entity: str | None = None
+    """W&B entity (user or team) of --track; None: the default entity of the login"""
+    capture_video: bool = False
+    """record the greedy evaluation's first episode (eval env 0) every video_every evaluations
+    to RUN_DIR/videos/step_<env step>.mp4 (the video extra; MuJoCo needs EGL or OSMesa)"""
+    video_every: int = 1
+    """with --capture-video: evaluations between videos (1: every evaluation)"""
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range."""
@@ -563,7 +575,9 @@ class QWRTrainer(Trainer):
         }
 
     def eval_row(self) -> tuple[dict, dict]:
-        r0, r5 = self.evaluate(0.0), self.evaluate(0.5)
+        with self.recording():
+            r0 = self.evaluate(0.0)
+        r5 = self.evaluate(0.5)
         row = {
             "step": self.global_step,
             "return_mean": float(r0.mean()),
