@@ -12,7 +12,7 @@ from qwr_fast.cli.search import main as search_main
 from qwr_fast.cli.train import aql_train, dqn_train, ppo_train, qwr_train
 
 TIMING = {"wall_s", "steps_per_s", "seconds_per_move", "sps", "time_s"}
-COMMON = ["--no-progress", "--total-steps", "160", "--eval-every", "80", "--eval-episodes", "2"]
+COMMON = ["--preset", "none", "--no-progress", "--total-steps", "160", "--eval-every", "80", "--eval-episodes", "2"]
 RUNS = {
     "qwr-train": (qwr_train, ["--env", "Pendulum-v1", "--steps-per-epoch", "40",
                               "--critic-steps", "4", "--actor-steps", "4", "--batch-size", "16",

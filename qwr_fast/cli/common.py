@@ -11,11 +11,11 @@ import sys
 from typing import Any
 
 from qwr_fast.checkpoint import CheckpointError
-from qwr_fast.trainers.runlog import RunDirBusy, RunInterrupted, hold_run_dir
+from qwr_fast.trainers.runlog import RunDirBusy, RunDirError, RunInterrupted, hold_run_dir
 
 __all__ = ["USER_ERRORS", "error", "parse_config", "trainer_from_argv", "train_main"]
 
-USER_ERRORS = (ValueError, TypeError, CheckpointError, FileNotFoundError, RunDirBusy)
+USER_ERRORS = (ValueError, TypeError, CheckpointError, FileNotFoundError, RunDirBusy, RunDirError)
 """The exceptions an entry point reports as one line (bad flags, files, checkpoints, a run
 directory in use)."""
 
@@ -31,30 +31,197 @@ def first_line(e: BaseException) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
-def parse_config(prog: str, config_cls: type, presets: dict, argv: list[str]) -> Any:
+FAMILY_PRESETS = ("bitflip", "mujoco", "atari", "minatar", "hanabi")
+"""The env families ``--preset auto`` recognises, each named as its preset."""
+
+RESUME_FIELDS = (
+    "total_steps",
+    "progress",
+    "threads",
+    "checkpoint_every",
+    "checkpoint_minutes",
+    "keep_checkpoints",
+    "tensorboard",
+)
+"""The fields a ``--resume`` may change (those of them the trainer's config has): the budget
+(never below the step the run reached), the progress bar, torch threads, the checkpoint
+schedule and TensorBoard logging; none of them changes the training computation. Any other
+explicit flag next to ``--resume`` is an error."""
+
+
+def env_family(env_id: str) -> str:
+    """The preset family of ``env_id``: ``bitflip`` (BitFlip-N, BitFlipSubset-N), ``mujoco``
+    (the MuJoCo task ids, any version), ``atari`` (``ALE/...``), ``minatar`` (``MinAtar/...``),
+    ``hanabi`` (``Hanabi-...``); ``none`` for anything else."""
+    import re
+
+    from qwr_fast.envs.mujoco import MUJOCO_IDS
+
+    tasks = {i.rsplit("-v", 1)[0] for i in MUJOCO_IDS}
+    if re.fullmatch(r"BitFlip(Subset)?-[0-9]+", env_id):
+        return "bitflip"
+    m = re.fullmatch(r"(.+)-v[0-9]+", env_id)
+    if env_id in MUJOCO_IDS or (m is not None and m.group(1) in tasks):
+        return "mujoco"
+    if env_id.startswith("ALE/"):
+        return "atari"
+    if env_id.startswith("MinAtar/"):
+        return "minatar"
+    if env_id.startswith("Hanabi"):
+        return "hanabi"
+    return "none"
+
+
+def resolve_preset(env_id: str, presets: dict) -> str:
+    """``--preset auto``: the preset of ``env_id``'s family (:func:`env_family`) when the
+    trainer has one (``presets``), else ``none``."""
+    family = env_family(env_id)
+    return family if family in presets else "none"
+
+
+def explicit_fields(config_cls: type, argv: list[str]) -> list[tuple[str, str]]:
+    """The ``(flag, field)`` pairs given explicitly in ``argv`` (``--flag VALUE``,
+    ``--flag=VALUE``, ``--no-flag`` of a bool), in order; unknown flags are left to tyro."""
+    import dataclasses
+
+    names = {f.name.replace("_", "-"): f.name for f in dataclasses.fields(config_cls)}
+    out = []
+    for a in argv:
+        if not a.startswith("--"):
+            continue
+        flag = a.split("=", 1)[0]
+        name = flag[2:]
+        if name not in names and name.startswith("no-") and name[3:] in names:
+            name = name[3:]
+        if name in names:
+            out.append((flag, names[name]))
+    return out
+
+
+def parse_config(
+    prog: str, config_cls: type, presets: dict, argv: list[str], notes: list | None = None
+) -> Any:
     """The typed config of ``argv``: ``--preset`` first (its values become the defaults that
     explicit flags override), then the flags via tyro. Returns the config, or 2 after a
-    one-line error."""
+    one-line error.
+
+    ``--preset auto`` (the default) picks the preset of the env's family (:func:`env_family`;
+    ``none`` when this trainer has no preset for it) and says so in one line on stderr; the
+    config (and so ``config.json`` and the checkpoint) records the preset it resolved to. A
+    config built in Python (``QWRConfig(...)``) applies no preset whatever its ``preset``
+    field says: ``auto`` there means what ``none`` means. With ``--resume`` the saved config
+    is used and no preset is applied; with ``--help`` the defaults shown are those of no
+    preset. ``notes``: where the line about ``auto`` goes instead of stderr (the entry points
+    print it once the trainer is built, so that an error stays one line)."""
+    import dataclasses
+
     import tyro
 
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default="none")
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--preset", default="auto")
+    pre.add_argument("--env", default=None)
+    pre.add_argument("--resume", default=None)
+    pre.add_argument("-h", "--help", action="store_true")
     known, _ = pre.parse_known_args(argv)
-    if known.preset not in presets:
-        return error(prog, f"--preset must be one of {', '.join(presets)}, got {known.preset!r}")
-    default = config_cls(**presets[known.preset], preset=known.preset)
-    return tyro.cli(config_cls, default=default, args=argv, prog=prog)
+    name = known.preset
+    if name not in presets and name != "auto":
+        return error(
+            prog, f"--preset must be one of auto, {', '.join(presets)}, got {known.preset!r}"
+        )
+    if name == "auto" and known.resume is None and not known.help:
+        env = known.env
+        if env is None:
+            env = {f.name: f.default for f in dataclasses.fields(config_cls)}["env"]
+        name = resolve_preset(env, presets)
+        note = f"{prog}: --preset auto: applied preset {name} (env {env})"
+        if notes is None:
+            print(note, file=sys.stderr)
+        else:
+            notes.append(note)
+    default = config_cls(**presets.get(name, {}), preset=name)
+    cfg = tyro.cli(config_cls, default=default, args=argv, prog=prog)
+    if cfg.preset != name:  # an explicit --preset auto: record what it resolved to
+        cfg = dataclasses.replace(cfg, preset=name)
+    return cfg
+
+
+def check_resume_flags(config_cls: type, argv: list[str]) -> None:
+    """ValueError naming the explicit flags of ``argv`` that a ``--resume`` may not change
+    (all but ``--resume`` and :data:`RESUME_FIELDS`)."""
+    import dataclasses
+
+    have = {f.name for f in dataclasses.fields(config_cls)}
+    allowed = [f for f in RESUME_FIELDS if f in have]
+    bad = [flag for flag, field in explicit_fields(config_cls, argv) if field not in allowed]
+    bad = [f for f in bad if f != "--resume"]
+    if bad:
+        ok = ", ".join("--" + f.replace("_", "-") for f in allowed)
+        raise ValueError(
+            f"--resume continues a run with its saved config; {', '.join(dict.fromkeys(bad))} "
+            f"cannot change on resume (only {ok} may)"
+        )
+
+
+def run_writer(run_dir: str, config_cls: type) -> None:
+    """ValueError when ``run_dir/config.json`` was written by another trainer than the one of
+    ``config_cls`` (it has fields this config lacks), naming the trainer whose config has
+    them all."""
+    import dataclasses
+    import importlib
+    import json
+
+    try:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            keys = set(json.load(f))
+    except (OSError, ValueError, TypeError):
+        return
+    if keys <= {f.name for f in dataclasses.fields(config_cls)}:
+        return
+    writer = "another program"
+    for prog, module, cls in TRAINERS:
+        fields = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
+        if keys <= fields:
+            writer = prog
+            break
+    again = f": continue it with {writer} --resume {run_dir}" if writer != "another program" else ""
+    raise ValueError(f"--resume {run_dir}: this run was written by {writer}{again}")
+
+
+TRAINERS = (
+    ("qwr-train", "qwr_fast.trainers.qwr", "QWRConfig"),
+    ("aql-train", "qwr_fast.trainers.aql", "AQLConfig"),
+    ("ppo-train", "qwr_fast.trainers.ppo", "PPOConfig"),
+    ("dqn-train", "qwr_fast.trainers.dqn", "DQNConfig"),
+)
+"""The training entry points and their configs (to name the writer of a run directory)."""
 
 
 def _build(cfg, trainer_cls: type, argv: list[str]) -> Any:
     """The trainer of ``cfg``: a fresh one, or (``--resume RUN_DIR``) the run restored from its
-    checkpoint, ``--total-steps`` extending it."""
-    if cfg.resume is None:
-        return trainer_cls(cfg)
-    overrides: dict = {"progress": cfg.progress}
-    if any(a.startswith("--total-steps") for a in argv):
-        overrides["total_steps"] = cfg.total_steps
-    return trainer_cls.resumed(cfg.resume, **overrides)
+    checkpoint with the flags of :data:`RESUME_FIELDS` given in ``argv`` applied (any other
+    explicit flag: ValueError). A missing optional extra (an ImportError naming its
+    ``pip install``): ValueError."""
+    try:
+        if cfg.resume is None:
+            return trainer_cls(cfg)
+        check_resume_flags(type(cfg), argv)
+        if os.path.exists(cfg.resume) and not os.path.isdir(cfg.resume):
+            raise ValueError(f"--resume {cfg.resume} is a file, not a run directory")
+        run_writer(cfg.resume, type(cfg))
+        given = {field for _, field in explicit_fields(type(cfg), argv)}
+        overrides = {f: getattr(cfg, f) for f in RESUME_FIELDS if f in given}
+        overrides["progress"] = cfg.progress
+        trainer = trainer_cls.resumed(cfg.resume, **overrides)
+    except ImportError as e:
+        if "pip install" not in str(e):
+            raise
+        raise ValueError(first_line(e)) from e
+    if "total_steps" in overrides and trainer.global_step > cfg.total_steps:
+        raise ValueError(
+            f"--total-steps {cfg.total_steps} is below the step this run has reached "
+            f"({trainer.global_step}); give at least {trainer.global_step}"
+        )
+    return trainer
 
 
 def trainer_from_argv(
@@ -62,13 +229,17 @@ def trainer_from_argv(
 ) -> Any:
     """Build a trainer from ``argv`` (:func:`parse_config`; ``--resume RUN_DIR`` continues a
     run, ``--total-steps`` may extend it). Returns the trainer, or 2 after a one-line error."""
-    cfg = parse_config(prog, config_cls, presets, argv)
+    notes: list[str] = []
+    cfg = parse_config(prog, config_cls, presets, argv, notes)
     if isinstance(cfg, int):
         return cfg
     try:
-        return _build(cfg, trainer_cls, argv)
+        trainer = _build(cfg, trainer_cls, argv)
     except USER_ERRORS as e:
         return error(prog, first_line(e))
+    for note in notes:
+        print(note, file=sys.stderr)
+    return trainer
 
 
 def train_main(
@@ -80,7 +251,8 @@ def train_main(
     naming its pid); 130 / 143 after SIGINT / SIGTERM, with one line naming the checkpoint
     written and the ``--resume`` that continues the run."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = parse_config(prog, config_cls, presets, argv)
+    notes: list[str] = []  # the --preset auto line, printed once the trainer is built
+    cfg = parse_config(prog, config_cls, presets, argv, notes)
     if isinstance(cfg, int):
         return cfg
     run_dir = cfg.run_dir if cfg.resume is None else cfg.resume
@@ -95,8 +267,10 @@ def train_main(
             except USER_ERRORS as e:
                 failed = e
             else:
+                for note in notes:
+                    print(note, file=sys.stderr)
                 last = trainer.train()
-    except RunDirBusy as e:
+    except (RunDirBusy, RunDirError) as e:  # in use, a file, not writable
         return error(prog, first_line(e))
     except RunInterrupted as e:
         print(f"{prog}: {e.describe(prog)}", file=sys.stderr)

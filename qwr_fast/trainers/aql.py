@@ -75,8 +75,11 @@ class AQLConfig:
     """env id: qwr_fast.envs ids (BitFlipSubset-32, Hopper-v5, ...) or a gymnasium id"""
     algo: Literal["aql", "uniform-ql", "exhaustive-dqn"] = "aql"
     """aql: proposal + uniform candidates; uniform-ql: N + M uniform; exhaustive-dqn: all actions"""
-    preset: Literal["none", "bitflip", "mujoco"] = "none"
-    """family preset applied before the explicit flags (flags given on the command line win)"""
+    preset: Literal["auto", "none", "bitflip", "mujoco"] = "auto"
+    """family preset applied before the explicit flags (flags given on the command line win);
+    auto: the env's family preset (BitFlip, MuJoCo, ALE, MinAtar, Hanabi ids) when this trainer
+    has one, else none. config.json records the preset applied. A config built in Python applies
+    no preset (auto there means none)"""
     total_steps: int = 100_000
     """env steps to train for (over all envs)"""
     seed: int = 0

@@ -55,8 +55,11 @@ class DQNConfig:
 
     env: str = "MinAtar/Breakout"
     """env id from qwr_fast.envs"""
-    preset: Literal["none", "minatar", "bitflip"] = "none"
-    """family preset applied before the explicit flags (flags given on the command line win)"""
+    preset: Literal["auto", "none", "minatar", "bitflip"] = "auto"
+    """family preset applied before the explicit flags (flags given on the command line win);
+    auto: the env's family preset (BitFlip, MuJoCo, ALE, MinAtar, Hanabi ids) when this trainer
+    has one, else none. config.json records the preset applied. A config built in Python applies
+    no preset (auto there means none)"""
     total_steps: int = 500_000
     """env steps to train for (over all envs)"""
     seed: int = 0

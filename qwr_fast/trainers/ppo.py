@@ -63,8 +63,11 @@ class PPOConfig:
 
     env: str = "MinAtar/Breakout"
     """env id from qwr_fast.envs (MinAtar/Breakout, BitFlip-8, ALE/MsPacman-v5, ...)"""
-    preset: Literal["none", "minatar", "bitflip", "atari", "hanabi"] = "none"
-    """family preset applied before the explicit flags (flags given on the command line win)"""
+    preset: Literal["auto", "none", "minatar", "bitflip", "atari", "hanabi"] = "auto"
+    """family preset applied before the explicit flags (flags given on the command line win);
+    auto: the env's family preset (BitFlip, MuJoCo, ALE, MinAtar, Hanabi ids) when this trainer
+    has one, else none. config.json records the preset applied. A config built in Python applies
+    no preset (auto there means none)"""
     total_steps: int = 1_000_000
     """env steps to train for (over all envs)"""
     seed: int = 0

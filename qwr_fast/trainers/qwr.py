@@ -74,8 +74,11 @@ class QWRConfig:
     """algorithm: QWR with backup F = lse / max / mean, the AWR state-value baseline, or
     behaviour cloning (bc: maximum likelihood of the replay's actions, no critic; the offline
     baseline)"""
-    preset: Literal["none", "bitflip", "mujoco", "atari", "minatar"] = "none"
-    """family preset applied before the explicit flags (flags given on the command line win)"""
+    preset: Literal["auto", "none", "bitflip", "mujoco", "atari", "minatar"] = "auto"
+    """family preset applied before the explicit flags (flags given on the command line win);
+    auto: the env's family preset (BitFlip, MuJoCo, ALE, MinAtar, Hanabi ids) when this trainer
+    has one, else none. config.json records the preset applied. A config built in Python applies
+    no preset (auto there means none)"""
     total_steps: int = 100_000
     """env steps to train for (offline: pseudo env steps, steps_per_epoch per epoch)"""
     seed: int = 0

@@ -31,6 +31,7 @@ __all__ = [
     "Every",
     "FileLock",
     "RunDirBusy",
+    "RunDirError",
     "RunInterrupted",
     "RunLog",
     "check_run_dir",
@@ -50,6 +51,11 @@ RUN_FILES = ("config.json", "train.csv", "eval.csv", "curve.png", "tb")
 
 class RunDirBusy(RuntimeError):
     """The run directory (or qwr-collect's output) is locked by another live process."""
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used: a file stands there, or it cannot be created or
+    written (one line naming it and the reason)."""
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -115,7 +121,13 @@ class FileLock:
 
     def _acquire(self) -> int:
         while True:
-            fd = os.open(self.key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fd = os.open(self.key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as e:  # a read-only directory, ...
+                raise RunDirError(
+                    f"{self.label} is not writable: cannot create its lock file "
+                    f"{self.path} ({e.strerror})"
+                ) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -142,9 +154,15 @@ class FileLock:
 
 def hold_run_dir(run_dir: str, *, create: bool = True):
     """The lock of ``run_dir`` (``RUN_DIR/.lock``, see :class:`FileLock`); ``create`` makes
-    the directory first, else a missing one is not locked (the resume will report it)."""
+    the directory first, else a missing one is not locked (the resume will report it).
+    RunDirError when a file stands at ``run_dir`` or it cannot be created or written."""
     if create:
-        os.makedirs(run_dir, exist_ok=True)
+        if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+            raise RunDirError(f"--run-dir {run_dir} is a file, not a directory")
+        try:
+            os.makedirs(run_dir, exist_ok=True)
+        except OSError as e:  # a file on the path, a read-only parent, ...
+            raise RunDirError(f"--run-dir {run_dir} cannot be created ({e.strerror})") from None
     elif not os.path.isdir(run_dir):
         return contextlib.nullcontext()
     return FileLock(os.path.join(run_dir, LOCK), f"--run-dir {run_dir}")

@@ -265,7 +265,8 @@ def test_sigterm_stops_dqn_at_a_step_boundary_and_resumes_exactly(tmp_path, monk
 
     monkeypatch.setattr(dqn.DQNTrainer, "step", step_then_signal)
     argv = [f"--{k.replace('_', '-')}={v}" for k, v in kw.items() if k != "progress"]
-    argv += ["--no-progress", "--total-steps", "1200", "--run-dir", str(tmp_path / "b")]
+    argv += ["--preset", "none", "--no-progress", "--total-steps", "1200"]
+    argv += ["--run-dir", str(tmp_path / "b")]
     assert dqn_train(argv) == 143
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "SIGTERM at step 204" in err and "--resume" in err
