@@ -87,6 +87,16 @@ def check_video(cfg) -> None:
             )
         os.environ.setdefault("MUJOCO_GL", gl)
         os.environ.setdefault("PYOPENGL_PLATFORM", gl)
+        try:  # mujoco picks its GL when first imported: this process may have another one
+            import mujoco
+
+            mujoco.Renderer(mujoco.MjModel.from_xml_string("<mujoco/>"), 16, 16).close()
+        except Exception as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise MissingExtra(
+                f"--capture-video of {cfg.env}: MuJoCo's renderer cannot start in this process "
+                f"({msg}); set MUJOCO_GL={gl} before starting it"
+            ) from None
 
 
 def _grid(cells: np.ndarray) -> np.ndarray:
@@ -146,10 +156,21 @@ def _mujoco_frame(env) -> np.ndarray:
     import mujoco
 
     key = id(env.model)
-    r = _renderers.get(key)
-    if r is None:
-        r = _renderers[key] = mujoco.Renderer(env.model, *MUJOCO_SIZE)
-    r.update_scene(env.data)
+    if key not in _renderers:
+        # the env's own default camera (gymnasium's default_camera_config), following body 1
+        cam = mujoco.MjvCamera()
+        mujoco.mjv_defaultFreeCamera(env.model, cam)
+        if env.model.nbody > 1:
+            cam.type, cam.trackbodyid = mujoco.mjtCamera.mjCAMERA_TRACKING, 1
+        renderer = getattr(env, "mujoco_renderer", None)
+        for k, v in (getattr(renderer, "default_cam_config", None) or {}).items():
+            if k == "lookat":
+                cam.lookat[:] = v
+            elif hasattr(cam, k):
+                setattr(cam, k, v)
+        _renderers[key] = (mujoco.Renderer(env.model, *MUJOCO_SIZE), cam)
+    r, cam = _renderers[key]
+    r.update_scene(env.data, camera=cam)
     return r.render().copy()
 
 
