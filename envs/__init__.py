@@ -8,8 +8,13 @@ Every env returned by ``make`` follows one contract (``list_envs()`` gives the i
   (``(num_envs,)`` for ``Discrete``, ``(num_envs, N)`` for ``MultiBinary``) and an integer
   (or bool) dtype; anything else, or a value outside the space, raises ``TypeError`` /
   ``ValueError`` before any env moves.
-- Autoreset: ``metadata["autoreset_mode"] == gymnasium.vector.AutoresetMode.SAME_STEP``, for
-  every family. When env i's episode ends at a step, that step already returns the *reset*
+- Autoreset: ``metadata["autoreset_mode"] == gymnasium.vector.AutoresetMode.SAME_STEP`` by
+  default, for every family; ``make(..., autoreset_mode=AutoresetMode.NEXT_STEP)`` gives
+  gymnasium's own default instead (what its vector observation wrappers such as
+  ``NormalizeObservation`` require): the ending step returns the episode's last observation in
+  ``obs[i]`` (no ``final_obs``), and the next step ignores ``actions[i]`` and returns the reset
+  observation with reward 0 and no done flags (``qwr_fast.envs._autoreset``). In SAME_STEP
+  mode: when env i's episode ends at a step, that step already returns the *reset*
   observation in ``obs[i]``, and ``infos["final_obs"][i]`` holds the episode's last
   observation (``infos["_final_obs"][i]`` is True). There is no extra no-op step. When any
   episode ends, ``infos["final_obs"]`` is a full ``[num_envs, ...]`` array whose rows for
@@ -19,10 +24,11 @@ Every env returned by ``make`` follows one contract (``list_envs()`` gives the i
   state (no bootstrap), ``truncated`` means a time limit cut the episode (bootstrap from
   ``infos["final_obs"]``). BitFlip episodes end by truncation only (unless
   ``terminate_when_all_ones=True``).
-- Episode statistics: when env i's episode ends, ``infos["episode"]["r"][i]`` (return,
-  float32) and ``infos["episode"]["l"][i]`` (length, int32) are set and
-  ``infos["_episode"][i]`` is True (the layout of gymnasium's ``RecordEpisodeStatistics``
-  vector wrapper; other rows are 0).
+- Episode statistics: when env i's episode ends, ``infos["episode_stats"]["r"][i]`` (return,
+  float32) and ``infos["episode_stats"]["l"][i]`` (length, int32) are set and
+  ``infos["_episode_stats"][i]`` is True (the layout of gymnasium's ``RecordEpisodeStatistics``
+  vector wrapper, under a key of their own so that wrapper can still add ``"episode"``;
+  other rows are 0).
 - Buffers: with ``copy=True`` (default) every returned array is a fresh copy. With
   ``copy=False`` the env returns its preallocated buffers, overwritten by the next call: the
   step then allocates no arrays, and the caller copies what it keeps and never writes to them.
@@ -41,8 +47,13 @@ Every env returned by ``make`` follows one contract (``list_envs()`` gives the i
   actions and no-op starts, Hanabi's future card draws, MuJoCo's reset noise), so a planner's
   simulators do not foresee the real env's chance. The snapshot itself is never changed.
 - Seeding: ``reset(seed=s)`` gives env i the stream ``(s, i)``; ``reset(seed=[s0, s1, ...])``
-  one seed per env; ``reset()`` keeps the current streams, except that the first ``reset()``
-  after ``make(..., seed=s)`` behaves as ``reset(seed=s)``.
+  one seed per env (a None entry: that env continues its current stream, as in gymnasium);
+  ``reset()`` keeps the current streams, except that the first ``reset()`` after
+  ``make(..., seed=s)`` behaves as ``reset(seed=s)``.
+- Misuse: ``step`` before the first ``reset()`` (or ``set_state``) raises ``RuntimeError("call
+  reset() before step()")``, after ``close()`` ``RuntimeError("env is closed")``; env indices
+  (``get_state``/``set_state`` ``indices``, ``clone_states`` ``source``/``targets``) must lie
+  in ``[0, num_envs)``: negative indices are refused (ValueError), slices are taken as given.
 
 Families: ``BitFlip-<N>`` and ``BitFlipSubset-<N>`` (Numba, see ``qwr_fast.envs.bitflip``);
 MuJoCo ``<Task>-v5`` (``qwr_fast.envs.mujoco``, extra ``[mujoco]``), ``MinAtar/<Game>``

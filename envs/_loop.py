@@ -29,7 +29,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from qwr_fast.envs._rng import fresh_seed, reseed_streams, seed_streams
+from qwr_fast.envs._rng import fresh_seed, reseed_streams, seed_rows, seed_streams
 from qwr_fast.envs._vector import EnvState, IndexLike, Reseed, _rows, _state_rows, is_plain
 
 _NO_LIMIT = np.iinfo(np.int32).max
@@ -182,6 +182,7 @@ class LoopVectorEnv(VectorEnv):
         self._flagged: list[int] = []  # the rows whose flags and statistics the last step set
         self._pending_seed = seed
         self._reset_rows(range(n), seed_streams(fresh_seed() if seed is None else seed, n))
+        self._needs_reset = True  # step() refuses until reset() or set_state()
 
     # -- family hooks ---------------------------------------------------------------------
     @property
@@ -248,14 +249,18 @@ class LoopVectorEnv(VectorEnv):
             self._pending_seed = None
         streams = None
         if seed is not None:
-            streams = seed_streams(seed, self.num_envs)
+            streams, seeded = seed_rows(seed, self.num_envs)
             self.action_space.seed(seed if isinstance(seed, (int, np.integer)) else None)
+            if not seeded.all():  # None entries: those envs continue their own streams
+                streams = [int(s) if k else None for s, k in zip(streams, seeded, strict=True)]
         self._reset_rows(rows, streams)
+        self._needs_reset = False
         return (self._obs.copy() if self._copy else self._obs), {}
 
-    def _reset_rows(self, rows: Sequence[int], streams: np.ndarray | None) -> None:
+    def _reset_rows(self, rows: Sequence[int], streams: np.ndarray | list | None) -> None:
         for i in rows:
-            self._obs[i] = self._reset_one(i, None if streams is None else int(streams[i]))
+            s = None if streams is None else streams[i]
+            self._obs[i] = self._reset_one(i, None if s is None else int(s))
             self._t[i] = 0
             self._ep_return[i] = 0.0
 
@@ -338,6 +343,8 @@ class LoopVectorEnv(VectorEnv):
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every env; see the ``qwr_fast.envs`` docstring for the autoreset contract."""
+        if self._needs_reset or self.closed:
+            raise RuntimeError("env is closed" if self.closed else "call reset() before step()")
         rows, ended = self._step_envs(self._check_actions(actions))
         self._write_obs(rows)
         if self._flagged:  # flags and statistics are nonzero only in the rows ended last step
@@ -389,16 +396,16 @@ class LoopVectorEnv(VectorEnv):
             infos = {
                 "final_obs": final_obs,
                 "_final_obs": self._done,
-                "episode": {"r": self._ep_r, "l": self._ep_l},
-                "_episode": self._done,
+                "episode_stats": {"r": self._ep_r, "l": self._ep_l},
+                "_episode_stats": self._done,
             }
             return obs, reward, self._terminated, self._truncated, infos
         done = self._done.copy()
         infos = {
             "final_obs": final_obs.copy(),
             "_final_obs": done,
-            "episode": {"r": self._ep_r.copy(), "l": self._ep_l.copy()},
-            "_episode": done,
+            "episode_stats": {"r": self._ep_r.copy(), "l": self._ep_l.copy()},
+            "_episode_stats": done,
         }
         return obs.copy(), reward.copy(), self._terminated.copy(), self._truncated.copy(), infos
 
@@ -454,6 +461,7 @@ class LoopVectorEnv(VectorEnv):
             self._t[i] = int(ts[k])
             self._ep_return[i] = float(rets[k])
         self._obs[rows] = state.arrays["obs"]
+        self._needs_reset = False
         return self._obs.copy() if self._copy else self._obs
 
     def clone_states(
@@ -467,6 +475,6 @@ class LoopVectorEnv(VectorEnv):
         """
         if isinstance(source, bool) or not isinstance(source, (int, np.integer)):
             raise TypeError(f"source must be an int env index, got {type(source).__name__}")
-        if not -self.num_envs <= source < self.num_envs:
+        if not 0 <= source < self.num_envs:
             raise ValueError(f"source must lie in [0, {self.num_envs}), got {source}")
         return self.set_state(self.get_state(int(source)), targets, reseed=reseed)

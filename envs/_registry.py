@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gymnasium.vector import VectorEnv
+from gymnasium.vector import AutoresetMode, VectorEnv
 
+from qwr_fast.envs._autoreset import NextStepVectorEnv, check_autoreset_mode
+from qwr_fast.envs._loop import check_num_envs
 from qwr_fast.envs.atari import ATARI_IDS, AtariVectorEnv
 from qwr_fast.envs.bitflip import BitFlipSubsetVectorEnv, BitFlipVectorEnv
 from qwr_fast.envs.discretize import discretize
@@ -39,8 +41,19 @@ def _make_loop_family(env_id: str, num_envs: int, seed: int | None, kwargs: dict
     return env if bins is None else discretize(env, bins)
 
 
-def make(env_id: str, num_envs: int = 1, *, seed: int | None = None, **kwargs: Any) -> VectorEnv:
+def make(
+    env_id: str,
+    num_envs: int = 1,
+    *,
+    seed: int | None = None,
+    autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+    **kwargs: Any,
+) -> VectorEnv:
     """A vector env of ``num_envs`` copies of ``env_id``; see the ``qwr_fast.envs`` docstring.
+
+    ``autoreset_mode``: ``AutoresetMode.SAME_STEP`` (the default, what the trainers use) or
+    ``AutoresetMode.NEXT_STEP`` (gymnasium's default, which its vector observation wrappers
+    require; see ``qwr_fast.envs._autoreset``); ``"same_step"`` / ``"next_step"`` also work.
 
     ``seed`` is used by the first ``reset()`` that is given no seed. ``kwargs`` go to the
     family (BitFlip: ``horizon``, ``init``, ``terminate_when_all_ones``, ``copy``; ``n_bits``
@@ -50,6 +63,15 @@ def make(env_id: str, num_envs: int = 1, *, seed: int | None = None, **kwargs: A
     """
     if not isinstance(env_id, str):
         raise TypeError(f"env_id must be a str, got {type(env_id).__name__}")
+    num_envs = check_num_envs(num_envs)
+    mode = check_autoreset_mode(autoreset_mode)
+    env = _make_same_step(env_id, num_envs, seed, kwargs)
+    if mode == AutoresetMode.NEXT_STEP:
+        return NextStepVectorEnv(env, copy=kwargs.get("copy", True))
+    return env
+
+
+def _make_same_step(env_id: str, num_envs: int, seed: int | None, kwargs: dict) -> VectorEnv:
     if (
         env_id in MUJOCO_IDS
         or env_id in MINATAR_IDS

@@ -79,6 +79,26 @@ def seed_streams(seed: int | Sequence[int] | None, n: int) -> np.ndarray:
     )
 
 
+def seed_rows(seed: int | Sequence[int | None] | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(streams, seeded)``: like ``seed_streams``, but a sequence may hold None entries (as
+    gymnasium allows): those envs are not reseeded (``seeded[i]`` is False, they continue their
+    current stream; ``streams[i]`` is 0 and unused)."""
+    if (
+        isinstance(seed, (Sequence, np.ndarray))
+        and not isinstance(seed, (str, bytes))
+        and any(s is None for s in seed)
+    ):
+        if len(seed) != n:
+            raise ValueError(f"seed must hold one int (or None) per env ({n}), got {len(seed)}")
+        seeded = np.array([s is not None for s in seed], dtype=np.bool_)
+        streams = np.zeros(n, dtype=np.uint64)
+        given = [s for s in seed if s is not None]
+        if given:
+            streams[seeded] = seed_streams(given, len(given))
+        return streams, seeded
+    return seed_streams(seed, n), np.ones(n, dtype=np.bool_)
+
+
 def reseed_streams(reseed: int | Sequence[int], rows: Sequence[int]) -> np.ndarray:
     """Fresh stream words ``uint64 [len(rows)]`` for the envs at ``rows`` of a reseeded restore.
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from qwr_fast.envs._rng import fresh_seed, reseed_streams, seed_streams
+from qwr_fast.envs._rng import fresh_seed, reseed_streams, seed_rows
 
 IndexLike = int | slice | Sequence[int] | np.ndarray | None
 Reseed = int | Sequence[int] | np.ndarray | None
@@ -85,7 +85,7 @@ def _rows(indices: IndexLike, n: int, name: str) -> np.ndarray | slice:
                 f"shape {idx.shape} dtype {idx.dtype}"
             )
         idx = idx.astype(np.int64, copy=False)
-    if idx.size and (idx.min() < -n or idx.max() >= n):
+    if idx.size and (idx.min() < 0 or idx.max() >= n):  # no negative (from-the-end) indices
         raise ValueError(f"{name} must lie in [0, {n}), got {idx.tolist()}")
     return idx
 
@@ -138,6 +138,7 @@ class ArrayVectorEnv(VectorEnv):
         self._t = np.zeros(n, dtype=np.int32)
         self._pending_seed = seed
         self._reset_masked(fresh_seed() if seed is None else seed, None)
+        self._needs_reset = True  # step() refuses until reset() or set_state()
 
     # -- family hooks ---------------------------------------------------------------------
     @property
@@ -195,15 +196,15 @@ class ArrayVectorEnv(VectorEnv):
         if seed is not None:
             self.action_space.seed(seed if isinstance(seed, (int, np.integer)) else None)
         self._reset_masked(seed, mask)
+        self._needs_reset = False
         return (self._obs.copy() if self._copy else self._obs), {}
 
     def _reset_masked(self, seed, mask: np.ndarray | None) -> None:
         if seed is not None:
-            streams = seed_streams(seed, self.num_envs)
-            if mask is None:
-                self._rng[:] = streams
-            else:
-                self._rng[mask] = streams[mask]
+            streams, seeded = seed_rows(seed, self.num_envs)
+            if mask is not None:
+                seeded &= mask
+            self._rng[seeded] = streams[seeded]
         full = np.ones(self.num_envs, dtype=np.bool_) if mask is None else mask
         self._reset_kernel(full)
         self._t[full] = 0
@@ -213,6 +214,8 @@ class ArrayVectorEnv(VectorEnv):
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every env; see the ``qwr_fast.envs`` docstring for the autoreset contract."""
+        if self._needs_reset or self.closed:
+            raise RuntimeError("env is closed" if self.closed else "call reset() before step()")
         ndone = self._step_kernel(self._check_actions(actions))
         c = self._copy
         obs = self._obs.copy() if c else self._obs
@@ -225,11 +228,11 @@ class ArrayVectorEnv(VectorEnv):
         infos = {
             "final_obs": self._final_obs.copy() if c else self._final_obs,
             "_final_obs": done,
-            "episode": {
+            "episode_stats": {
                 "r": self._ep_r.copy() if c else self._ep_r,
                 "l": self._ep_l.copy() if c else self._ep_l,
             },
-            "_episode": done,
+            "_episode_stats": done,
         }
         return obs, reward, terminated, truncated, infos
 
@@ -263,6 +266,7 @@ class ArrayVectorEnv(VectorEnv):
         if streams is not None:
             self._rng[rows] = streams
         self._refresh_obs(rows)
+        self._needs_reset = False
         return self._obs.copy() if self._copy else self._obs
 
     def clone_states(
@@ -276,6 +280,6 @@ class ArrayVectorEnv(VectorEnv):
         """
         if isinstance(source, bool) or not isinstance(source, (int, np.integer)):
             raise TypeError(f"source must be an int env index, got {type(source).__name__}")
-        if not -self.num_envs <= source < self.num_envs:
+        if not 0 <= source < self.num_envs:
             raise ValueError(f"source must lie in [0, {self.num_envs}), got {source}")
         return self.set_state(self.get_state(int(source)), targets, reseed=reseed)

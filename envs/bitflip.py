@@ -40,6 +40,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
+from qwr_fast.envs._loop import check_num_envs
 from qwr_fast.envs._rng import GOLDEN, mix64
 from qwr_fast.envs._vector import ArrayVectorEnv
 
@@ -326,6 +327,7 @@ class _BitFlipBase(ArrayVectorEnv):
         seed: int | None = None,
         copy: bool = True,
     ) -> None:
+        num_envs = check_num_envs(num_envs)
         self.n_bits = _check_int(n_bits, "n_bits", 1)
         self.horizon = _check_int(horizon, "horizon", 1)
         if init not in ("random", "zeros"):

@@ -248,8 +248,8 @@ class PPOTrainer(Trainer):
                 v_final = self.agent(obs_tensor(info["final_obs"]))[1]
                 r_t[t] += c.gamma * v_final * torch.as_tensor(cut, dtype=torch.float32)
             disc[t] = c.gamma * torch.as_tensor(~(term | trunc), dtype=torch.float32)
-            if "_episode" in info:
-                self.train_returns += info["episode"]["r"][info["_episode"]].tolist()
+            if "_episode_stats" in info:
+                self.train_returns += info["episode_stats"]["r"][info["_episode_stats"]].tolist()
         v_t[:-1] = v_tm1[1:]  # where an episode ended, discount_t is 0 and v_t is unused
         v_t[-1] = self.agent(obs_tensor(self.obs))[1]
         adv = gae(r_t, disc, v_tm1, v_t, lam=c.gae_lambda)

@@ -29,7 +29,7 @@ def rollout(env, actions) -> list[tuple]:
         row = [obs.copy(), reward.copy(), terminated.copy(), truncated.copy()]
         if infos:
             row += [infos["final_obs"].copy(), infos["_final_obs"].copy()]
-            row += [infos["episode"]["r"].copy(), infos["episode"]["l"].copy()]
+            row += [infos["episode_stats"]["r"].copy(), infos["episode_stats"]["l"].copy()]
         out.append(tuple(row))
     return out
 
@@ -114,8 +114,10 @@ def check_time_limit(env, limit: int, rng) -> None:
         if t < limit - 1:
             assert not truncated.any() and infos == {}
     assert truncated.all()
-    assert infos["_final_obs"].all() and infos["_episode"].all()
-    np.testing.assert_array_equal(infos["episode"]["l"], np.full(env.num_envs, limit, np.int32))
-    np.testing.assert_allclose(infos["episode"]["r"], total.astype(np.float32), rtol=1e-6)
+    assert infos["_final_obs"].all() and infos["_episode_stats"].all()
+    np.testing.assert_array_equal(
+        infos["episode_stats"]["l"], np.full(env.num_envs, limit, np.int32)
+    )
+    np.testing.assert_allclose(infos["episode_stats"]["r"], total.astype(np.float32), rtol=1e-6)
     assert not np.array_equal(infos["final_obs"], obs)
     np.testing.assert_array_equal(env.get_state().arrays["t"], np.zeros(env.num_envs))

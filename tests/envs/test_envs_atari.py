@@ -50,6 +50,7 @@ def test_time_limit_truncates_with_final_obs():
 
 def test_bad_actions_and_errors(monkeypatch):
     env = envs.make("ALE/Pong-v5", 2, seed=0)
+    env.reset()
     with pytest.raises(ValueError, match=r"actions\[0\] = 6 is outside Discrete\(6\)"):
         env.step(np.array([6, 0]))
     with pytest.raises(ValueError, match=r"shape \(2,\)"):

@@ -113,13 +113,13 @@ def test_matches_python_reference(env_id, num_envs, kwargs, copy):
         n_ended += int(done.sum())
         n_partial += int(not done.all())
         np.testing.assert_array_equal(infos["_final_obs"], done)
-        np.testing.assert_array_equal(infos["_episode"], done)
+        np.testing.assert_array_equal(infos["_episode_stats"], done)
         expected_final = np.array([o[4] if o[4] is not None else o[0] for o in out], np.float32)
         np.testing.assert_array_equal(infos["final_obs"], expected_final)
         ep_r = [o[5][0] if o[5] else 0.0 for o in out]
         ep_l = [o[5][1] if o[5] else 0 for o in out]
-        np.testing.assert_array_equal(infos["episode"]["r"], np.array(ep_r, np.float32))
-        np.testing.assert_array_equal(infos["episode"]["l"], np.array(ep_l, np.int32))
+        np.testing.assert_array_equal(infos["episode_stats"]["r"], np.array(ep_r, np.float32))
+        np.testing.assert_array_equal(infos["episode_stats"]["l"], np.array(ep_l, np.int32))
     assert n_ended > 0
     if kwargs.get("terminate_when_all_ones"):
         assert n_partial > 0, "the config was chosen so that episodes end at different steps"
@@ -182,7 +182,7 @@ def _rollout(env, actions):
         obs, reward, terminated, truncated, infos = env.step(a)
         out.append((obs.copy(), reward.copy(), terminated.copy(), truncated.copy()))
         if infos:
-            out.append((infos["final_obs"].copy(), infos["episode"]["r"].copy()))
+            out.append((infos["final_obs"].copy(), infos["episode_stats"]["r"].copy()))
     return out
 
 
@@ -271,6 +271,7 @@ def test_bad_actions_raise_before_any_env_moves():
     for k, v in env.get_state().arrays.items():
         np.testing.assert_array_equal(v, state.arrays[k])
     sub = envs.make("BitFlipSubset-4", 2, seed=0)
+    sub.reset()
     with pytest.raises(ValueError, match=r"actions\[1\] = \[0, 2, 0, 0\] is outside MultiBinary"):
         sub.step(np.array([[1, 1, 0, 0], [0, 2, 0, 0]]))
     with pytest.raises(ValueError, match=r"shape \(2, 4\)"):
@@ -376,7 +377,10 @@ def test_final_obs_after_reset_mask_and_set_state(env_id):
         np.testing.assert_array_equal(infos["final_obs"][done], last[done])
         np.testing.assert_array_equal(infos["final_obs"][~done], obs[~done])
         np.testing.assert_array_equal(obs[~done], last[~done])
-        assert infos["episode"]["l"][~done].sum() == 0 and (infos["episode"]["l"][done] > 0).all()
+        assert (
+            infos["episode_stats"]["l"][~done].sum() == 0
+            and (infos["episode_stats"]["l"][done] > 0).all()
+        )
     assert checked >= 3
 
 

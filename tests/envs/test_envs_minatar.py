@@ -59,8 +59,8 @@ def test_termination_apart_from_truncation():
         assert not truncated.any()
         if terminated.any():
             ends += int(terminated.sum())
-            np.testing.assert_array_equal(infos["_episode"], terminated)
-            assert (infos["episode"]["l"][terminated] > 0).all()
+            np.testing.assert_array_equal(infos["_episode_stats"], terminated)
+            assert (infos["episode_stats"]["l"][terminated] > 0).all()
             np.testing.assert_array_equal(infos["final_obs"][~terminated], obs[~terminated])
     assert ends > 0, "a random Breakout paddle misses the ball within 300 steps"
 
@@ -117,13 +117,16 @@ def test_matches_a_plain_loop_over_minatar(env_id, minimal):
             if te or t[i] >= limit:
                 ends += 1
                 truncations += not te
-                assert infos["_episode"][i] and infos["_final_obs"][i]
-                assert infos["episode"]["r"][i] == ret[i] and infos["episode"]["l"][i] == t[i]
+                assert infos["_episode_stats"][i] and infos["_final_obs"][i]
+                assert (
+                    infos["episode_stats"]["r"][i] == ret[i]
+                    and infos["episode_stats"]["l"][i] == t[i]
+                )
                 np.testing.assert_array_equal(infos["final_obs"][i], last)
                 g.reset()
                 t[i], ret[i] = 0, 0.0
             elif infos:
-                assert not infos["_episode"][i] and infos["episode"]["l"][i] == 0
+                assert not infos["_episode_stats"][i] and infos["episode_stats"]["l"][i] == 0
                 np.testing.assert_array_equal(infos["final_obs"][i], last)
             np.testing.assert_array_equal(obs[i], g.state())
             rewards += r != 0

@@ -138,15 +138,17 @@ def test_observation_reward_and_mask_match_pyspiel():
         lengths += 1
         if terminated.any():
             ends += int(terminated.sum())
-            np.testing.assert_array_equal(infos["_episode"], terminated)
-            np.testing.assert_allclose(infos["episode"]["r"][terminated], returns[terminated])
-            np.testing.assert_array_equal(infos["episode"]["l"][terminated], lengths[terminated])
+            np.testing.assert_array_equal(infos["_episode_stats"], terminated)
+            np.testing.assert_allclose(infos["episode_stats"]["r"][terminated], returns[terminated])
+            np.testing.assert_array_equal(
+                infos["episode_stats"]["l"][terminated], lengths[terminated]
+            )
             np.testing.assert_array_equal(infos["final_obs"][~terminated], obs[~terminated])
             final = infos["final_obs"][terminated]
             assert not legal_mask(final, env).any(), "no legal move at the end of a game"
             assert (legal_mask(obs[terminated], env).sum(axis=1) > 0).all(), "reset rows"
-            assert (infos["episode"]["r"][terminated] >= 0).all()
-            assert (infos["episode"]["r"][terminated] <= 10).all()
+            assert (infos["episode_stats"]["r"][terminated] >= 0).all()
+            assert (infos["episode_stats"]["r"][terminated] <= 10).all()
             returns[terminated] = 0
             lengths[terminated] = 0
     assert ends >= 3, "random play with one life ends several games in 150 moves"
