@@ -10,6 +10,7 @@ error (:class:`MissingExtra`) before anything runs."""
 from __future__ import annotations
 
 import dataclasses
+import glob
 import importlib
 import os
 import uuid
@@ -59,6 +60,10 @@ class TrackedRunLog(RunLog):
     def __enter__(self) -> TrackedRunLog:
         super().__enter__()
         self.wandb_run = None
+        if not self.resumed:  # a fresh start (maybe --overwrite): no videos of an old run
+            videos = os.path.join(self.cfg.run_dir, "videos")
+            for path in glob.glob(os.path.join(videos, "step_*.mp4")):
+                os.unlink(path)
         if getattr(self.cfg, "track", False):
             try:
                 self.wandb_run = self._init_wandb()
