@@ -26,8 +26,7 @@ __all__ = ["CollectConfig", "collect_dataset", "main"]
 
 @dataclass
 class CollectConfig:
-    """Write an offline dataset (.npz, schema in qwr_fast.data.datasets) by running a behaviour
-    policy."""
+    """Record an offline .npz dataset (qwr_fast.data.datasets) with a behaviour policy."""
 
     env: str = "BitFlip-16"
     """env id"""
