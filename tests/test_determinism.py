@@ -12,7 +12,9 @@ from qwr_fast.cli.search import main as search_main
 from qwr_fast.cli.train import aql_train, dqn_train, ppo_train, qwr_train
 
 TIMING = {"wall_s", "steps_per_s", "seconds_per_move", "sps", "time_s"}
-COMMON = ["--preset", "none", "--no-progress", "--total-steps", "160", "--eval-every", "80", "--eval-episodes", "2"]
+# --preset none: the runs below are sized by their flags, not by the env family's preset
+COMMON = ["--preset", "none", "--no-progress", "--total-steps", "160", "--eval-every", "80",
+          "--eval-episodes", "2"]  # fmt: skip
 RUNS = {
     "qwr-train": (qwr_train, ["--env", "Pendulum-v1", "--steps-per-epoch", "40",
                               "--critic-steps", "4", "--actor-steps", "4", "--batch-size", "16",

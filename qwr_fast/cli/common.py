@@ -13,11 +13,20 @@ from typing import Any
 from qwr_fast.checkpoint import CheckpointError
 from qwr_fast.trainers.runlog import RunDirBusy, RunDirError, RunInterrupted, hold_run_dir
 
-__all__ = ["USER_ERRORS", "error", "parse_config", "trainer_from_argv", "train_main"]
+__all__ = [
+    "RESUME_FIELDS",
+    "USER_ERRORS",
+    "env_family",
+    "error",
+    "parse_config",
+    "resolve_preset",
+    "trainer_from_argv",
+    "train_main",
+]
 
 USER_ERRORS = (ValueError, TypeError, CheckpointError, FileNotFoundError, RunDirBusy, RunDirError)
 """The exceptions an entry point reports as one line (bad flags, files, checkpoints, a run
-directory in use)."""
+directory in use, a file or not writable)."""
 
 
 def error(prog: str, msg: str) -> int:
@@ -30,9 +39,6 @@ def first_line(e: BaseException) -> str:
     """The first line of an exception's message (its type name if it has none)."""
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
-
-FAMILY_PRESETS = ("bitflip", "mujoco", "atari", "minatar", "hanabi")
-"""The env families ``--preset auto`` recognises, each named as its preset."""
 
 RESUME_FIELDS = (
     "total_steps",
@@ -90,7 +96,7 @@ def explicit_fields(config_cls: type, argv: list[str]) -> list[tuple[str, str]]:
         if not a.startswith("--"):
             continue
         flag = a.split("=", 1)[0]
-        name = flag[2:]
+        name = flag[2:].replace("_", "-")
         if name not in names and name.startswith("no-") and name[3:] in names:
             name = name[3:]
         if name in names:
@@ -152,8 +158,8 @@ def check_resume_flags(config_cls: type, argv: list[str]) -> None:
 
     have = {f.name for f in dataclasses.fields(config_cls)}
     allowed = [f for f in RESUME_FIELDS if f in have]
-    bad = [flag for flag, field in explicit_fields(config_cls, argv) if field not in allowed]
-    bad = [f for f in bad if f != "--resume"]
+    given = explicit_fields(config_cls, argv)
+    bad = [flag for flag, field in given if field not in allowed and field != "resume"]
     if bad:
         ok = ", ".join("--" + f.replace("_", "-") for f in allowed)
         raise ValueError(
@@ -179,8 +185,8 @@ def run_writer(run_dir: str, config_cls: type) -> None:
         return
     writer = "another program"
     for prog, module, cls in TRAINERS:
-        fields = {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}
-        if keys <= fields:
+        config = getattr(importlib.import_module(module), cls)
+        if keys <= {f.name for f in dataclasses.fields(config)}:
             writer = prog
             break
     again = f": continue it with {writer} --resume {run_dir}" if writer != "another program" else ""
@@ -204,10 +210,10 @@ def _build(cfg, trainer_cls: type, argv: list[str]) -> Any:
     try:
         if cfg.resume is None:
             return trainer_cls(cfg)
-        check_resume_flags(type(cfg), argv)
         if os.path.exists(cfg.resume) and not os.path.isdir(cfg.resume):
             raise ValueError(f"--resume {cfg.resume} is a file, not a run directory")
         run_writer(cfg.resume, type(cfg))
+        check_resume_flags(type(cfg), argv)
         given = {field for _, field in explicit_fields(type(cfg), argv)}
         overrides = {f: getattr(cfg, f) for f in RESUME_FIELDS if f in given}
         overrides["progress"] = cfg.progress

@@ -125,7 +125,8 @@ def test_resume_refuses_fewer_steps_than_reached(qwr_run, tmp_path, capsys):
 def test_resume_applies_the_allowed_flags(qwr_run, tmp_path):
     run_dir = _copy(qwr_run, tmp_path)
     argv = ["--resume", str(run_dir), "--total-steps=60", "--no-progress", "--threads", "1",
-            "--checkpoint-every=20", "--keep-checkpoints", "3", "--checkpoint-minutes", "0"]  # fmt: skip
+            "--checkpoint-every=20", "--keep-checkpoints", "3",
+            "--checkpoint-minutes", "0"]  # fmt: skip
     assert qwr_train(argv) == 0
     cfg = json.loads((run_dir / "config.json").read_text())
     assert (cfg["total_steps"], cfg["keep_checkpoints"], cfg["checkpoint_minutes"]) == (60, 3, 0)
@@ -134,7 +135,8 @@ def test_resume_applies_the_allowed_flags(qwr_run, tmp_path):
 
 @pytest.mark.parametrize("prog", ["aql-train", "ppo-train", "dqn-train"])
 def test_resume_of_another_trainers_run_names_it(prog, qwr_run, capsys):
-    assert TRAINERS[prog][0](["--resume", str(qwr_run), "--no-progress"]) == 2
+    # named before the flags are checked: --hidden would be refused otherwise
+    assert TRAINERS[prog][0](["--resume", str(qwr_run), "--no-progress", "--hidden", "3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         f"{prog}: error: --resume {qwr_run}: this run was written by qwr-train: continue it "
