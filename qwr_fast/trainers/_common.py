@@ -139,14 +139,16 @@ def eval_returns(env, act: Callable[[np.ndarray], np.ndarray], *, seed: int, max
         hook(env, obs)
     ret = np.zeros(E)
     finished = np.zeros(E, dtype=bool)
-    disabled = autoreset_mode(env) == AutoresetMode.DISABLED
+    mode = autoreset_mode(env)
+    disabled = mode == AutoresetMode.DISABLED
+    last_frame = mode != AutoresetMode.SAME_STEP  # the env still shows an episode's last state
     for _ in range(max_steps):
         if finished.all():
             break
         obs, r, term, trunc, _ = env.step(act(obs))
         ret += np.where(finished, 0.0, r)
         done = np.logical_or(term, trunc)
-        if hook is not None and not finished[0] and (disabled or not done[0]):
+        if hook is not None and not finished[0] and (last_frame or not done[0]):
             hook(env, obs)
         finished |= done
         if disabled and done.any():
