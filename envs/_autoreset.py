@@ -92,7 +92,10 @@ class NextStepVectorEnv(VectorEnv):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or "env" not in self.__dict__:
             raise AttributeError(name)
-        return getattr(self.env, name)
+        env = self.env
+        while not hasattr(env, name) and hasattr(env, "env"):  # through ``discretize``
+            env = env.env
+        return getattr(env, name)
 
     def _out(self, a: np.ndarray) -> np.ndarray:
         return a.copy() if self._copy else a

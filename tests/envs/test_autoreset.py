@@ -235,3 +235,22 @@ def test_misuse_errors(env_id, mode):
     fresh.step(a)
     with pytest.raises(ValueError, match="autoreset_mode"):
         envs.make(env_id, 1, autoreset_mode=AutoresetMode.DISABLED)
+
+
+def test_next_step_through_discretize_and_copy_false():
+    env = envs.make(
+        "HalfCheetah-v5", 2, seed=0, bins=3, max_episode_steps=2, autoreset_mode=NEXT, copy=False
+    )
+    assert env.max_episode_steps == 2 and env.bins.tolist() == [3] * 6  # attributes reach through
+    obs, _ = env.reset()
+    a = np.ones((2, 6), np.int64)
+    _, r, _, tr, info = env.step(a)
+    _, r, _, tr, info = env.step(a)
+    assert tr.all() and info["_episode_stats"].all()
+    last = obs.copy()
+    obs, r, te, tr, info = env.step(a)
+    assert not (te | tr).any() and (r == 0).all() and info == {}
+    assert not np.array_equal(obs, last)
+    env.close()
+    with pytest.raises(RuntimeError, match="env is closed"):
+        env.step(a)
