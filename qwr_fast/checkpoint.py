@@ -44,7 +44,10 @@ __all__ = [
     "ALLOWED_GLOBALS",
     "LEGACY_GLOBALS",
     "CheckpointError",
+    "CorruptCheckpointError",
+    "checkpoint_paths",
     "save_checkpoint",
+    "umask_mode",
     "load_checkpoint",
     "latest_checkpoint",
 ]
@@ -53,9 +56,23 @@ MAGIC = b"QWRCKPT1"
 _DIGEST = 32
 
 
+def umask_mode(fd: int) -> None:
+    """Give the file open at ``fd`` the mode a plain ``open()`` would (``0o666`` less the
+    umask) instead of ``tempfile.mkstemp``'s ``0o600``, so that run files in a shared results
+    directory are readable by whoever may read the directory."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used (missing, truncated, corrupt, of another format, or
     holding something other than data)."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file that is truncated or corrupt (bad header or SHA-256 mismatch): a
+    damaged file, as opposed to one that holds what a checkpoint may not."""
 
 
 # ---------------------------------------------------------------------------- the allow-list
@@ -218,6 +235,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
+    umask_mode(fd)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(MAGIC)
@@ -244,14 +262,14 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e}") from e
     if len(data) < len(MAGIC) + _DIGEST or data[: len(MAGIC)] != MAGIC:
-        raise CheckpointError(
+        raise CorruptCheckpointError(
             f"checkpoint {path} is truncated or not a qwr_fast checkpoint "
             f"({len(data)} bytes, header {data[:8]!r})"
         )
     digest = data[len(MAGIC) : len(MAGIC) + _DIGEST]
     payload = data[len(MAGIC) + _DIGEST :]
     if hashlib.sha256(payload).digest() != digest:
-        raise CheckpointError(
+        raise CorruptCheckpointError(
             f"checkpoint {path} is truncated or corrupt (SHA-256 mismatch over {len(payload)} "
             "payload bytes); refusing to resume from it"
         )

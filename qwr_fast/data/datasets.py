@@ -18,6 +18,8 @@ the last step of each env's chunk is marked truncated if its episode was still r
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import zipfile
 import zlib
 
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from qwr_fast.actions import ActionAdapter
+from qwr_fast.checkpoint import umask_mode
 from qwr_fast.data.replay import Replay
 
 __all__ = ["DATASET_SCHEMA_VERSION", "DatasetRecorder", "load_dataset", "dataset_replay"]
@@ -53,13 +56,28 @@ class DatasetRecorder:
             self.rec["next_mu"].append(_numpy_copy(next_mu))
 
     def save(self, path: str, *, env_id: str, policy: str) -> None:
-        """Write the recorded steps to ``path`` (``.npz``, the schema above)."""
+        """Write the recorded steps to ``path`` (``.npz``, the schema above) atomically: a
+        temporary file in the same folder, moved into place when complete."""
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".dataset-", suffix=".tmp", dir=directory)
+        umask_mode(fd)
+        try:
+            with os.fdopen(fd, "wb") as f:  # a file object: numpy appends no ".npz"
+                np.savez_compressed(f, **self._arrays(env_id, policy))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def _arrays(self, env_id: str, policy: str) -> dict[str, np.ndarray]:
         arrays = {k: np.stack(v, axis=1) for k, v in self.rec.items() if v}  # [E, S, ...]
         arrays["truncated"][:, -1] |= ~arrays["terminal"][:, -1]
         valid = arrays.pop("valid").reshape(-1)
         out = {k: v.reshape(-1, *v.shape[2:])[valid] for k, v in arrays.items()}
-        np.savez_compressed(
-            path,
+        return dict(
             schema_version=np.int64(DATASET_SCHEMA_VERSION),
             env_id=np.str_(env_id),
             policy=np.str_(policy),

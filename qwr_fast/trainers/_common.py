@@ -10,6 +10,7 @@ import ctypes.util
 import dataclasses
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 
@@ -19,6 +20,8 @@ from gymnasium.vector import AutoresetMode
 
 from qwr_fast.blueprints import CHECKPOINT_FORMAT
 from qwr_fast.checkpoint import (
+    CorruptCheckpointError,
+    checkpoint_paths,
     latest_checkpoint,
     load_checkpoint,
     prune_checkpoints,
@@ -318,8 +321,7 @@ class Trainer:
     def resumed(cls, run_dir: str, **overrides):
         """A trainer restored from the latest checkpoint of ``run_dir`` (its saved config,
         with ``overrides`` such as a larger ``total_steps``)."""
-        fixed = os.path.join(run_dir, LATEST)
-        state = load_checkpoint(fixed if cls.FIXED_CHECKPOINT else latest_checkpoint(run_dir))
+        state = cls.newest_intact_checkpoint(run_dir)
         cls.check_kind(state, run_dir)
         cfg = cls.config_cls(
             **{**state["config"], **overrides, "resume": run_dir, "run_dir": run_dir}
@@ -327,6 +329,34 @@ class Trainer:
         trainer = cls(cfg)
         trainer.load_state_dict(state)
         return trainer
+
+    @classmethod
+    def newest_intact_checkpoint(cls, run_dir: str) -> dict:
+        """The state of the newest checkpoint of ``run_dir`` that loads (``checkpoint.pt``
+        first for trainers that keep one, then ``ckpt_<step>.pt`` newest first). A corrupt or
+        truncated newer one is skipped with one line on stderr naming it and the one used; a
+        resume from an older checkpoint is still exact (the logs' later rows are dropped).
+        Raises the newest one's :class:`CorruptCheckpointError` if none loads, and at once
+        any other ``CheckpointError`` (e.g. a checkpoint holding code)."""
+        fixed = os.path.join(run_dir, LATEST)
+        paths = [fixed] if cls.FIXED_CHECKPOINT and os.path.exists(fixed) else []
+        paths += reversed(checkpoint_paths(run_dir))
+        if not paths:
+            latest_checkpoint(run_dir)  # raises: no checkpoint in run_dir
+        first_error = None
+        for path in paths:
+            try:
+                state = load_checkpoint(path)
+            except CorruptCheckpointError as e:  # damaged; a forbidden payload stops the resume
+                first_error = first_error or e
+                continue
+            if first_error is not None:
+                print(
+                    f"warning: {first_error}; resuming from the newest intact checkpoint, {path}",
+                    file=sys.stderr,
+                )
+            return state
+        raise first_error
 
     @classmethod
     def check_kind(cls, state: dict, where: str) -> None:

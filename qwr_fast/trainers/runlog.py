@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from qwr_fast.checkpoint import checkpoint_paths
+from qwr_fast.checkpoint import checkpoint_paths, umask_mode
 
 try:
     import fcntl
@@ -387,6 +387,7 @@ class RunLog:
 def _write_json(path: str, obj) -> None:
     """Write ``obj`` as JSON to ``path`` atomically (temp file in the same folder + rename)."""
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
+    umask_mode(fd)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2)

@@ -74,3 +74,18 @@ def test_prune_checkpoints_keeps_the_newest_steps(tmp_path):
     assert latest_checkpoint(tmp_path).endswith("ckpt_100.pt")
     prune_checkpoints(tmp_path, 0)
     assert len(list(tmp_path.glob("ckpt_*.pt"))) == 3
+
+
+def test_run_files_get_the_umask_mode_not_0600(tmp_path):
+    # a shared results directory: checkpoints, config.json and datasets are as readable as
+    # any file the user creates (mkstemp alone would give 0600)
+    from qwr_fast.trainers.runlog import _write_json
+
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "c.pt", {"x": 1})
+        _write_json(str(tmp_path / "config.json"), {"a": 1})
+    finally:
+        os.umask(old)
+    for name in ("c.pt", "config.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name

@@ -14,6 +14,7 @@ from qwr_fast.cli.qwr_collect import CollectConfig, collect_dataset
 from qwr_fast.cli.qwr_collect import main as qwr_collect_main
 from qwr_fast.cli.train import qwr_train as qwr_train_main
 from qwr_fast.data.collect import Collector
+from qwr_fast.data.datasets import load_dataset
 from qwr_fast.trainers.qwr import PRESETS, QWRConfig, QWRTrainer
 
 TINY = dict(
@@ -459,3 +460,24 @@ def test_tuple_observation_space_is_a_one_line_error(tmp_path, capsys):
         assert entry([*argv, "--no-progress"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "Tuple observation space" in err[0], err
+
+
+def test_resume_skips_a_corrupt_newest_checkpoint(tmp_path, capsys):
+    # ckpt_40 and ckpt_80; ckpt_80 truncated: the resume starts from ckpt_40, says so in one
+    # line, and ends exactly where an uninterrupted run does.
+    _run(tmp_path / "a", 120, env="BitFlip-8")
+    _run(tmp_path / "b", 80, env="BitFlip-8")
+    newest = tmp_path / "b" / "ckpt_80.pt"
+    newest.write_bytes(newest.read_bytes()[:-100])
+    trainer = QWRTrainer.resumed(str(tmp_path / "b"), total_steps=120)
+    assert trainer.global_step == 40
+    err = capsys.readouterr().err
+    assert "ckpt_80.pt is truncated or corrupt" in err and "ckpt_40.pt" in err
+    trainer.train()
+    assert (tmp_path / "a" / "eval.csv").read_text() == (tmp_path / "b" / "eval.csv").read_text()
+
+
+def test_collect_writes_exactly_out_even_without_the_npz_suffix(tmp_path):
+    path = collect_dataset(CollectConfig(env="BitFlip-8", steps=20, out=str(tmp_path / "data")))
+    assert path == str(tmp_path / "data") and os.listdir(tmp_path) == ["data"]  # no temp left
+    assert load_dataset(path, "BitFlip-8")["reward"].shape == (20,)
