@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 from typing import Any
@@ -248,6 +249,9 @@ def trainer_from_argv(
     return trainer
 
 
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
 def train_main(
     prog: str, config_cls: type, trainer_cls: type, presets: dict, argv: list[str] | None
 ) -> int:
@@ -281,6 +285,17 @@ def train_main(
     except RunInterrupted as e:
         print(f"{prog}: {e.describe(prog)}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS:
+            raise
+        # e.g. the run directory became read-only or the disk filled up mid-run: checkpoints
+        # are written atomically, so the last one that completed is intact
+        return error(
+            prog,
+            f"cannot write {e.filename or run_dir}: {e.strerror}; the last completed checkpoint "
+            f"in {run_dir} is intact: make the directory writable and continue with "
+            f"{prog} --resume {run_dir}",
+        )
     except KeyboardInterrupt:  # outside the training loop: before it started or after it ended
         print(
             f"{prog}: interrupted; nothing saved since the last checkpoint in {run_dir}",

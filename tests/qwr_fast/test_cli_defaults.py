@@ -214,3 +214,33 @@ def test_help_fits_80_columns(prog, monkeypatch, capsys):
     if prog != "demo":  # tyro: the check can fail, at 120 columns lines are over 80
         assert max(len(line) for line in _help(fn, monkeypatch, 120)) > 80
     assert capsys.readouterr().err == ""  # --help applies no preset and says nothing
+
+
+def test_run_dir_turning_read_only_mid_run_is_one_line_and_resumable(tmp_path, monkeypatch, capsys):
+    # The second checkpoint cannot be written (as when the directory becomes read-only or the
+    # disk fills): one line naming the file and the --resume; the first checkpoint is intact.
+    import errno
+
+    import qwr_fast.trainers._common as common
+    from qwr_fast.cli.train import qwr_train
+
+    real, calls = common.save_checkpoint, []
+
+    def failing(path, state):
+        calls.append(path)
+        if len(calls) == 2:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path, state)
+
+    monkeypatch.setattr(common, "save_checkpoint", failing)
+    run = tmp_path / "run"
+    argv = ["--env", "BitFlip-8", "--preset", "none", "--total-steps", "120", "--steps-per-epoch",
+            "40", "--critic-steps", "2", "--actor-steps", "2", "--batch-size", "8", "--hidden",
+            "8", "--eval-every", "40", "--eval-episodes", "1", "--checkpoint-every", "40",
+            "--run-dir", str(run), "--no-progress", "--no-tensorboard"]  # fmt: skip
+    assert qwr_train(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write" in err[0] and f"--resume {run}" in err[0], err
+    monkeypatch.setattr(common, "save_checkpoint", real)
+    assert qwr_train(["--resume", str(run), "--no-progress"]) == 0
+    assert (run / "ckpt_120.pt").exists()
