@@ -290,8 +290,14 @@ def test_sigterm_stops_dqn_at_a_step_boundary_and_resumes_exactly(tmp_path, monk
 
 def test_runlog_restores_the_signal_handlers(tmp_path):
     cfg = qwr.QWRConfig(**_cfg(tmp_path, 40))
-    before = signal.getsignal(signal.SIGINT)
-    with RunLog(cfg, 0, ["step"], ["step"]):
-        assert signal.getsignal(signal.SIGINT) is not before
-        assert (tmp_path / LOCK).read_text().strip() == str(os.getpid())
-    assert signal.getsignal(signal.SIGINT) is before
+    # a run keeps an ignored SIGINT ignored (e.g. under nohup or a background job), so start
+    # from Python's own handler whatever the test process inherited
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signal.SIGINT)
+        with RunLog(cfg, 0, ["step"], ["step"]):
+            assert signal.getsignal(signal.SIGINT) is not before
+            assert (tmp_path / LOCK).read_text().strip() == str(os.getpid())
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        signal.signal(signal.SIGINT, inherited)
