@@ -46,6 +46,7 @@ __all__ = [
     "CheckpointError",
     "CorruptCheckpointError",
     "checkpoint_paths",
+    "atomic_write",
     "save_checkpoint",
     "umask_mode",
     "load_checkpoint",
@@ -63,6 +64,28 @@ def umask_mode(fd: int) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)
+
+
+def atomic_write(path: str | os.PathLike, write, *, mode: str = "wb") -> None:
+    """Write ``path`` atomically: ``write(f)`` fills a temporary file in the same folder (with
+    the umask's mode), which is flushed to disk and moved into place with ``os.replace``, so a
+    crash leaves either the old file or the new one, never a partial one."""
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}-",
+        suffix=".tmp",
+        dir=os.path.dirname(os.path.abspath(path)),
+    )
+    umask_mode(fd)
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 class CheckpointError(RuntimeError):
@@ -232,22 +255,14 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
             f"cannot save checkpoint {path}: the state holds {', '.join(foreign)}, and a "
             "checkpoint may hold only tensors, numpy arrays, plain Python data and EnvState"
         )
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".tmp", dir=directory)
-    umask_mode(fd)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC)
-            f.write(hashlib.sha256(payload).digest())
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    def write(f) -> None:
+        f.write(MAGIC)
+        f.write(hashlib.sha256(payload).digest())
+        f.write(payload)
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict:

@@ -18,8 +18,6 @@ the last step of each env's chunk is marked truncated if its episode was still r
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import zipfile
 import zlib
 
@@ -27,7 +25,7 @@ import numpy as np
 import torch
 
 from qwr_fast.actions import ActionAdapter
-from qwr_fast.checkpoint import umask_mode
+from qwr_fast.checkpoint import atomic_write
 from qwr_fast.data.replay import Replay
 
 __all__ = ["DATASET_SCHEMA_VERSION", "DatasetRecorder", "load_dataset", "dataset_replay"]
@@ -58,19 +56,9 @@ class DatasetRecorder:
     def save(self, path: str, *, env_id: str, policy: str) -> None:
         """Write the recorded steps to ``path`` (``.npz``, the schema above) atomically: a
         temporary file in the same folder, moved into place when complete."""
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".dataset-", suffix=".tmp", dir=directory)
-        umask_mode(fd)
-        try:
-            with os.fdopen(fd, "wb") as f:  # a file object: numpy appends no ".npz"
-                np.savez_compressed(f, **self._arrays(env_id, policy))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        arrays = self._arrays(env_id, policy)
+        # to a file object, so numpy appends no ".npz" to the name
+        atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
     def _arrays(self, env_id: str, policy: str) -> dict[str, np.ndarray]:
         arrays = {k: np.stack(v, axis=1) for k, v in self.rec.items() if v}  # [E, S, ...]

@@ -47,6 +47,7 @@ from qwr_fast.trainers._common import (
     seed_everything,
 )
 from qwr_fast.trainers.runlog import check_run_dir, plot_eval_curve
+from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["AQLConfig", "PRESETS", "AQLTrainer"]
 
@@ -68,7 +69,7 @@ TRAIN_COLUMNS = [
 
 
 @dataclass
-class AQLConfig:
+class AQLConfig(TrackingConfig):
     """Train Amortized Q-learning (or the UniformQL / exhaustive-DQN baselines)."""
 
     env: str = "BitFlipSubset-16"
@@ -180,18 +181,6 @@ class AQLConfig:
     """tqdm progress bar"""
     tensorboard: bool = True
     """TensorBoard logs in RUN_DIR/tb"""
-    track: bool = False
-    """log the TensorBoard scalars and the config to Weights & Biases (the wandb extra; its
-    local files in RUN_DIR/wandb; WANDB_MODE=offline keeps them on the machine)"""
-    wandb_project: str = "qwr_fast"
-    """W&B project of --track"""
-    wandb_entity: str | None = None
-    """W&B entity (user or team) of --track; None: the default entity of the login"""
-    capture_video: bool = False
-    """record the greedy evaluation's first episode (eval env 0) every video_every evaluations
-    to RUN_DIR/videos/step_<env step>.mp4 (the video extra; MuJoCo needs EGL or OSMesa)"""
-    video_every: int = 1
-    """with --capture-video: evaluations between videos (1: every evaluation)"""
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range."""

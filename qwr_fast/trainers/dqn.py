@@ -42,6 +42,7 @@ from qwr_fast.trainers._common import (
     seed_everything,
 )
 from qwr_fast.trainers.runlog import Every, check_run_dir
+from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["DQNConfig", "PRESETS", "DQNTrainer"]
 
@@ -50,7 +51,7 @@ TRAIN_COLUMNS = ["step", "loss", "q_mean", "epsilon", "train_return", "steps_per
 
 
 @dataclass
-class DQNConfig:
+class DQNConfig(TrackingConfig):
     """Train a double-DQN blueprint with a dueling head on a Discrete-action env."""
 
     env: str = "MinAtar/Breakout"
@@ -121,18 +122,6 @@ class DQNConfig:
     """torch CPU threads"""
     progress: bool = True
     """tqdm progress bar"""
-    track: bool = False
-    """log the TensorBoard scalars and the config to Weights & Biases (the wandb extra; its
-    local files in RUN_DIR/wandb; WANDB_MODE=offline keeps them on the machine)"""
-    wandb_project: str = "qwr_fast"
-    """W&B project of --track"""
-    wandb_entity: str | None = None
-    """W&B entity (user or team) of --track; None: the default entity of the login"""
-    capture_video: bool = False
-    """record the greedy evaluation's first episode (eval env 0) every video_every evaluations
-    to RUN_DIR/videos/step_<env step>.mp4 (the video extra; MuJoCo needs EGL or OSMesa)"""
-    video_every: int = 1
-    """with --capture-video: evaluations between videos (1: every evaluation)"""
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range."""

@@ -39,6 +39,7 @@ from qwr_fast.trainers._common import (
     seed_everything,
 )
 from qwr_fast.trainers.runlog import check_run_dir
+from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["PPOConfig", "PRESETS", "PPOTrainer"]
 
@@ -58,7 +59,7 @@ TRAIN_COLUMNS = [
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(TrackingConfig):
     """Train a PPO blueprint (categorical policy + value) on a Discrete-action env."""
 
     env: str = "MinAtar/Breakout"
@@ -125,18 +126,6 @@ class PPOConfig:
     """tqdm progress bar"""
     tensorboard: bool = True
     """TensorBoard logs in RUN_DIR/tb"""
-    track: bool = False
-    """log the TensorBoard scalars and the config to Weights & Biases (the wandb extra; its
-    local files in RUN_DIR/wandb; WANDB_MODE=offline keeps them on the machine)"""
-    wandb_project: str = "qwr_fast"
-    """W&B project of --track"""
-    wandb_entity: str | None = None
-    """W&B entity (user or team) of --track; None: the default entity of the login"""
-    capture_video: bool = False
-    """record the greedy evaluation's first episode (eval env 0) every video_every evaluations
-    to RUN_DIR/videos/step_<env step>.mp4 (the video extra; MuJoCo needs EGL or OSMesa)"""
-    video_every: int = 1
-    """with --capture-video: evaluations between videos (1: every evaluation)"""
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range."""

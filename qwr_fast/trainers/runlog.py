@@ -11,13 +11,12 @@ import dataclasses
 import json
 import os
 import signal
-import tempfile
 import threading
 import time
 
 import numpy as np
 
-from qwr_fast.checkpoint import checkpoint_paths, umask_mode
+from qwr_fast.checkpoint import atomic_write, checkpoint_paths
 
 try:
     import fcntl
@@ -386,15 +385,7 @@ class RunLog:
 
 def _write_json(path: str, obj) -> None:
     """Write ``obj`` as JSON to ``path`` atomically (temp file in the same folder + rename)."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-    umask_mode(fd)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: json.dump(obj, f, indent=2), mode="w")
 
 
 def open_csv(run_dir: str, name: str, columns: list[str], resume_step: int | None):

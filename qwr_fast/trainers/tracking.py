@@ -17,10 +17,28 @@ import uuid
 
 from qwr_fast.trainers.runlog import RunLog
 
-__all__ = ["MissingExtra", "TrackedRunLog", "check_extras", "require"]
+__all__ = ["MissingExtra", "TrackedRunLog", "TrackingConfig", "check_extras", "require"]
 
 RUN_ID = "run_id"
 """RUN_DIR/wandb/run_id: the W&B run id of the run in RUN_DIR"""
+
+
+@dataclasses.dataclass
+class TrackingConfig:
+    """The tracking and video flags every trainer's config shares (its base class)."""
+
+    track: bool = False
+    """log the TensorBoard scalars and the config to Weights & Biases (the wandb extra; its
+    local files in RUN_DIR/wandb; WANDB_MODE=offline keeps them on the machine)"""
+    wandb_project: str = "qwr_fast"
+    """W&B project of --track"""
+    wandb_entity: str | None = None
+    """W&B entity (user or team) of --track; None: the default entity of the login"""
+    capture_video: bool = False
+    """record the greedy evaluation's first episode (eval env 0) every video_every evaluations
+    to RUN_DIR/videos/step_<env step>.mp4 (the video extra; MuJoCo needs EGL or OSMesa)"""
+    video_every: int = 1
+    """with --capture-video: evaluations between videos (1: every evaluation)"""
 
 
 class MissingExtra(ValueError):
