@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from qwr_fast.checkpoint import CheckpointError
+from qwr_fast.distributed import env_world
 from qwr_fast.trainers.runlog import RunDirBusy, RunDirError, RunInterrupted, hold_run_dir
 
 __all__ = [
@@ -182,6 +183,7 @@ def run_writer(run_dir: str, config_cls: type) -> None:
             keys = set(json.load(f))
     except (OSError, ValueError, TypeError):
         return
+    keys.discard("world")  # a multi-process run's world size and roles
     if keys <= {f.name for f in dataclasses.fields(config_cls)}:
         return
     writer = "another program"
@@ -266,18 +268,23 @@ def train_main(
     if isinstance(cfg, int):
         return cfg
     run_dir = cfg.run_dir if cfg.resume is None else cfg.resume
+    main = env_world().is_main
     existed = os.path.isdir(run_dir)
     failed: BaseException | None = None
     try:
         # the lock first: the guard of a fresh run and the checkpoint of a resumed one are
         # read under it, so a second process cannot slip in between the check and the run
-        with hold_run_dir(run_dir, create=cfg.resume is None):
+        # under torchrun rank 0 holds it for the run; the other ranks write only their shards
+        lock = (
+            hold_run_dir(run_dir, create=cfg.resume is None) if main else contextlib.nullcontext()
+        )
+        with lock:
             try:
                 trainer = _build(cfg, trainer_cls, argv)
             except USER_ERRORS as e:
                 failed = e
             else:
-                for note in notes:
+                for note in notes if main else ():
                     print(note, file=sys.stderr)
                 last = trainer.train()
     except (RunDirBusy, RunDirError) as e:  # in use, a file, not writable
@@ -307,6 +314,6 @@ def train_main(
             with contextlib.suppress(OSError):
                 os.rmdir(run_dir)
         return error(prog, first_line(failed))
-    if last:
+    if last and main:
         print(trainer.summary(last))
     return 0

@@ -29,6 +29,7 @@ from qwr_fast.checkpoint import (
 )
 from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import autoreset_mode
+from qwr_fast.distributed import World, all_max, all_mean, barrier, broadcast, shard_dir
 from qwr_fast.trainers.runlog import LATEST, plot_eval_curve
 from qwr_fast.trainers.tracking import TrackedRunLog, check_extras
 
@@ -214,10 +215,23 @@ class Trainer:
             check_extras(cfg)
         return super().__new__(cls)
 
+    world: World = World()
+    """this process's place in a multi-process run (:mod:`qwr_fast.distributed`; alone by
+    default)"""
+
     def run_log(self, train_columns: list[str], eval_columns: list[str], **kw) -> TrackedRunLog:
         """The :class:`RunLog` of one ``train()`` call (W&B too when ``cfg.track``); kept as
-        ``self.log`` for :meth:`recording`."""
-        self.log = TrackedRunLog(self.cfg, self.global_step, train_columns, eval_columns, **kw)
+        ``self.log`` for :meth:`recording`. On a rank > 0 it writes nothing (``quiet``)."""
+        world = self.world
+        self.log = TrackedRunLog(
+            self.cfg,
+            self.global_step,
+            train_columns,
+            eval_columns,
+            world=world.describe() if world.distributed else None,
+            quiet=not world.is_main,
+            **kw,
+        )
         return self.log
 
     def recording(self):
@@ -241,6 +255,7 @@ class Trainer:
             "config": dataclasses.asdict(self.cfg),
             **parts,
             "counters": {name: getattr(self, name) for name in self.COUNTERS},
+            "world_size": self.world.size,
         }
 
     def load_counters(self, state: dict) -> None:
@@ -257,31 +272,45 @@ class Trainer:
         SIGINT / SIGTERM the current epoch ends, a checkpoint is written, and
         :class:`RunInterrupted` (a KeyboardInterrupt) says where; ``--resume`` continues exactly
         as if uninterrupted."""
-        cfg = self.cfg
+        cfg, world = self.cfg, self.world
         log = self.run_log(self.TRAIN_COLUMNS, self.EVAL_COLUMNS, skip=self.TB_SKIP)
         last: dict = {}
         with log:
             while self.global_step < cfg.total_steps:
                 t0 = time.perf_counter()
                 before = self.global_step
-                stats = self.run_epoch()
+                stats = all_mean(world, self.run_epoch())
                 dt = time.perf_counter() - t0
                 self.wall += dt
                 sps = (self.global_step - before) / dt
                 log.train_row(self.train_row(stats, sps))
                 final = self.global_step >= cfg.total_steps
-                if log.evals.due(self.global_step, final):
+                if world.is_main and log.evals.due(self.global_step, final):
                     last, scalars = self.eval_row()
                     self.num_evals += 1
                     self.last_eval = last["return_mean"]
                     log.eval_row(last, scalars)
                 log.progress(self.global_step - before, sps, self.last_eval)
                 due = log.checkpoint_due(self.global_step, final)
+                if world.distributed:
+                    due = self._agree_checkpoint(log, due)
                 if due is not None:
                     path = self.save(scheduled=due == "scheduled")
                     log.stop_if_signalled(self.global_step, path, final)
         self.plot()
         return last
+
+    def _agree_checkpoint(self, log, due: str | None) -> str | None:
+        """A multi-process run checkpoints when rank 0's schedule says so, and stops when any
+        rank received SIGINT / SIGTERM (``torchrun`` forwards them to every worker)."""
+        codes = (None, "scheduled", "extra")
+        (code,) = broadcast(self.world, [codes.index(due)])
+        (signum,) = all_max(self.world, [log.stop_signal or 0])
+        due = codes[int(code)]
+        if signum:
+            log.stop_signal = int(signum)
+            due = due or "extra"
+        return due
 
     def run_epoch(self) -> dict:
         """One epoch of the algorithm (collect, update); returns its losses."""
@@ -306,15 +335,27 @@ class Trainer:
         the ``checkpoint_every`` schedule (ppo-train's weak blueprints)."""
         state = self.state_dict()
         run_dir = self.cfg.run_dir
+        world = self.world
         path = os.path.join(run_dir, f"ckpt_{self.global_step}.pt")
+        if world.distributed:  # every shard of a step is complete before rank 0's file names it
+            shards = shard_dir(run_dir, world.rank)
+            if not world.is_main:
+                os.makedirs(shards, exist_ok=True)
+                save_checkpoint(os.path.join(shards, f"ckpt_{self.global_step}.pt"), state)
+            barrier(world)
         snapshot = self.SNAPSHOTS and (scheduled or not self.FIXED_CHECKPOINT)
-        if snapshot:
-            save_checkpoint(path, state)
-        if self.FIXED_CHECKPOINT:
-            path = os.path.join(run_dir, LATEST)
-            save_checkpoint(path, state)
-        if snapshot:
-            prune_checkpoints(run_dir, self.cfg.keep_checkpoints)
+        if world.is_main:
+            if snapshot:
+                save_checkpoint(path, state)
+            if self.FIXED_CHECKPOINT:
+                path = os.path.join(run_dir, LATEST)
+                save_checkpoint(path, state)
+            if snapshot:
+                prune_checkpoints(run_dir, self.cfg.keep_checkpoints)
+        if world.distributed:  # rank 0's pruned steps go from the shards after it
+            barrier(world)
+            if not world.is_main:
+                prune_checkpoints(shards, self.cfg.keep_checkpoints)
         return path
 
     @classmethod
@@ -327,6 +368,19 @@ class Trainer:
             **{**state["config"], **overrides, "resume": run_dir, "run_dir": run_dir}
         )
         trainer = cls(cfg)
+        world = trainer.world
+        saved = state.get("world_size", 1)
+        if saved != world.size:
+            raise ValueError(
+                f"--resume {run_dir}: the run was trained by {saved} process(es) and this is "
+                f"{world.size}; resume it with the same number (torchrun --nproc-per-node="
+                f"{saved}; resharding the replay is not supported)"
+            )
+        if not world.is_main:  # this rank's own replay shard, RNG streams and envs
+            step = state["counters"]["global_step"]
+            path = os.path.join(shard_dir(run_dir, world.rank), f"ckpt_{step}.pt")
+            state = load_checkpoint(path)
+            cls.check_kind(state, path)
         trainer.load_state_dict(state)
         return trainer
 

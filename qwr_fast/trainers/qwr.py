@@ -23,6 +23,7 @@ from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import Collector, make_env
 from qwr_fast.data.datasets import dataset_replay, load_dataset
 from qwr_fast.data.replay import Replay
+from qwr_fast.distributed import NormSync, all_sum, data_parallel, env_world, join
 from qwr_fast.kernels import skip_value_checks, warn_if_bf16_emulated
 from qwr_fast.nn.policy import CategoricalPolicy, GaussianPolicy, sample_from_mu
 from qwr_fast.nn.sampled_q import SampledQ
@@ -240,9 +241,26 @@ class QWRTrainer(Trainer):
 
     def __init__(self, cfg: QWRConfig) -> None:
         cfg.validate()
-        check_run_dir(cfg)
+        world = env_world()  # under torchrun: this rank's place (docs: "Scaling out")
+        if world.is_main:
+            check_run_dir(cfg)
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        # global values, each rank taking its share (a bad split fails before any work)
+        self.local_envs = world.split(cfg.num_envs, "--num-envs")
+        self.local_batch = world.split(cfg.batch_size, "--batch-size")
+        local_replay = world.split(cfg.replay_size, "--replay-size")
+        if world.distributed:
+            world.split(cfg.steps_per_epoch, "--steps-per-epoch")
+            for flag, on in (
+                ("--shared-first-layer", cfg.shared_first_layer),
+                ("--compile", cfg.compile),
+            ):
+                if on:
+                    raise ValueError(
+                        f"{flag} is not supported with several processes (WORLD_SIZE="
+                        f"{world.size}): run without it, or in one process"
+                    )
+        self.world, self.device = join(resolve_device(cfg.device))
         torch.set_num_threads(cfg.threads)
         if cfg.precision == "bf16" and self.device.type == "cpu":
             warn_if_bf16_emulated("--precision bf16")
@@ -250,7 +268,9 @@ class QWRTrainer(Trainer):
             retain_freed_memory()
         self.gen = seed_everything(cfg.seed, self.device)
         dataset = None if cfg.dataset is None else load_dataset(cfg.dataset, cfg.env)
-        env = None if dataset is not None else make_env(cfg.env, cfg.num_envs, cfg.seed)
+        # rank r steps the envs that a single process numbers r * local_envs ...
+        env_seed = cfg.seed + self.world.rank * self.local_envs
+        env = None if dataset is not None else make_env(cfg.env, self.local_envs, env_seed)
         self.eval_env = make_env(cfg.env, cfg.eval_episodes, cfg.seed + 1)
         self.obs_shape = tuple(self.eval_env.single_observation_space.shape)
         self.actions = ActionAdapter.from_space(self.eval_env.single_action_space)
@@ -261,6 +281,17 @@ class QWRTrainer(Trainer):
         self.bc = cfg.algo == "bc"
         self.awr = cfg.algo in ("awr", "bc")  # bc keeps AWR's (untrained) value net
         self._build_networks()
+        if self.world.distributed:
+            # identical networks by construction (same seed); then this rank's own streams
+            if not self.world.is_main:
+                self.gen = seed_everything(self.world.seed(cfg.seed), self.device)
+            self.critic_fn = data_parallel(self.critic, self.critic_fn, self.device)
+            self.actor_fn = data_parallel(self.policy, self.actor_fn, self.device)
+        self.norm_sync = (
+            NormSync(self.norm, self.world)
+            if self.world.distributed and self.norm is not None and dataset is None
+            else None
+        )
 
         mu_dim = self.policy.mu_dim
         if dataset is not None:
@@ -279,8 +310,8 @@ class QWRTrainer(Trainer):
         else:
             gaussian = self.kind == "gaussian"
             self.replay = Replay(
-                cfg.replay_size,
-                cfg.num_envs,
+                local_replay,
+                self.local_envs,
                 self.obs_shape,
                 mu_dim,
                 (self.actions.action_dim,) if gaussian else (),
@@ -290,9 +321,9 @@ class QWRTrainer(Trainer):
             )
             self.collector = Collector(
                 env,
-                seed=cfg.seed,
+                seed=env_seed,
                 obs_to_tensor=self.obs_tensor,
-                norm=self.norm,
+                norm=self.norm if self.norm_sync is None else self.norm_sync,
                 bootstrap_truncation=cfg.bootstrap_truncation,
             )
         self.global_step = 0
@@ -388,13 +419,21 @@ class QWRTrainer(Trainer):
         return self.policy_mu(boot_obs)
 
     def collect(self, steps: int) -> None:
-        """Step the training envs ``steps // num_envs`` times with the current policy."""
-        self.global_step += self.collector.collect(steps, self, self.replay)
+        """Step the training envs ``steps // num_envs`` times with the current policy (each
+        rank its ``1 / world size`` share; the observation normaliser merged after)."""
+        world = self.world
+        if self.norm_sync is not None:
+            self.norm_sync.begin()
+        self.global_step += world.size * self.collector.collect(
+            steps // world.size, self, self.replay
+        )
+        if self.norm_sync is not None:
+            self.norm_sync.end()
 
     # ---------------------------------------------------------------- losses
     def sample_batch(self):
         """A replay batch of ``batch_size`` margin slices, observations as network input."""
-        b = self.replay.sample(self.cfg.batch_size, self.cfg.margin, generator=self.gen)
+        b = self.replay.sample(self.local_batch, self.cfg.margin, generator=self.gen)
         B, T = b.reward.shape
         next_obs = self.net_obs(b.next_obs.reshape(B * T, *self.obs_shape))
         return dataclasses.replace(
@@ -532,7 +571,8 @@ class QWRTrainer(Trainer):
         load_rng_state(s["rng"], self.gen)
         self.load_counters(s)
         if self.collector is not None:
-            self.collector.load_state_dict(s, reset_seed=self.cfg.seed + self.global_step)
+            reset_seed = self.cfg.seed + self.world.rank * self.local_envs + self.global_step
+            self.collector.load_state_dict(s, reset_seed=reset_seed)
 
     # -------------------------------------------------------------------- loop
     def summary(self, last: dict) -> str:
@@ -557,11 +597,12 @@ class QWRTrainer(Trainer):
     def train_row(self, stats: dict, steps_per_s: float) -> dict:
         nan = float("nan")
         returns = [] if self.collector is None else self.collector.pop_returns()
+        total, count = all_sum(self.world, [float(np.sum(returns)), float(len(returns))])
         return {
             "step": self.global_step,
             "epoch": self.epoch,
             **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[2:6]},
-            "train_return": float(np.mean(returns)) if returns else nan,
+            "train_return": total / count if count else nan,
             "steps_per_s": steps_per_s,
             "wall_s": self.wall,
         }

@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -17,6 +18,7 @@ import time
 import numpy as np
 
 from qwr_fast.checkpoint import atomic_write, checkpoint_paths
+from qwr_fast.distributed import SHARDS
 
 try:
     import fcntl
@@ -239,8 +241,11 @@ class RunLog:
         eval_columns: list[str],
         *,
         skip: tuple[str, ...] = ("step", "epoch"),
+        world: dict | None = None,
+        quiet: bool = False,
     ) -> None:
         self.cfg, self.start_step, self.resumed = cfg, start_step, cfg.resume is not None
+        self.world, self.quiet = world, quiet
         self.train_columns, self.eval_columns, self.skip = train_columns, eval_columns, skip
         self.evals = Every(cfg.eval_every, start_step)
         self.checkpoints = Every(cfg.checkpoint_every, start_step)
@@ -252,6 +257,10 @@ class RunLog:
         from tqdm import tqdm
 
         cfg = self.cfg
+        if self.quiet:  # a rank > 0 of a multi-process run: rank 0 writes the run's files
+            self.last_checkpoint = _clock()
+            self._install_handlers()
+            return self
         self.lock = hold_run_dir(cfg.run_dir)
         self.lock.__enter__()
         try:
@@ -259,7 +268,10 @@ class RunLog:
                 check_run_dir(cfg)
             if not self.resumed:
                 self._clear_old_run()
-            _write_json(os.path.join(cfg.run_dir, "config.json"), dataclasses.asdict(cfg))
+            config = dataclasses.asdict(cfg)
+            if self.world is not None:  # a multi-process run: its world size and roles
+                config["world"] = self.world
+            _write_json(os.path.join(cfg.run_dir, "config.json"), config)
             resume_step = self.start_step if self.resumed else None
             self.eval_f, self.eval_w = open_csv(
                 cfg.run_dir, "eval.csv", self.eval_columns, resume_step
@@ -288,6 +300,8 @@ class RunLog:
 
     def __exit__(self, *exc) -> None:
         self._restore_handlers()
+        if self.quiet:
+            return
         self.bar.close()
         self.eval_f.close()
         self.train_f.close()
@@ -303,6 +317,7 @@ class RunLog:
             os.unlink(path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(run_dir, "curve.png"))
+        shutil.rmtree(os.path.join(run_dir, SHARDS), ignore_errors=True)
         tb = os.path.join(run_dir, "tb")
         if os.path.isdir(tb):
             for name in os.listdir(tb):
@@ -359,6 +374,8 @@ class RunLog:
 
     def train_row(self, row: dict) -> None:
         """Append ``row`` to ``train.csv`` (and its scalars to TensorBoard as ``train/<key>``)."""
+        if self.quiet:
+            return
         self.train_w.writerow(row)
         self.train_f.flush()
         if self.tb is not None:
@@ -368,6 +385,8 @@ class RunLog:
 
     def eval_row(self, row: dict, scalars: dict[str, float]) -> None:
         """Append ``row`` to ``eval.csv``; ``scalars`` go to TensorBoard as ``eval/<key>``."""
+        if self.quiet:
+            return
         self.eval_w.writerow(row)
         self.eval_f.flush()
         if self.tb is not None:
@@ -378,6 +397,8 @@ class RunLog:
         self, steps: int, steps_per_s: float | None = None, last_eval: float | None = None
     ) -> None:
         """Advance the bar by ``steps``; with ``steps_per_s``, also refresh its figures."""
+        if self.quiet:
+            return
         self.bar.update(steps)
         if steps_per_s is not None:
             self.bar.set_postfix(sps=f"{steps_per_s:.0f}", eval=f"{last_eval:.2f}")

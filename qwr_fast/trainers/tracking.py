@@ -78,6 +78,8 @@ class TrackedRunLog(RunLog):
     def __enter__(self) -> TrackedRunLog:
         super().__enter__()
         self.wandb_run = None
+        if self.quiet:
+            return self
         if not self.resumed:  # a fresh start (maybe --overwrite): no videos of an old run
             videos = os.path.join(self.cfg.run_dir, "videos")
             for path in glob.glob(os.path.join(videos, "step_*.mp4")):
