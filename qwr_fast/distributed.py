@@ -41,6 +41,7 @@ __all__ = [
     "data_parallel",
     "env_world",
     "join",
+    "restarted",
     "shard_dir",
 ]
 
@@ -99,6 +100,12 @@ def env_world() -> World:
     return World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def restarted() -> bool:
+    """Whether ``torchrun --max-restarts`` restarted this worker (after a worker failed): the
+    training entry points then resume from the run directory's latest checkpoint."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+
+
 def join(device: torch.device) -> tuple[World, torch.device]:
     """Join the process group of :func:`env_world` (gloo on CPU, nccl on CUDA; every
     collective times out after ``$QWR_FAST_DIST_TIMEOUT_S`` seconds, default 1800, instead of
@@ -112,8 +119,16 @@ def join(device: torch.device) -> tuple[World, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, "1800")))
+        # torchrun's store (env://), its keys prefixed by the restart count: workers restarted
+        # by --max-restarts must not read the addresses their dead predecessors published
+        store, _, _ = next(dist.rendezvous("env://", world.rank, world.size, timeout=timeout))
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
         dist.init_process_group(
-            "nccl" if device.type == "cuda" else "gloo", timeout=timeout, device_id=None
+            "nccl" if device.type == "cuda" else "gloo",
+            store=dist.PrefixStore(f"qwr_fast/attempt_{restart}", store),
+            rank=world.rank,
+            world_size=world.size,
+            timeout=timeout,
         )
     if dist.get_world_size() != world.size or dist.get_rank() != world.rank:
         raise RuntimeError("the process group disagrees with RANK / WORLD_SIZE")

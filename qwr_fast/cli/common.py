@@ -12,8 +12,14 @@ import sys
 from typing import Any
 
 from qwr_fast.checkpoint import CheckpointError
-from qwr_fast.distributed import env_world
-from qwr_fast.trainers.runlog import RunDirBusy, RunDirError, RunInterrupted, hold_run_dir
+from qwr_fast.distributed import env_world, restarted
+from qwr_fast.trainers.runlog import (
+    RunDirBusy,
+    RunDirError,
+    RunInterrupted,
+    hold_run_dir,
+    run_checkpoints,
+)
 
 __all__ = [
     "RESUME_FIELDS",
@@ -211,6 +217,9 @@ def _build(cfg, trainer_cls: type, argv: list[str]) -> Any:
     explicit flag: ValueError). A missing optional extra (an ImportError naming its
     ``pip install``): ValueError."""
     try:
+        if cfg.resume is None and restarted() and run_checkpoints(cfg.run_dir):
+            # torchrun --max-restarts: the workers it restarts continue from the checkpoint
+            return trainer_cls.resumed(cfg.run_dir, progress=cfg.progress)
         if cfg.resume is None:
             return trainer_cls(cfg)
         if os.path.exists(cfg.resume) and not os.path.isdir(cfg.resume):

@@ -28,6 +28,10 @@ draws) the real game will draw next. ``--oracle-chance`` restores snapshots exac
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
+import io
+import json
 import os
 import sys
 import time
@@ -36,10 +40,13 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from qwr_fast.blueprints import load_blueprint, load_q_blueprint
+from qwr_fast.checkpoint import atomic_write
 from qwr_fast.checks import check_fields
 from qwr_fast.cli.common import USER_ERRORS, error, first_line
+from qwr_fast.distributed import barrier, env_world, join
 from qwr_fast.planners.blueprint import BlueprintPlanner
 from qwr_fast.planners.core import Budget
 from qwr_fast.planners.mcts import MCTS, MCTSConfig
@@ -91,6 +98,10 @@ class SearchConfig:
     """seed of the episodes and of the planner's sampling"""
     out: str | None = None
     """CSV file to append the result row to"""
+    episodes_out: str | None = None
+    """CSV file of one row per finished episode (score, moves, env and gradient steps,
+    seconds, searches, adopted), keyed by a hash of the settings: a rerun with the same
+    settings plays only the episodes missing from it (a long evaluation resumes there)"""
     budget_steps: int | None = None
     """sim env steps per search (per move; per replan for policy-ft)"""
     budget_seconds: float | None = None
@@ -195,6 +206,100 @@ def check_out_header(path: str | None) -> None:
         )
 
 
+EPISODE_COLUMNS = [
+    "config",
+    "episode",
+    "score",
+    "moves",
+    "env_steps",
+    "grad_steps",
+    "seconds",
+    "searches",
+    "adopted",
+]
+"""``--episodes-out``: one row per finished episode; ``config`` is :func:`config_key`"""
+
+_NOT_IN_KEY = ("episodes", "out", "episodes_out", "progress", "threads")
+
+
+def config_key(cfg: SearchConfig) -> str:
+    """What makes two episodes with the same number the same episode: a hash of every setting
+    but the number of episodes, the output files, the progress lines and the threads."""
+    fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IN_KEY}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_episodes(path: str | None) -> list[dict]:
+    if path is None or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames != EPISODE_COLUMNS:
+            raise ValueError(
+                f"--episodes-out {path} has the columns {reader.fieldnames}, not "
+                f"{EPISODE_COLUMNS}: write to a new file"
+            )
+        return list(reader)
+
+
+def _episode_record(row: dict) -> dict:
+    return {k: (float if k in ("score", "seconds") else int)(row[k]) for k in EPISODE_COLUMNS[2:]}
+
+
+def play_episodes(cfg: SearchConfig, play) -> list[dict]:
+    """``play(ep)`` for every episode ``ep < cfg.episodes`` not already in
+    ``--episodes-out`` under this config (:func:`config_key`), each finished one appended
+    there at once; returns the records in episode order.
+
+    Under ``torchrun`` (the search farm) rank ``r`` of ``N`` plays the episodes ``ep`` with
+    ``ep % N == r`` and every rank ends with all records (one all-reduce): the records, and so
+    the CSV row, are those of a single process."""
+    world, _ = join(torch.device("cpu"))
+    key = config_key(cfg)
+    path = cfg.episodes_out
+    rows = _read_episodes(path)
+    done = {int(r["episode"]): _episode_record(r) for r in rows if r["config"] == key}
+    if path is not None and world.is_main and not rows:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerow(EPISODE_COLUMNS)
+    barrier(world)
+    for ep in range(world.rank, cfg.episodes, world.size):
+        if ep in done:
+            continue
+        done[ep] = play(ep)
+        if path is not None:  # one short append per row: whole lines from concurrent ranks
+            line = io.StringIO()
+            csv.writer(line).writerow([key, ep, *done[ep].values()])
+            with open(path, "a", newline="") as f:
+                f.write(line.getvalue())
+    names = EPISODE_COLUMNS[2:]
+    table = torch.zeros(cfg.episodes, len(names), dtype=torch.float64)
+    for ep in range(world.rank, cfg.episodes, world.size):
+        table[ep] = torch.tensor([float(done[ep][k]) for k in names], dtype=torch.float64)
+    if world.distributed:
+        dist.all_reduce(table)
+    records = [
+        {
+            k: (float(v) if k in ("score", "seconds") else int(v))
+            for k, v in zip(names, t, strict=True)
+        }
+        for t in table.tolist()
+    ]
+    if path is not None and world.is_main:  # the file sorted, one row per episode
+        rows = _read_episodes(path)
+        unique = {(r["config"], int(r["episode"])): r for r in rows}
+        ordered = [unique[k] for k in sorted(unique)]
+
+        def write(f):
+            w = csv.DictWriter(f, fieldnames=EPISODE_COLUMNS)
+            w.writeheader()
+            w.writerows(ordered)
+
+        atomic_write(path, write, mode="w")
+    return records
+
+
 def run_search(cfg: SearchConfig) -> dict:
     """Play ``cfg.episodes`` episodes; returns the CSV row (also appended to ``cfg.out``)."""
     from qwr_fast.envs import make
@@ -231,8 +336,6 @@ def run_search(cfg: SearchConfig) -> dict:
             f"needs at least {planner.min_search_steps} sim env steps with --width {cfg.width} "
             f"and --horizon {cfg.horizon}; raise --budget-steps or lower --width / --horizon"
         )
-    gen = torch.Generator().manual_seed(cfg.seed)
-    belief_rng = np.random.default_rng(cfg.seed)
     if cfg.belief_candidates < 0:
         raise ValueError(f"--belief-candidates must be >= 0, got {cfg.belief_candidates}")
     belief_kw = {}
@@ -243,11 +346,18 @@ def run_search(cfg: SearchConfig) -> dict:
                 return net(torch.as_tensor(obs, dtype=torch.float32))[0].numpy()
 
         belief_kw = dict(policy_logits=policy_logits, candidates=cfg.belief_candidates)
-    scores, moves, steps, grads, secs, searches, adopted = [], 0, 0, 0, 0.0, 0, 0
-    for ep in range(cfg.episodes):
-        obs, _ = env.reset(seed=cfg.seed * 100_003 + ep)
+
+    def play(ep: int) -> dict:
+        """Episode ``ep``: its own seeds (env, planner sampling, belief sampling) derived from
+        ``--seed`` and ``ep`` only, so its score does not depend on which process plays it or
+        on the episodes played before."""
+        episode_seed = cfg.seed * 100_003 + ep
+        gen = torch.Generator().manual_seed(episode_seed)
+        belief_rng = np.random.default_rng((cfg.seed, ep))
+        obs, _ = env.reset(seed=episode_seed)
         planner.reset()
-        score = 0.0
+        rec = dict.fromkeys(EPISODE_COLUMNS[2:], 0)
+        rec["score"] = 0.0
         for _ in range(cfg.max_moves):
             searching = cfg.planner != "blueprint"
             if beliefs and searching:
@@ -256,20 +366,29 @@ def run_search(cfg: SearchConfig) -> dict:
                 root = env.get_state(0)
             legal = None if mask is None else obs[0][mask] > 0.5
             res = planner.plan(root, obs[0], budget, legal=legal, generator=gen)
-            moves += 1
-            steps += res.env_steps
-            grads += res.grad_steps
-            secs += res.wall_s
+            rec["moves"] += 1
+            rec["env_steps"] += res.env_steps
+            rec["grad_steps"] += res.grad_steps
+            rec["seconds"] += res.wall_s
             if res.env_steps > 0 or cfg.planner == "mcts":
-                searches += 1
-                adopted += res.adopted
+                rec["searches"] += 1
+                rec["adopted"] += int(res.adopted)
             obs, r, term, trunc, _ = env.step(np.array([res.action], dtype=np.int64))
-            score += float(r[0])
+            rec["score"] += float(r[0])
             if term[0] or trunc[0]:
                 break
-        scores.append(score)
         if cfg.progress:
-            print(f"episode {ep}: score {score:g}", file=sys.stderr, flush=True)
+            print(f"episode {ep}: score {rec['score']:g}", file=sys.stderr, flush=True)
+        return rec
+
+    records = play_episodes(cfg, play)
+    scores = [rec["score"] for rec in records]
+    moves = sum(rec["moves"] for rec in records)
+    steps = sum(rec["env_steps"] for rec in records)
+    grads = sum(rec["grad_steps"] for rec in records)
+    secs = sum(rec["seconds"] for rec in records)
+    searches = sum(rec["searches"] for rec in records)
+    adopted = sum(rec["adopted"] for rec in records)
     s = np.array(scores)
     max_score = getattr(env, "max_score", None)
     row = {
@@ -296,7 +415,7 @@ def run_search(cfg: SearchConfig) -> dict:
         "width": cfg.width,
         "oracle_chance": cfg.oracle_chance,
     }
-    if cfg.out is not None:
+    if cfg.out is not None and env_world().is_main:
         new = not os.path.exists(cfg.out) or os.path.getsize(cfg.out) == 0
         os.makedirs(os.path.dirname(os.path.abspath(cfg.out)), exist_ok=True)
         with open(cfg.out, "a", newline="") as f:
@@ -320,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         row = run_search(cfg)
     except USER_ERRORS as e:
         return error(prog, first_line(e))
+    if not env_world().is_main:  # the search farm's rank 0 reports
+        return 0
     print(
         "| planner | episodes | score (mean +- s.e.m.) | moves/episode | env steps/move "
         "| s/move | adopted |"

@@ -29,7 +29,15 @@ from qwr_fast.checkpoint import (
 )
 from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import autoreset_mode
-from qwr_fast.distributed import World, all_max, all_mean, barrier, broadcast, shard_dir
+from qwr_fast.distributed import (
+    World,
+    all_max,
+    all_mean,
+    barrier,
+    broadcast,
+    env_world,
+    shard_dir,
+)
 from qwr_fast.trainers.runlog import LATEST, plot_eval_curve
 from qwr_fast.trainers.tracking import TrackedRunLog, check_extras
 
@@ -367,15 +375,14 @@ class Trainer:
         cfg = cls.config_cls(
             **{**state["config"], **overrides, "resume": run_dir, "run_dir": run_dir}
         )
-        trainer = cls(cfg)
-        world = trainer.world
-        saved = state.get("world_size", 1)
+        world, saved = env_world(), state.get("world_size", 1)
         if saved != world.size:
             raise ValueError(
-                f"--resume {run_dir}: the run was trained by {saved} process(es) and this is "
-                f"{world.size}; resume it with the same number (torchrun --nproc-per-node="
-                f"{saved}; resharding the replay is not supported)"
+                f"--resume {run_dir}: the run was trained by {saved} process(es), not "
+                f"{world.size}; resume it with as many (torchrun --nproc-per-node={saved}; "
+                "resharding the replay shards is not supported)"
             )
+        trainer = cls(cfg)
         if not world.is_main:  # this rank's own replay shard, RNG streams and envs
             step = state["counters"]["global_step"]
             path = os.path.join(shard_dir(run_dir, world.rank), f"ckpt_{step}.pt")

@@ -1,0 +1,391 @@
+"""Scale-out on torch.distributed (gloo, CPU): the data-parallel gradient equals the
+single-process one, a 2-rank ``qwr-train`` keeps its ranks identical and is reproducible and
+exactly resumable (also across two ``torchrun`` launchers as two nodes, and after a worker is
+killed under ``--max-restarts``), the search farm writes the single-process CSV, and bad
+configurations fail before any work."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from qwr_fast.checkpoint import load_checkpoint
+from qwr_fast.data.replay import ReplayBatch
+from qwr_fast.distributed import World, data_parallel
+from qwr_fast.nn.policy import CategoricalPolicy
+from qwr_fast.nn.sampled_q import SampledQ
+from qwr_fast.nn.torsos import RunningNorm
+from qwr_fast.objectives.qwr import qwr_actor_loss, qwr_critic_loss
+
+B, T, D, K = 8, 3, 5, 4
+
+
+def _nets():
+    torch.manual_seed(1)
+    q = SampledQ(D, num_actions=K, hidden=16)
+    return q, copy.deepcopy(q), CategoricalPolicy((D,), K, hidden=16)
+
+
+def _batch() -> ReplayBatch:
+    g = torch.Generator().manual_seed(2)
+    # next_mu puts all mass on action 0: the sampled next actions are the same whatever the
+    # generator, so the loss of a half batch is exactly that half's share of the full loss
+    next_mu = torch.full((B, T, K), -1e4)
+    next_mu[..., 0] = 0.0
+    return ReplayBatch(
+        obs=torch.randn(B, D, generator=g),
+        mu=torch.randn(B, K, generator=g),
+        action=torch.randint(0, K, (B,), generator=g),
+        reward=torch.randn(B, T, generator=g),
+        terminal=torch.rand(B, T, generator=g) < 0.2,
+        truncated=torch.zeros(B, T, dtype=torch.bool),
+        stop=torch.zeros(B, T, dtype=torch.bool),
+        next_obs=torch.randn(B, T, D, generator=g),
+        next_mu=next_mu,
+    )
+
+
+def _half(batch: ReplayBatch, rank: int) -> ReplayBatch:
+    h = slice(rank * B // 2, (rank + 1) * B // 2)
+    return ReplayBatch(**{k: getattr(batch, k)[h] for k in batch.__dataclass_fields__})
+
+
+def _grads(q, target, policy, batch, wrap=None):
+    def critic(b):
+        return qwr_critic_loss(q, target, b, kind="categorical", n=3, normalize_q=False)
+
+    def actor(b):
+        return qwr_actor_loss(policy, target, b, normalize=False, enumerate_actions=True)
+
+    critic_fn = critic if wrap is None else wrap(q, critic)
+    actor_fn = actor if wrap is None else wrap(policy, actor)
+    critic_fn(batch)["critic_loss"].backward()
+    actor_fn(batch)["actor_loss"].backward()
+    return [p.grad.clone() for p in [*q.parameters(), *policy.parameters()]]
+
+
+def _rank_grads(rank: int, init: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    q, target, policy = _nets()
+    grads = _grads(
+        q, target, policy, _half(_batch(), rank), wrap=lambda n, f: data_parallel(n, f, q_dev)
+    )
+    torch.save(grads, f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+q_dev = torch.device("cpu")
+
+
+def test_two_ranks_half_batches_give_the_full_batch_gradient(tmp_path):
+    expected = _grads(*_nets(), _batch())
+    out = str(tmp_path / "grads")
+    mp.spawn(_rank_grads, args=(f"file://{tmp_path / 'rdzv'}", out), nprocs=2)
+    for rank in range(2):
+        got = torch.load(f"{out}.{rank}", weights_only=True)
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected, strict=True):
+            assert e.abs().sum() > 0
+            torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-6)
+
+
+def _rank_norm(rank: int, init: str, out: str) -> None:
+    from qwr_fast.distributed import NormSync
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    norm = RunningNorm((3,))
+    norm.update(torch.arange(12.0).view(4, 3))  # the state before: the same on both ranks
+    sync = NormSync(norm, World(rank, 2))
+    sync.begin()
+    g = torch.Generator().manual_seed(10 + rank)
+    for _ in range(3):  # this rank's own observations, in batches
+        sync.update(torch.randn(5, 3, generator=g) * (rank + 1) + rank)
+    sync.end()
+    torch.save(norm.state_dict(), f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_norm_sync_merges_every_ranks_observations(tmp_path):
+    out = str(tmp_path / "norm")
+    mp.spawn(_rank_norm, args=(f"file://{tmp_path / 'rdzv'}", out), nprocs=2)
+    seen = [torch.arange(12.0).view(4, 3)]
+    for rank in range(2):
+        g = torch.Generator().manual_seed(10 + rank)
+        seen += [torch.randn(5, 3, generator=g) * (rank + 1) + rank for _ in range(3)]
+    x = torch.cat(seen).double()
+    s0 = torch.load(f"{out}.0", weights_only=True)
+    s1 = torch.load(f"{out}.1", weights_only=True)
+    for k in s0:
+        assert torch.equal(s0[k], s1[k]), k  # identical on both ranks
+    assert s0["count"] == len(x)
+    torch.testing.assert_close(s0["mean"], x.mean(0))
+    torch.testing.assert_close(s0["var"], x.var(0, unbiased=False))
+
+
+# ------------------------------------------------------------------ torchrun end to end
+TRAIN = [
+    "--env", "Pendulum-v1", "--num-envs", "2", "--steps-per-epoch", "200", "--critic-steps", "4",
+    "--actor-steps", "4", "--eval-every", "400", "--eval-episodes", "2", "--checkpoint-every",
+    "400", "--batch-size", "32", "--replay-size", "2000", "--hidden", "32", "--no-progress",
+    "--no-tensorboard", "--checkpoint-minutes", "0",
+]  # fmt: skip
+
+
+def _torchrun(args: list[str], *, nproc: int = 2, launcher: list[str] | None = None, **kw):
+    cmd = [sys.executable, "-m", "torch.distributed.run"]
+    cmd += launcher or ["--standalone", f"--nproc-per-node={nproc}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "QWR_FAST_DIST_TIMEOUT_S": "120"}
+    return subprocess.run(
+        [*cmd, "-m", "qwr_fast.cli", *args], capture_output=True, text=True, env=env, **kw
+    )
+
+
+def _ok(proc) -> None:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _rows(path, drop=("steps_per_s", "wall_s")):
+    with open(path, newline="") as f:
+        return [{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def two_rank_run(tmp_path_factory):
+    """One uninterrupted 2-rank qwr-train run of 1600 steps."""
+    run = tmp_path_factory.mktemp("ddp") / "a"
+    _ok(_torchrun(["qwr-train", *TRAIN, "--total-steps", "1600", "--run-dir", str(run)]))
+    return run
+
+
+def test_two_rank_run_keeps_ranks_identical(two_rank_run):
+    run = two_rank_run
+    config = json.loads((run / "config.json").read_text())
+    assert config["world"] == {"world_size": 2, "roles": ["learner", "learner"]}
+    assert config["num_envs"] == 2 and config["batch_size"] == 32  # global values
+    main = load_checkpoint(run / "ckpt_1600.pt")
+    shard = load_checkpoint(run / "shards" / "rank1" / "ckpt_1600.pt")
+    assert main["world_size"] == shard["world_size"] == 2
+    for part in ("policy", "critic", "target", "norm"):
+        for name, value in main[part].items():
+            assert torch.equal(value, shard[part][name]), (part, name)
+    for part in ("opt_pi", "opt_q"):
+        for i, state in main[part]["state"].items():
+            for name, value in state.items():
+                assert torch.equal(value, shard[part]["state"][i][name]), (part, i, name)
+    assert main["norm"]["count"] == 1600  # every rank's observations, once
+    # each rank its own envs and replay shard (1 env, 1000 slots each)
+    assert main["replay"]["num_envs"] == shard["replay"]["num_envs"] == 1
+    assert not torch.equal(main["replay"]["obs"], shard["replay"]["obs"])
+    assert [r["step"] for r in _rows(run / "eval.csv")] == ["400", "800", "1200", "1600"]
+    assert sorted(os.listdir(run / "shards" / "rank1")) == ["ckpt_1200.pt", "ckpt_1600.pt"]
+
+
+def test_two_rank_run_is_reproducible_and_resumes_exactly(two_rank_run, tmp_path):
+    again, split = tmp_path / "again", tmp_path / "split"
+    _ok(_torchrun(["qwr-train", *TRAIN, "--total-steps", "1600", "--run-dir", str(again)]))
+    assert _rows(again / "eval.csv") == _rows(two_rank_run / "eval.csv")
+    _ok(_torchrun(["qwr-train", *TRAIN, "--total-steps", "800", "--run-dir", str(split)]))
+    _ok(_torchrun(["qwr-train", "--resume", str(split), "--total-steps", "1600"]))
+    assert _rows(split / "eval.csv") == _rows(two_rank_run / "eval.csv")
+    assert _rows(split / "train.csv") == _rows(two_rank_run / "train.csv")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_launchers_as_two_nodes_run_the_same_experiment(two_rank_run, tmp_path):
+    run, port = tmp_path / "nodes", _free_port()
+    args = ["qwr-train", *TRAIN, "--total-steps", "1600", "--run-dir", str(run)]
+    launch = ["--nnodes=2", "--nproc-per-node=1", "--master-addr=127.0.0.1"]
+    launch.append(f"--master-port={port}")
+    node1 = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "torch.distributed.run", *launch, "--node-rank=1", "-m"]
+        + ["qwr_fast.cli", *args],
+        env={**os.environ, "OMP_NUM_THREADS": "1", "QWR_FAST_DIST_TIMEOUT_S": "120"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _ok(_torchrun(args, launcher=[*launch, "--node-rank=0"], timeout=300))
+        out, err = node1.communicate(timeout=120)
+        assert node1.returncode == 0, err[-3000:]
+    finally:
+        node1.kill()
+    assert _rows(run / "eval.csv") == _rows(two_rank_run / "eval.csv")
+
+
+def _launch(args: list[str], *launcher: str) -> subprocess.Popen:
+    """torchrun in its own session (so that a failed test can kill its workers too)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "QWR_FAST_DIST_TIMEOUT_S": "60"}
+    return subprocess.Popen(  # noqa: S603
+        [*cmd, *launcher, "-m", "qwr_fast.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _kill_a_worker_after_the_first_checkpoint(proc: subprocess.Popen, run) -> str:
+    """SIGKILL rank 1's process once ``ckpt_400.pt`` exists; returns torchrun's stderr."""
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "ckpt_400.pt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "no first checkpoint"
+            time.sleep(0.01)
+        workers = sorted(_children(proc.pid))
+        assert len(workers) == 2
+        os.kill(workers[1], signal.SIGKILL)
+        return proc.communicate(timeout=240)[1]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_killed_worker_restarts_and_the_run_finishes_from_its_checkpoint(two_rank_run, tmp_path):
+    run = tmp_path / "restart"
+    args = ["qwr-train", *TRAIN, "--total-steps", "1600", "--run-dir", str(run)]
+    proc = _launch(args, "--max-restarts=1")
+    err = _kill_a_worker_after_the_first_checkpoint(proc, run)
+    assert proc.returncode == 0, err[-3000:]
+    assert "exitcode: -9" in err  # torchrun reports the failure it restarted from
+    # each evaluation exactly once, and the same as without the failure
+    assert _rows(run / "eval.csv") == _rows(two_rank_run / "eval.csv")
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of ``pid``'s child processes (Linux /proc)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(name))
+    return out
+
+
+def test_a_dead_rank_takes_the_job_down_naming_it(tmp_path):
+    run = tmp_path / "dead"
+    proc = _launch(["qwr-train", *TRAIN, "--total-steps", "40000", "--run-dir", str(run)])
+    err = _kill_a_worker_after_the_first_checkpoint(proc, run)
+    assert proc.returncode != 0
+    assert "rank      : 1" in err and "Signal 9 (SIGKILL)" in err, err[-3000:]
+
+
+# ---------------------------------------------------------------- bad configurations
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--batch-size", "33"], "--batch-size 33 does not divide among 2 ranks"),
+        (["--num-envs", "3"], "--num-envs 3 does not divide among 2 ranks"),
+        (["--replay-size", "1001"], "--replay-size 1001 does not divide among 2 ranks"),
+        (["--shared-first-layer"], "--shared-first-layer is not supported with several"),
+        (["--compile"], "--compile is not supported with several processes"),
+    ],
+)
+def test_bad_world_configurations_fail_before_any_work(
+    tmp_path, monkeypatch, capsys, flags, message
+):
+    from qwr_fast.cli.train import qwr_train
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    run = tmp_path / "bad"
+    assert qwr_train([*TRAIN, "--run-dir", str(run), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not run.exists()
+
+
+def test_resume_with_another_world_size_is_refused(two_rank_run, monkeypatch, capsys):
+    from qwr_fast.cli.train import qwr_train
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert qwr_train(["--resume", str(two_rank_run), "--total-steps", "1200"]) == 2
+    err = capsys.readouterr().err
+    assert "trained by 2 process(es), not 1" in err and "--nproc-per-node=2" in err
+
+
+def test_world_split():
+    assert World(0, 4).split(256, "--batch-size") == 64
+    with pytest.raises(ValueError, match="--num-envs 6 does not divide among 4 ranks"):
+        World(1, 4).split(6, "--num-envs")
+    assert World(0, 2).seed(7) == 7 and World(1, 2).seed(7) != 7
+
+
+# ---------------------------------------------------------------------- search farm
+@pytest.fixture(scope="module")
+def blueprint(tmp_path_factory):
+    from qwr_fast.trainers.ppo import PPOConfig, PPOTrainer
+
+    cfg = PPOConfig(
+        env="BitFlip-4",
+        num_envs=2,
+        num_steps=8,
+        num_minibatches=2,
+        hidden=8,
+        eval_episodes=1,
+        run_dir=str(tmp_path_factory.mktemp("bp") / "bp"),
+        progress=False,
+        tensorboard=False,
+    )
+    return PPOTrainer(cfg).save()
+
+
+SEARCH = ["--env", "BitFlip-4", "--planner", "sparta", "--budget-steps", "16", "--horizon", "2"]
+SEARCH += ["--width", "4", "--no-progress", "--episodes", "5"]
+
+
+def test_search_farm_writes_the_single_process_csv(blueprint, tmp_path):
+    from qwr_fast.cli.search import main
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    args = [*SEARCH, "--blueprint", blueprint]
+    assert main([*args, "--out", f"{one}.csv", "--episodes-out", f"{one}_ep.csv"]) == 0
+    _ok(_torchrun(["qwr-search", *args, "--out", f"{two}.csv", "--episodes-out", f"{two}_ep.csv"]))
+    timing = ("seconds_per_move", "seconds")
+    assert _rows(f"{two}.csv", timing) == _rows(f"{one}.csv", timing)
+    episodes = _rows(f"{one}_ep.csv", timing)
+    assert [r["episode"] for r in episodes] == ["0", "1", "2", "3", "4"]
+    assert _rows(f"{two}_ep.csv", timing) == episodes
+
+
+def test_episodes_out_resumes_a_long_evaluation(blueprint, tmp_path, capsys):
+    from qwr_fast.cli.search import main
+
+    args = [*SEARCH[:-2], "--blueprint", blueprint, "--progress"]
+    whole, part = tmp_path / "whole.csv", tmp_path / "part.csv"
+    assert main([*args, "--episodes", "4", "--episodes-out", str(whole)]) == 0
+    assert main([*args, "--episodes", "2", "--episodes-out", str(part)]) == 0
+    capsys.readouterr()
+    assert main([*args, "--episodes", "4", "--episodes-out", str(part)]) == 0
+    played = [line for line in capsys.readouterr().err.splitlines() if line.startswith("episode")]
+    assert [line.split(":")[0] for line in played] == ["episode 2", "episode 3"]
+    timing = ("seconds",)
+    assert _rows(part, timing) == _rows(whole, timing)
+    # another setting is another set of episodes in the same file
+    assert main([*args, "--episodes", "1", "--horizon", "3", "--episodes-out", str(part)]) == 0
+    assert len(_rows(part)) == 5
