@@ -223,6 +223,8 @@ class Trainer:
             check_extras(cfg)
         return super().__new__(cls)
 
+    DISTRIBUTED = False
+    """whether the trainer runs as several processes under ``torchrun``"""
     world: World = World()
     """this process's place in a multi-process run (:mod:`qwr_fast.distributed`; alone by
     default)"""

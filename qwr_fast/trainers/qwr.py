@@ -237,6 +237,7 @@ class QWRTrainer(Trainer):
     """
 
     config_cls = QWRConfig
+    DISTRIBUTED = True
     TRAIN_COLUMNS, EVAL_COLUMNS = TRAIN_COLUMNS, EVAL_COLUMNS
 
     def __init__(self, cfg: QWRConfig) -> None:

@@ -320,6 +320,17 @@ def test_bad_world_configurations_fail_before_any_work(
     assert not run.exists()
 
 
+@pytest.mark.parametrize("prog", ["aql_train", "dqn_train", "ppo_train"])
+def test_trainers_without_scale_out_refuse_several_processes(tmp_path, monkeypatch, capsys, prog):
+    from qwr_fast.cli import train
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert getattr(train, prog)(["--run-dir", str(tmp_path / "r")]) == 2
+    assert "does not run as several processes yet (WORLD_SIZE=2)" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_resume_with_another_world_size_is_refused(two_rank_run, monkeypatch, capsys):
     from qwr_fast.cli.train import qwr_train
 

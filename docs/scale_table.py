@@ -1,0 +1,82 @@
+"""Print the scale-out tables of docs/results.md ("Scaling out") from their records.
+
+    python docs/scale_table.py [RECORDS]   (default docs/runs)
+
+Speed (``RECORDS/scale_out_speed/p1`` and ``p2``, written by ``bash docs/scale_out_runs.sh
+speed``): the same qwr-train run in 1 process and in 2 data-parallel ranks, whole-process wall
+seconds (``wall_s.txt``; the sum of its lines when a run was resumed) and the speed-up.
+Returns (``RECORDS/scale_out_100000/*``, from ``bash docs/scale_out_runs.sh returns``): the
+final greedy evaluation of each seed and their mean +- population std over the seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import statistics
+import sys
+
+
+def _wall(run: str) -> float:
+    with open(os.path.join(run, "wall_s.txt")) as f:
+        return sum(float(line) for line in f if line.strip())
+
+
+def _last_eval(run: str) -> tuple[int, float]:
+    with open(os.path.join(run, "eval.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    return int(rows[-1]["step"]), float(rows[-1]["return_mean"])
+
+
+def _world(run: str) -> int:
+    with open(os.path.join(run, "config.json")) as f:
+        return json.load(f).get("world", {}).get("world_size", 1)
+
+
+def speed(root: str) -> None:
+    runs = [os.path.join(root, "scale_out_speed", p) for p in ("p1", "p2")]
+    if not all(os.path.isdir(r) for r in runs):
+        return
+    print("| processes | env steps | wall s | env steps / s | speed-up | final eval return |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    base = None
+    for run in runs:
+        step, ret = _last_eval(run)
+        wall = _wall(run)
+        base = base or wall
+        print(
+            f"| {_world(run)} | {step} | {wall:.0f} | {step / wall:.1f} | {base / wall:.2f}x "
+            f"| {ret:.1f} |"
+        )
+    print()
+
+
+def returns(root: str) -> None:
+    base = os.path.join(root, "scale_out_100000")
+    if not os.path.isdir(base):
+        return
+    finals, walls = [], []
+    print("| run | processes | env steps | final eval return (temperature 0) | wall min |")
+    print("|---|---:|---:|---:|---:|")
+    for name in sorted(os.listdir(base)):
+        run = os.path.join(base, name)
+        step, ret = _last_eval(run)
+        wall = _wall(run)
+        print(f"| {name} | {_world(run)} | {step} | {ret:.1f} | {wall / 60:.1f} |")
+        if step == 100_000:
+            finals.append(ret)
+            walls.append(wall)
+    if finals:
+        std = statistics.pstdev(finals) if len(finals) > 1 else 0.0
+        print(
+            f"\n{len(finals)} seed(s) at 100K: {statistics.mean(finals):.1f} +- {std:.1f} "
+            f"(mean +- population std over seeds); wall {min(walls) / 60:.1f}-"
+            f"{max(walls) / 60:.1f} min per run"
+        )
+
+
+if __name__ == "__main__":
+    root = sys.argv[1] if len(sys.argv) > 1 else "docs/runs"
+    speed(root)
+    returns(root)
