@@ -58,11 +58,13 @@ evaluation runs while the others wait at their next gradient step)"""
 
 @dataclasses.dataclass(frozen=True)
 class World:
-    """Where this process stands: ``rank`` of ``size`` processes (1: alone)."""
+    """Where this process stands: ``rank`` of ``size`` processes (1: alone), of which the last
+    ``actors`` only collect (mode 2, ``--actors``) and the others learn."""
 
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    actors: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -73,14 +75,36 @@ class World:
     def distributed(self) -> bool:
         return self.size > 1
 
-    def split(self, value: int, flag: str) -> int:
-        """``value / size``; ValueError naming ``flag`` when it does not divide."""
-        if value % self.size:
+    @property
+    def learners(self) -> int:
+        return self.size - self.actors
+
+    @property
+    def is_actor(self) -> bool:
+        return self.rank >= self.learners
+
+    @property
+    def actor_index(self) -> int:
+        """This actor's number among the actors (0 ... actors - 1)."""
+        return self.rank - self.learners
+
+    def actors_of(self, learner: int) -> list[int]:
+        """The ranks of the actors that ship their chunks to ``learner``."""
+        return [r for r in range(self.learners, self.size) if self.learner_of(r) == learner]
+
+    def learner_of(self, actor_rank: int) -> int:
+        return (actor_rank - self.learners) % self.learners
+
+    def split(self, value: int, flag: str, parts: int | None = None) -> int:
+        """``value / parts`` (default: the learners); ValueError naming ``flag`` when it does
+        not divide."""
+        parts = self.learners if parts is None else parts
+        if value % parts:
             raise ValueError(
-                f"{flag} {value} does not divide among {self.size} ranks (the value is global: "
-                f"each rank takes {flag} / {self.size}); use a multiple of {self.size}"
+                f"{flag} {value} does not divide among {parts} ranks (the value is global: "
+                f"each takes {flag} / {parts}); use a multiple of {parts}"
             )
-        return value // self.size
+        return value // parts
 
     def seed(self, seed: int) -> int:
         """This rank's seed of its own random streams (``seed`` itself on rank 0)."""
@@ -88,16 +112,33 @@ class World:
 
     def describe(self) -> dict:
         """What ``config.json`` records under ``world``."""
-        return {"world_size": self.size, "roles": ["learner"] * self.size}
+        roles = ["learner"] * self.learners + ["actor"] * self.actors
+        return {"world_size": self.size, "roles": roles}
 
 
-def env_world() -> World:
+def env_world(actors: int = 0) -> World:
     """The :class:`World` that ``torchrun``'s environment variables describe (``RANK``,
-    ``WORLD_SIZE``, ``LOCAL_RANK``), without joining anything; alone when they are unset."""
+    ``WORLD_SIZE``, ``LOCAL_RANK``), the last ``actors`` ranks collecting only, without joining
+    anything; alone when they are unset. ValueError for ``actors`` that leave no learner."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
+    if actors and actors >= size:
+        raise ValueError(
+            f"--actors {actors} needs at least {actors + 1} processes (one learner or more; "
+            f"WORLD_SIZE={size}): launch with torchrun --nproc-per-node={actors + 1} or more"
+        )
     if size <= 1:
         return World()
-    return World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    return World(rank, size, local, actors)
+
+
+_learners = None
+"""the process group of the learners (None: every rank, the default group)"""
+
+
+def learner_group():
+    """The process group the learners reduce over (DDP, statistics, checkpoints)."""
+    return _learners
 
 
 def restarted() -> bool:
@@ -106,15 +147,18 @@ def restarted() -> bool:
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
 
 
-def join(device: torch.device) -> tuple[World, torch.device]:
+def join(device: torch.device, actors: int = 0) -> tuple[World, torch.device]:
     """Join the process group of :func:`env_world` (gloo on CPU, nccl on CUDA; every
     collective times out after ``$QWR_FAST_DIST_TIMEOUT_S`` seconds, default 1800, instead of
     hanging on a rank that died) and return the world and this rank's device (``cuda:<local
     rank>`` on CUDA). Alone: ``(World(), device)``."""
-    world = env_world()
+    global _learners
+    world = env_world(actors)
     if not world.distributed:
         return world, device
-    if device.type == "cuda":
+    if world.is_actor:  # collectors act on the CPU with one thread
+        device = torch.device("cpu")
+    elif device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
@@ -124,7 +168,7 @@ def join(device: torch.device) -> tuple[World, torch.device]:
         store, _, _ = next(dist.rendezvous("env://", world.rank, world.size, timeout=timeout))
         restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
         dist.init_process_group(
-            "nccl" if device.type == "cuda" else "gloo",
+            "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo",
             store=dist.PrefixStore(f"qwr_fast/attempt_{restart}", store),
             rank=world.rank,
             world_size=world.size,
@@ -132,6 +176,8 @@ def join(device: torch.device) -> tuple[World, torch.device]:
         )
     if dist.get_world_size() != world.size or dist.get_rank() != world.rank:
         raise RuntimeError("the process group disagrees with RANK / WORLD_SIZE")
+    if world.actors:  # every rank takes part in creating it
+        _learners = dist.new_group(list(range(world.learners)))
     return world, device
 
 
@@ -169,6 +215,7 @@ def data_parallel(net: torch.nn.Module, loss_fn, device: torch.device):
     return DistributedDataParallel(
         _Loss(net, loss_fn),
         device_ids=[device.index] if device.type == "cuda" else None,
+        process_group=learner_group(),
         **{no_sync: False},
     )
 
@@ -179,40 +226,42 @@ def all_mean(world: World, values: dict[str, float]) -> dict[str, float]:
         return values
     keys = sorted(values)
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
-    dist.all_reduce(t)
-    return {k: float(v) / world.size for k, v in zip(keys, t.tolist(), strict=True)}
+    dist.all_reduce(t, group=learner_group())
+    return {k: float(v) / world.learners for k, v in zip(keys, t.tolist(), strict=True)}
 
 
 def all_sum(world: World, values: list[float]) -> list[float]:
-    """The sum over the ranks of each of ``values``."""
+    """The sum over the learners of each of ``values``."""
     if not world.distributed:
         return values
     t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t)
+    dist.all_reduce(t, group=learner_group())
     return t.tolist()
 
 
 def all_max(world: World, values: list[float]) -> list[float]:
-    """The maximum over the ranks of each of ``values`` (e.g. a stop flag any rank raised)."""
+    """The maximum over the learners of each of ``values`` (e.g. a stop flag any learner
+    raised)."""
     if not world.distributed:
         return values
     t = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=learner_group())
     return t.tolist()
 
 
 def broadcast(world: World, values: list[float]) -> list[float]:
-    """Rank 0's ``values`` on every rank (its decisions: evaluate, checkpoint, stop)."""
+    """Rank 0's ``values`` on every learner (its decisions: checkpoint, stop)."""
     if not world.distributed:
         return values
     t = torch.tensor(values, dtype=torch.float64)
-    dist.broadcast(t, src=0)
+    dist.broadcast(t, src=0, group=learner_group())
     return t.tolist()
 
 
 def barrier(world: World) -> None:
+    """Wait for every learner."""
     if world.distributed:
-        dist.barrier()
+        dist.barrier(group=learner_group())
 
 
 class NormSync:
@@ -241,8 +290,8 @@ class NormSync:
     def end(self) -> None:
         acc = self.acc
         local = torch.cat([acc.count.reshape(1), acc.mean.reshape(-1), acc.var.reshape(-1)])
-        parts = [torch.empty_like(local) for _ in range(self.world.size)]
-        dist.all_gather(parts, local)
+        parts = [torch.empty_like(local) for _ in range(self.world.learners)]
+        dist.all_gather(parts, local, group=learner_group())
         mean, var, count = self.start
         D = mean.numel()
         m2 = var * count
@@ -259,3 +308,90 @@ class NormSync:
         self.norm.mean.copy_(mean)
         self.norm.var.copy_(m2 / count.clamp(min=1))
         self.norm.count.copy_(count)
+
+
+# ------------------------------------------------------------------ mode 2: actor ranks
+class Chunk:
+    """``steps`` vector-env steps of ``num_envs`` envs in fixed-size tensors: what an actor's
+    collector writes (it has the signature of :meth:`qwr_fast.data.replay.Replay.add`) and
+    ships to its learner whole, and what the learner receives into. ``header``: steps
+    written, the sum and the count of the episode returns that ended in the chunk."""
+
+    FIELDS = ("obs", "mu", "action", "reward", "terminal", "truncated", "next_obs", "next_mu")
+
+    def __init__(self, steps, num_envs, obs_shape, mu_dim, action_shape, action_dtype, obs_dtype):
+        n, E = steps, num_envs
+        self.tensors = {
+            "obs": torch.zeros(n, E, *obs_shape, dtype=obs_dtype),
+            "mu": torch.zeros(n, E, mu_dim),
+            "action": torch.zeros(n, E, *action_shape, dtype=action_dtype),
+            "reward": torch.zeros(n, E),
+            "terminal": torch.zeros(n, E, dtype=torch.uint8),
+            "truncated": torch.zeros(n, E, dtype=torch.uint8),
+            "next_obs": torch.zeros(n, E, *obs_shape, dtype=obs_dtype),
+            "next_mu": torch.zeros(n, E, mu_dim),
+            "valid": torch.zeros(n, E, dtype=torch.uint8),
+        }
+        self.header = torch.zeros(3, dtype=torch.float64)
+
+    def clear(self) -> None:
+        self.header.zero_()
+
+    def add(self, obs, mu, action, reward, terminal, truncated, next_obs, next_mu, *, valid):
+        t, T = int(self.header[0]), self.tensors
+        T["obs"][t] = obs
+        T["mu"][t] = mu
+        T["action"][t] = action
+        T["reward"][t] = reward
+        T["terminal"][t] = terminal
+        T["truncated"][t] = truncated
+        T["next_obs"][t] = next_obs
+        T["next_mu"][t] = next_mu
+        T["valid"][t] = valid
+        self.header[0] += 1
+
+    def add_returns(self, returns: list[float]) -> None:
+        self.header[1] += float(sum(returns))
+        self.header[2] += len(returns)
+
+    def send(self, dst: int) -> None:
+        for t in (*self.tensors.values(), self.header):
+            dist.send(t, dst)
+
+    def recv(self, src: int) -> None:
+        for t in (*self.tensors.values(), self.header):
+            dist.recv(t, src)
+
+    def state_dict(self) -> dict:
+        return {"header": self.header.clone(), **{k: v.clone() for k, v in self.tensors.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.header.copy_(state["header"])
+        for k, v in self.tensors.items():
+            v.copy_(state[k])
+
+
+def chunk_step(t: int, chunks: list[Chunk], device) -> dict:
+    """Step ``t`` of ``chunks`` (one per actor, their envs side by side) as the arguments of
+    ``Replay.add`` on ``device``."""
+    out = {
+        k: torch.cat([c.tensors[k][t] for c in chunks], dim=0).to(device)
+        for k in (*Chunk.FIELDS, "valid")
+    }
+    for k in ("terminal", "truncated", "valid"):
+        out[k] = out[k].bool()
+    return out
+
+
+def broadcast_weights(tensors: list[torch.Tensor], flags: list[float]) -> list[float]:
+    """Rank 0's ``tensors`` (the acting policy's parameters and buffers, the normaliser) and
+    ``flags`` on every rank, over the whole world: an actor receives into its own (CPU)
+    tensors; the other learners hold identical values and only take part. Returns the flags."""
+    for t in tensors:
+        buf = t.detach().to("cpu", copy=True)
+        dist.broadcast(buf, src=0)
+        with torch.no_grad():
+            t.copy_(buf)
+    f = torch.tensor(flags, dtype=torch.float64)
+    dist.broadcast(f, src=0)
+    return f.tolist()

@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import json
 import os
 import random
 import sys
@@ -35,10 +36,11 @@ from qwr_fast.distributed import (
     all_mean,
     barrier,
     broadcast,
+    broadcast_weights,
     env_world,
     shard_dir,
 )
-from qwr_fast.trainers.runlog import LATEST, plot_eval_curve
+from qwr_fast.trainers.runlog import LATEST, RunInterrupted, plot_eval_curve
 from qwr_fast.trainers.tracking import TrackedRunLog, check_extras
 
 __all__ = [
@@ -198,6 +200,21 @@ def retain_freed_memory() -> bool:
     )
 
 
+def _shards(path: str, world: World) -> list[str]:
+    """The shard files of the other ranks that belong to rank 0's checkpoint ``path``."""
+    run_dir, name = os.path.split(path)
+    return [os.path.join(shard_dir(run_dir, r), name) for r in range(1, world.size)]
+
+
+def state_actors(run_dir: str) -> int:
+    """The ``--actors`` of the run in ``run_dir`` (its config.json; 0 if unknown)."""
+    try:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            return int(json.load(f).get("actors", 0) or 0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
 class Trainer:
     """Saving and resuming, the same for every trainer. A subclass sets ``config_cls``,
     ``CHECKPOINT_KIND`` (None: the checkpoint has no ``kind`` entry) and ``FIXED_CHECKPOINT``
@@ -284,6 +301,9 @@ class Trainer:
         as if uninterrupted."""
         cfg, world = self.cfg, self.world
         log = self.run_log(self.TRAIN_COLUMNS, self.EVAL_COLUMNS, skip=self.TB_SKIP)
+        if world.is_actor:
+            with log:
+                return self.serve(log)
         last: dict = {}
         with log:
             while self.global_step < cfg.total_steps:
@@ -304,11 +324,38 @@ class Trainer:
                 due = log.checkpoint_due(self.global_step, final)
                 if world.distributed:
                     due = self._agree_checkpoint(log, due)
-                if due is not None:
-                    path = self.save(scheduled=due == "scheduled")
+                path = None if due is None else self.save(scheduled=due == "scheduled")
+                if world.actors:  # the weights the actors act with next, and what to do
+                    flags = [due is not None, log.stop_signal or 0, final, self.global_step]
+                    broadcast_weights(self.acting_tensors(), [float(f) for f in flags])
+                if path is not None:
                     log.stop_if_signalled(self.global_step, path, final)
         self.plot()
         return last
+
+    def serve(self, log) -> dict:
+        """Mode 2 (``--actors``): this rank only collects. Each epoch it fills a chunk with
+        its current policy (:meth:`fill`), receives the weights and flags the learners
+        broadcast after their epoch, checkpoints when they did (its envs, streams and the
+        chunk not yet sent), stops with them, and ships the chunk to its learner; so it
+        collects epoch e + 1 while the learners train on epoch e. Returns ``{}``."""
+        world = self.world
+        chunk, learner = self.chunks[0], world.learner_of(world.rank)
+        if self.pending:  # restored: the chunk its learner expects first
+            chunk.send(learner)
+        else:
+            self.fill(chunk)
+            chunk.send(learner)
+        while True:
+            self.fill(chunk)
+            due, signum, final, step = broadcast_weights(self.acting_tensors(), [0.0] * 4)
+            self.global_step = int(step)
+            path = self.save() if due else None
+            if final:
+                return {}
+            if signum:
+                raise RunInterrupted(int(signum), self.global_step, path, self.cfg.run_dir)
+            chunk.send(learner)
 
     def _agree_checkpoint(self, log, due: str | None) -> str | None:
         """A multi-process run checkpoints when rank 0's schedule says so, and stops when any
@@ -347,6 +394,12 @@ class Trainer:
         run_dir = self.cfg.run_dir
         world = self.world
         path = os.path.join(run_dir, f"ckpt_{self.global_step}.pt")
+        if world.is_actor:  # after the learners' checkpoint of this step (see resumed())
+            shards = shard_dir(run_dir, world.rank)
+            os.makedirs(shards, exist_ok=True)
+            save_checkpoint(os.path.join(shards, f"ckpt_{self.global_step}.pt"), state)
+            prune_checkpoints(shards, self.cfg.keep_checkpoints)
+            return path
         if world.distributed:  # every shard of a step is complete before rank 0's file names it
             shards = shard_dir(run_dir, world.rank)
             if not world.is_main:
@@ -372,12 +425,13 @@ class Trainer:
     def resumed(cls, run_dir: str, **overrides):
         """A trainer restored from the latest checkpoint of ``run_dir`` (its saved config,
         with ``overrides`` such as a larger ``total_steps``)."""
-        state = cls.newest_intact_checkpoint(run_dir)
+        world = env_world(state_actors(run_dir))
+        state = cls.newest_intact_checkpoint(run_dir, world)
         cls.check_kind(state, run_dir)
         cfg = cls.config_cls(
             **{**state["config"], **overrides, "resume": run_dir, "run_dir": run_dir}
         )
-        world, saved = env_world(), state.get("world_size", 1)
+        saved = state.get("world_size", 1)
         if saved != world.size:
             raise ValueError(
                 f"--resume {run_dir}: the run was trained by {saved} process(es), not "
@@ -394,18 +448,21 @@ class Trainer:
         return trainer
 
     @classmethod
-    def newest_intact_checkpoint(cls, run_dir: str) -> dict:
+    def newest_intact_checkpoint(cls, run_dir: str, world: World | None = None) -> dict:
         """The state of the newest checkpoint of ``run_dir`` that loads (``checkpoint.pt``
         first for trainers that keep one, then ``ckpt_<step>.pt`` newest first). A corrupt or
         truncated newer one is skipped with one line on stderr naming it and the one used; a
         resume from an older checkpoint is still exact (the logs' later rows are dropped).
         Raises the newest one's :class:`CorruptCheckpointError` if none loads, and at once
-        any other ``CheckpointError`` (e.g. a checkpoint holding code)."""
+        any other ``CheckpointError`` (e.g. a checkpoint holding code). With a multi-process
+        ``world``, only a step whose shards every other rank wrote counts."""
         fixed = os.path.join(run_dir, LATEST)
         paths = [fixed] if cls.FIXED_CHECKPOINT and os.path.exists(fixed) else []
         paths += reversed(checkpoint_paths(run_dir))
         if not paths:
             latest_checkpoint(run_dir)  # raises: no checkpoint in run_dir
+        if world is not None and world.distributed:  # only steps every rank's shard completed
+            paths = [p for p in paths if all(os.path.exists(q) for q in _shards(p, world))]
         first_error = None
         for path in paths:
             try:
