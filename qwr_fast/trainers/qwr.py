@@ -389,7 +389,11 @@ class QWRTrainer(Trainer):
                 "(each learner takes the chunks of as many actors)"
             )
         self.actor_envs = world.split(cfg.num_envs, "--num-envs", parts=cfg.actors)
-        world.split(cfg.steps_per_epoch, "--steps-per-epoch", parts=cfg.num_envs)
+        if cfg.steps_per_epoch % cfg.num_envs:
+            raise ValueError(
+                f"--actors: --steps-per-epoch {cfg.steps_per_epoch} must be a multiple of "
+                f"--num-envs {cfg.num_envs} (each actor steps its envs equally often per epoch)"
+            )
         if cfg.total_steps % cfg.steps_per_epoch:
             raise ValueError(
                 f"--actors: --total-steps {cfg.total_steps} must be a multiple of "

@@ -400,3 +400,93 @@ def test_episodes_out_resumes_a_long_evaluation(blueprint, tmp_path, capsys):
     # another setting is another set of episodes in the same file
     assert main([*args, "--episodes", "1", "--horizon", "3", "--episodes-out", str(part)]) == 0
     assert len(_rows(part)) == 5
+
+
+# --------------------------------------------------------------- mode 2: actor ranks
+@pytest.fixture(scope="module")
+def actor_run(tmp_path_factory):
+    """1 learner + 1 actor, 1600 steps, uninterrupted."""
+    run = tmp_path_factory.mktemp("actors") / "a"
+    _ok(
+        _torchrun(
+            ["qwr-train", *TRAIN, "--actors", "1", "--total-steps", "1600", "--run-dir", str(run)]
+        )
+    )
+    return run
+
+
+def test_actor_rank_collects_and_the_learner_learns(actor_run):
+    config = json.loads((actor_run / "config.json").read_text())
+    assert config["world"] == {"world_size": 2, "roles": ["learner", "actor"]}
+    main = load_checkpoint(actor_run / "ckpt_1600.pt")
+    actor = load_checkpoint(actor_run / "shards" / "rank1" / "ckpt_1600.pt")
+    # the learner's replay holds every step the actor collected (2 envs, 1600 steps)
+    assert main["replay"]["num_envs"] == 2 and int(main["replay"]["size"]) == 800
+    assert main["norm"]["count"] == 1600
+    # the actor acts with the weights the learner broadcast after its last epoch
+    for name, value in main["policy"].items():
+        assert torch.equal(value, actor["policy"][name]), name
+    for name, value in main["norm"].items():
+        assert torch.equal(value, actor["norm"][name]), name
+    # and holds the chunk it collected one epoch ahead (not yet sent)
+    assert int(actor["chunk"]["header"][0]) == 100
+    assert [r["step"] for r in _rows(actor_run / "eval.csv")] == ["400", "800", "1200", "1600"]
+
+
+def test_actor_run_is_reproducible_and_resumes_exactly(actor_run, tmp_path):
+    again, split = tmp_path / "again", tmp_path / "split"
+    args = ["qwr-train", *TRAIN, "--actors", "1"]
+    _ok(_torchrun([*args, "--total-steps", "1600", "--run-dir", str(again)]))
+    assert _rows(again / "eval.csv") == _rows(actor_run / "eval.csv")
+    _ok(_torchrun([*args, "--total-steps", "800", "--run-dir", str(split)]))
+    _ok(_torchrun(["qwr-train", "--resume", str(split), "--total-steps", "1600"]))
+    assert _rows(split / "eval.csv") == _rows(actor_run / "eval.csv")
+    assert _rows(split / "train.csv") == _rows(actor_run / "train.csv")
+
+
+def test_actors_act_one_epoch_behind(tmp_path):
+    """Epochs 0 and 1 are both collected with the initial policy (the actor collects epoch 1
+    while the learner trains on epoch 0), epoch 2 with the weights after epoch 0."""
+    from qwr_fast.trainers.qwr import QWRConfig, QWRTrainer
+
+    run = tmp_path / "lag"
+    flags = [*TRAIN, "--actors", "1", "--no-normalize-obs", "--checkpoint-every", "200"]
+    flags += ["--keep-checkpoints", "5", "--total-steps", "600", "--run-dir", str(run)]
+    _ok(_torchrun(["qwr-train", *flags]))
+    last = load_checkpoint(run / "ckpt_600.pt")
+    cfg = QWRConfig(**{**last["config"], "actors": 0, "run_dir": str(tmp_path / "fresh")})
+    initial = QWRTrainer(cfg).policy  # the same seed: the initial weights
+    after_epoch0 = QWRTrainer(cfg).policy
+    after_epoch0.load_state_dict(load_checkpoint(run / "ckpt_200.pt")["policy"])
+    replay = last["replay"]  # [slots, 2 envs, ...]: 100 vector steps per epoch
+    with torch.no_grad():
+        for epoch, policy in ((0, initial), (1, initial), (2, after_epoch0)):
+            rows = slice(100 * epoch, 100 * (epoch + 1))
+            obs, mu = replay["obs"][rows].reshape(200, 3), replay["mu"][rows].reshape(200, -1)
+            torch.testing.assert_close(mu, policy.mu(obs), msg=f"epoch {epoch}")
+    assert not torch.equal(initial.mu(obs), after_epoch0.mu(obs))
+
+
+@pytest.mark.parametrize(
+    ("world_size", "flags", "message"),
+    [
+        ("2", ["--actors", "2"], "--actors 2 needs at least 3 processes"),
+        ("1", ["--actors", "1"], "--actors 1 needs at least 2 processes"),
+        ("3", ["--actors", "2", "--num-envs", "3"], "--num-envs 3 does not divide among 2"),
+        ("2", ["--actors", "1", "--num-envs", "3"], "must be a multiple of --num-envs 3"),
+        ("2", ["--actors", "1", "--total-steps", "900"], "must be a multiple of --steps-per-epoch"),
+        ("3", ["--actors", "1"], "--actors 1 must be a multiple of the 2 learners"),
+    ],
+)
+def test_bad_actor_configurations_fail_before_any_work(
+    tmp_path, monkeypatch, capsys, world_size, flags, message
+):
+    from qwr_fast.cli.train import qwr_train
+
+    monkeypatch.setenv("WORLD_SIZE", world_size)
+    monkeypatch.setenv("RANK", "0")
+    run = tmp_path / "bad"
+    assert qwr_train([*TRAIN, "--run-dir", str(run), *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not run.exists()
