@@ -36,11 +36,15 @@ import torch.distributed as dist
 
 __all__ = [
     "SHARDS",
+    "Chunk",
     "NormSync",
     "World",
+    "broadcast_weights",
+    "chunk_step",
     "data_parallel",
     "env_world",
     "join",
+    "learner_group",
     "restarted",
     "shard_dir",
 ]
@@ -387,11 +391,17 @@ def broadcast_weights(tensors: list[torch.Tensor], flags: list[float]) -> list[f
     """Rank 0's ``tensors`` (the acting policy's parameters and buffers, the normaliser) and
     ``flags`` on every rank, over the whole world: an actor receives into its own (CPU)
     tensors; the other learners hold identical values and only take part. Returns the flags."""
-    for t in tensors:
-        buf = t.detach().to("cpu", copy=True)
-        dist.broadcast(buf, src=0)
+    groups: dict[torch.dtype, list[torch.Tensor]] = {}
+    for t in tensors:  # one flat buffer per dtype: one broadcast each
+        groups.setdefault(t.dtype, []).append(t)
+    received = torch.tensor(flags, dtype=torch.float64)
+    groups.setdefault(torch.float64, []).append(received)
+    for group in groups.values():
+        flat = torch.cat([t.detach().reshape(-1).cpu() for t in group])
+        dist.broadcast(flat, src=0)
+        offset = 0
         with torch.no_grad():
-            t.copy_(buf)
-    f = torch.tensor(flags, dtype=torch.float64)
-    dist.broadcast(f, src=0)
-    return f.tolist()
+            for t in group:
+                t.copy_(flat[offset : offset + t.numel()].view_as(t))
+                offset += t.numel()
+    return received.tolist()
