@@ -7,7 +7,9 @@
 # Each run's config.json, eval.csv and wall_s.txt are copied to docs/runs/scale_out_speed/<mode>/
 # and docs/runs/scale_out_100000/<run>/ (the records kept in git; runs/ is not);
 # `python docs/scale_table.py` prints the tables from those records.
-# Usage: bash docs/scale_out_runs.sh speed [STEPS]  |  [SEEDS="0 1 2"] bash docs/scale_out_runs.sh returns
+#   actors: mode 2 on MinAtar Breakout, 1 process vs 1 learner + 1 actor (see the case below).
+# Usage: bash docs/scale_out_runs.sh speed [STEPS] | actors [STEPS] |
+#        [SEEDS="0 1 2"] bash docs/scale_out_runs.sh returns
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -46,6 +48,31 @@ case "${1:-}" in
       keep "$run" "docs/runs/scale_out_speed/p${procs}"
     done
     ;;
+  actors)
+    # mode 2 on MinAtar Breakout (preset minatar): 1 process vs 1 learner + 1 actor, the same
+    # STEPS (default 5000), at the preset's 1000 + 1000 updates per 1000 env steps and at a
+    # quarter of them (collection a larger share of the work)
+    STEPS=${2:-5000}
+    MINATAR=(--preset minatar --env MinAtar/Breakout --threads 1 --no-progress --no-tensorboard
+      --total-steps "$STEPS" --eval-every "$STEPS" --seed 0)
+    for updates in 1000 250; do
+      for procs in 1 2; do
+        run=runs/scale_out_actors/u${updates}_p${procs}
+        rm -rf "$run"
+        mkdir -p "$run"
+        flags=("${MINATAR[@]}" --critic-steps "$updates" --actor-steps "$updates" --run-dir "$run")
+        if [ "$procs" = 1 ]; then
+          env OMP_NUM_THREADS=1 /usr/bin/time -a -f "%e" -o "$run/wall_s.txt" \
+            "$PY" -m qwr_fast.cli qwr-train "${flags[@]}"
+        else
+          env OMP_NUM_THREADS=1 /usr/bin/time -a -f "%e" -o "$run/wall_s.txt" \
+            "$PY" -m torch.distributed.run --standalone --nproc-per-node=2 \
+            -m qwr_fast.cli qwr-train "${flags[@]}" --actors 1
+        fi
+        keep "$run" "docs/runs/scale_out_actors/$(basename "$run")"
+      done
+    done
+    ;;
   returns)
     for seed in ${SEEDS:-0 1 2}; do
       run=runs/scale_out_100000/HalfCheetah_qwr-lse_s${seed}_2ranks
@@ -56,7 +83,7 @@ case "${1:-}" in
     done
     ;;
   *)
-    echo "usage: bash docs/scale_out_runs.sh speed [STEPS] | returns" >&2
+    echo "usage: bash docs/scale_out_runs.sh speed [STEPS] | actors [STEPS] | returns" >&2
     exit 2
     ;;
 esac

@@ -5,6 +5,8 @@
 Speed (``RECORDS/scale_out_speed/p1`` and ``p2``, written by ``bash docs/scale_out_runs.sh
 speed``): the same qwr-train run in 1 process and in 2 data-parallel ranks, whole-process wall
 seconds (``wall_s.txt``; the sum of its lines when a run was resumed) and the speed-up.
+Actors (``RECORDS/scale_out_actors/u<updates>_p<1|2>``, from ``bash docs/scale_out_runs.sh
+actors``): 1 process vs 1 learner + 1 actor on MinAtar Breakout, wall seconds and speed-up.
 Returns (``RECORDS/scale_out_100000/*``, from ``bash docs/scale_out_runs.sh returns``): the
 final greedy evaluation of each seed and their mean +- population std over the seeds.
 """
@@ -52,6 +54,32 @@ def speed(root: str) -> None:
     print()
 
 
+def actors(root: str) -> None:
+    base = os.path.join(root, "scale_out_actors")
+    if not os.path.isdir(base):
+        return
+    print(
+        "| updates per 1000 env steps (critic + actor) | ranks | env steps | wall s "
+        "| env steps / s | speed-up |"
+    )
+    print("|---|---|---:|---:|---:|---:|")
+    for updates in sorted({n.split("_")[0] for n in os.listdir(base)}, key=lambda u: -int(u[1:])):
+        base_wall = None
+        for procs in ("p1", "p2"):
+            run = os.path.join(base, f"{updates}_{procs}")
+            if not os.path.isdir(run):
+                continue
+            step, _ = _last_eval(run)
+            wall = _wall(run)
+            base_wall = base_wall or wall
+            ranks = "1 process" if procs == "p1" else "1 learner + 1 actor"
+            print(
+                f"| {updates[1:]} + {updates[1:]} | {ranks} | {step} | {wall:.0f} | "
+                f"{step / wall:.1f} | {base_wall / wall:.2f}x |"
+            )
+    print()
+
+
 def returns(root: str) -> None:
     base = os.path.join(root, "scale_out_100000")
     if not os.path.isdir(base):
@@ -79,4 +107,5 @@ def returns(root: str) -> None:
 if __name__ == "__main__":
     root = sys.argv[1] if len(sys.argv) > 1 else "docs/runs"
     speed(root)
+    actors(root)
     returns(root)

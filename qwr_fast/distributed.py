@@ -204,8 +204,9 @@ class _Loss(torch.nn.Module):
 
 def data_parallel(net: torch.nn.Module, loss_fn, device: torch.device):
     """``loss_fn(batch) -> dict of losses`` (which trains ``net``) wrapped in
-    ``DistributedDataParallel``: the backward pass of its losses averages ``net``'s gradients
-    over the ranks (bucketed all-reduce, overlapped with the backward pass).
+    ``DistributedDataParallel`` (``loss_fn=None``: ``net`` itself, for a loss that calls
+    ``net(...)`` once per step): the backward pass of its losses averages ``net``'s gradients
+    over the learners (bucketed all-reduce, overlapped with the backward pass).
     Buffers are not re-broadcast at each forward (``broadcast_buffers=False``, called
     ``forward_sync_buffers`` from torch 2.13): the observation normaliser is not part of the
     networks and is merged by :class:`NormSync`."""
@@ -217,7 +218,7 @@ def data_parallel(net: torch.nn.Module, loss_fn, device: torch.device):
     params = inspect.signature(DistributedDataParallel.__init__).parameters
     no_sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
     return DistributedDataParallel(
-        _Loss(net, loss_fn),
+        net if loss_fn is None else _Loss(net, loss_fn),
         device_ids=[device.index] if device.type == "cuda" else None,
         process_group=learner_group(),
         **{no_sync: False},

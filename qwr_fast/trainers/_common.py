@@ -402,9 +402,11 @@ class Trainer:
             return path
         if world.distributed:  # every shard of a step is complete before rank 0's file names it
             shards = shard_dir(run_dir, world.rank)
-            if not world.is_main:
+            if not world.is_main:  # by step always; the fixed name too where rank 0 keeps one
                 os.makedirs(shards, exist_ok=True)
                 save_checkpoint(os.path.join(shards, f"ckpt_{self.global_step}.pt"), state)
+                if self.FIXED_CHECKPOINT:
+                    save_checkpoint(os.path.join(shards, LATEST), state)
             barrier(world)
         snapshot = self.SNAPSHOTS and (scheduled or not self.FIXED_CHECKPOINT)
         if world.is_main:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from qwr_fast.checks import check_fields
+from qwr_fast.distributed import all_sum, data_parallel, env_world, join
 from qwr_fast.estimators import gae
 from qwr_fast.nn.actor_critic import ActorCritic
 from qwr_fast.nn.torsos import obs_tensor
@@ -177,16 +178,27 @@ class PPOTrainer(Trainer):
     COUNTERS = ("global_step", "updates", "num_evals", "last_eval", "wall")
     CHECKPOINT_KIND = "ppo"
     FIXED_CHECKPOINT = True
+    DISTRIBUTED = True
 
     def __init__(self, cfg: PPOConfig) -> None:
         from qwr_fast.envs import make
 
         cfg.validate()
-        check_run_dir(cfg)
+        world = env_world()  # under torchrun: rollouts per rank, DDP over the minibatches
+        if world.is_main:
+            check_run_dir(cfg)
         self.cfg = cfg
+        self.local_envs = world.split(cfg.num_envs, "--num-envs")
+        if (self.local_envs * cfg.num_steps) % cfg.num_minibatches:
+            raise ValueError(
+                f"--num-minibatches {cfg.num_minibatches} must divide each rank's rollout of "
+                f"num_envs / {world.size} * num_steps = {self.local_envs * cfg.num_steps}"
+            )
+        self.world, _ = join(torch.device("cpu"))
         torch.set_num_threads(cfg.threads)
         self.gen = seed_everything(cfg.seed)
-        self.env = make(cfg.env, cfg.num_envs, seed=cfg.seed)
+        env_seed = cfg.seed + world.rank * self.local_envs  # a single process's envs, in turn
+        self.env = make(cfg.env, self.local_envs, seed=env_seed)
         self.eval_env = make(cfg.env, cfg.eval_episodes, seed=cfg.seed + 1)
         space = self.env.single_action_space
         if not isinstance(space, gym.spaces.Discrete):
@@ -200,7 +212,15 @@ class PPOTrainer(Trainer):
             action_mask=None if mask is None else (mask.start, mask.stop),
         )
         self.opt = torch.optim.Adam(self.agent.parameters(), lr=cfg.lr, eps=1e-5)
-        self.obs, _ = self.env.reset(seed=cfg.seed)
+        # identical networks by construction (same seed); then each rank's own streams
+        if not world.is_main:
+            self.gen = seed_everything(world.seed(cfg.seed))
+        self.learner = (
+            data_parallel(self.agent, None, torch.device("cpu"))
+            if world.distributed
+            else self.agent
+        )
+        self.obs, _ = self.env.reset(seed=env_seed)
         self.global_step = 0
         self.updates = 0
         self.num_evals = 0
@@ -210,13 +230,14 @@ class PPOTrainer(Trainer):
 
     @property
     def batch_size(self) -> int:
+        """Env steps per rollout (over all ranks)."""
         return self.cfg.num_envs * self.cfg.num_steps
 
     @torch.no_grad()
     def collect(self) -> dict[str, torch.Tensor]:
         """One rollout of ``num_steps`` x ``num_envs``; returns the flat PPO batch."""
         c = self.cfg
-        T, B = c.num_steps, c.num_envs
+        T, B = c.num_steps, self.local_envs
         obs_buf = torch.zeros((T, B, *self.obs_shape))
         act = torch.zeros((T, B), dtype=torch.int64)
         logp = torch.zeros((T, B))
@@ -242,7 +263,7 @@ class PPOTrainer(Trainer):
         v_t[:-1] = v_tm1[1:]  # where an episode ended, discount_t is 0 and v_t is unused
         v_t[-1] = self.agent(obs_tensor(self.obs))[1]
         adv = gae(r_t, disc, v_tm1, v_t, lam=c.gae_lambda)
-        self.global_step += T * B
+        self.global_step += T * B * self.world.size
         return {
             "obs": obs_buf.reshape(T * B, *self.obs_shape),
             "actions": act.reshape(-1),
@@ -311,7 +332,7 @@ class PPOTrainer(Trainer):
                 g["lr"] = frac * cfg.lr
         batch = self.collect()
         stats, _ = ppo_update(
-            self.agent,
+            self.learner,
             self.opt,
             batch,
             epochs=cfg.update_epochs,
@@ -327,11 +348,12 @@ class PPOTrainer(Trainer):
 
     def train_row(self, stats: dict, steps_per_s: float) -> dict:
         returns, self.train_returns = self.train_returns, []
+        total, count = all_sum(self.world, [float(np.sum(returns)), float(len(returns))])
         return {
             "step": self.global_step,
             "update": self.updates,
             **{k: stats[k] for k in TRAIN_COLUMNS[2:7]},
-            "train_return": float(np.mean(returns)) if returns else float("nan"),
+            "train_return": total / count if count else float("nan"),
             "steps_per_s": steps_per_s,
             "wall_s": self.wall,
         }

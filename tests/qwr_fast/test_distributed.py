@@ -302,8 +302,8 @@ def test_a_dead_rank_takes_the_job_down_naming_it(tmp_path):
         (["--batch-size", "33"], "--batch-size 33 does not divide among 2 ranks"),
         (["--num-envs", "3"], "--num-envs 3 does not divide among 2 ranks"),
         (["--replay-size", "1001"], "--replay-size 1001 does not divide among 2 ranks"),
-        (["--shared-first-layer"], "--shared-first-layer is not supported with several"),
-        (["--compile"], "--compile is not supported with several processes"),
+        (["--shared-first-layer"], "--shared-first-layer is not supported with several learners"),
+        (["--compile"], "--compile is not supported with several learners (2)"),
     ],
 )
 def test_bad_world_configurations_fail_before_any_work(
@@ -320,7 +320,7 @@ def test_bad_world_configurations_fail_before_any_work(
     assert not run.exists()
 
 
-@pytest.mark.parametrize("prog", ["aql_train", "dqn_train", "ppo_train"])
+@pytest.mark.parametrize("prog", ["aql_train", "dqn_train"])
 def test_trainers_without_scale_out_refuse_several_processes(tmp_path, monkeypatch, capsys, prog):
     from qwr_fast.cli import train
 
@@ -345,6 +345,28 @@ def test_world_split():
     with pytest.raises(ValueError, match="--num-envs 6 does not divide among 4 ranks"):
         World(1, 4).split(6, "--num-envs")
     assert World(0, 2).seed(7) == 7 and World(1, 2).seed(7) != 7
+
+
+# ------------------------------------------------------------------- ppo-train, mode 1
+PPO = ["--env", "BitFlip-8", "--preset", "bitflip", "--eval-every", "1024", "--checkpoint-every"]
+PPO += ["1024", "--no-progress", "--no-tensorboard", "--checkpoint-minutes", "0", "--no-anneal-lr"]
+
+
+def test_ppo_two_ranks_identical_reproducible_and_resumable(tmp_path):
+    a, b, split = tmp_path / "a", tmp_path / "b", tmp_path / "split"
+    for run in (a, b):
+        _ok(_torchrun(["ppo-train", *PPO, "--total-steps", "2048", "--run-dir", str(run)]))
+    assert _rows(a / "eval.csv") == _rows(b / "eval.csv")
+    main = load_checkpoint(a / "checkpoint.pt")
+    shard = load_checkpoint(a / "shards" / "rank1" / "ckpt_2048.pt")
+    assert main["counters"]["global_step"] == 2048 and main["world_size"] == 2
+    for name, value in main["agent"].items():
+        assert torch.equal(value, shard["agent"][name]), name
+    assert not torch.equal(torch.as_tensor(main["env_obs"]), torch.as_tensor(shard["env_obs"]))
+    _ok(_torchrun(["ppo-train", *PPO, "--total-steps", "1024", "--run-dir", str(split)]))
+    _ok(_torchrun(["ppo-train", "--resume", str(split), "--total-steps", "2048"]))
+    assert _rows(split / "eval.csv") == _rows(a / "eval.csv")
+    assert _rows(split / "train.csv") == _rows(a / "train.csv")
 
 
 # ---------------------------------------------------------------------- search farm
