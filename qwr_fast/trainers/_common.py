@@ -21,6 +21,7 @@ from gymnasium.vector import AutoresetMode
 
 from qwr_fast.blueprints import CHECKPOINT_FORMAT
 from qwr_fast.checkpoint import (
+    CheckpointError,
     CorruptCheckpointError,
     checkpoint_paths,
     latest_checkpoint,
@@ -31,6 +32,7 @@ from qwr_fast.checkpoint import (
 from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import autoreset_mode
 from qwr_fast.distributed import (
+    SHARDS,
     World,
     all_max,
     all_mean,
@@ -465,6 +467,11 @@ class Trainer:
             latest_checkpoint(run_dir)  # raises: no checkpoint in run_dir
         if world is not None and world.distributed:  # only steps every rank's shard completed
             paths = [p for p in paths if all(os.path.exists(q) for q in _shards(p, world))]
+            if not paths:
+                raise CheckpointError(
+                    f"--resume {run_dir}: no checkpoint whose shards every one of the "
+                    f"{world.size} ranks wrote (RUN_DIR/{SHARDS}/rank<r>/)"
+                )
         first_error = None
         for path in paths:
             try:
