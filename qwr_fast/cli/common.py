@@ -202,6 +202,20 @@ def run_writer(run_dir: str, config_cls: type) -> None:
     raise ValueError(f"--resume {run_dir}: this run was written by {writer}{again}")
 
 
+def _written_by(run_dir: str, cfg) -> bool:
+    """Whether ``run_dir/config.json`` holds ``cfg`` (a failed attempt of this very run)."""
+    import dataclasses
+    import json
+
+    try:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return False
+    saved.pop("world", None)
+    return saved == json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
 TRAINERS = (
     ("qwr-train", "qwr_fast.trainers.qwr", "QWRConfig"),
     ("aql-train", "qwr_fast.trainers.aql", "AQLConfig"),
@@ -217,9 +231,11 @@ def _build(cfg, trainer_cls: type, argv: list[str]) -> Any:
     explicit flag: ValueError). A missing optional extra (an ImportError naming its
     ``pip install``): ValueError."""
     try:
-        if cfg.resume is None and restarted() and run_checkpoints(cfg.run_dir):
-            # torchrun --max-restarts: the workers it restarts continue from the checkpoint
-            return trainer_cls.resumed(cfg.run_dir, progress=cfg.progress)
+        if cfg.resume is None and restarted():  # torchrun --max-restarts restarted the workers
+            if run_checkpoints(cfg.run_dir):  # continue from the checkpoint
+                return trainer_cls.resumed(cfg.run_dir, progress=cfg.progress)
+            if _written_by(cfg.run_dir, cfg):  # the failed attempt's logs, no checkpoint yet
+                cfg.overwrite = True
         if cfg.resume is None:
             return trainer_cls(cfg)
         if os.path.exists(cfg.resume) and not os.path.isdir(cfg.resume):
@@ -282,7 +298,7 @@ def train_main(
         return error(
             prog,
             f"{prog} does not run as several processes yet (WORLD_SIZE={world.size}): run it "
-            "as one process, without torchrun (qwr-train and qwr-search scale out)",
+            "as one process, without torchrun (qwr-train, ppo-train and qwr-search scale out)",
         )
     main = world.is_main
     existed = os.path.isdir(run_dir)
