@@ -512,3 +512,41 @@ def test_bad_actor_configurations_fail_before_any_work(
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not run.exists()
+
+
+def test_a_restart_before_the_first_checkpoint_starts_afresh(tmp_path, monkeypatch, capsys):
+    """Workers restarted by torchrun --max-restarts before any checkpoint start over the logs
+    their failed attempt left (the same config.json), never over another run's."""
+    from qwr_fast.cli.train import qwr_train
+
+    run = tmp_path / "r"
+    args = ["--env", "BitFlip-8", "--total-steps", "400", "--no-progress", "--run-dir", str(run)]
+    args += ["--critic-steps", "2", "--actor-steps", "2", "--steps-per-epoch", "200"]
+    assert qwr_train(args) == 0
+    for ckpt in run.glob("ckpt_*.pt"):  # as if the attempt died before its first checkpoint
+        ckpt.unlink()
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    assert qwr_train([*args, "--seed", "1"]) == 2  # another config: refused, nothing touched
+    assert "holds another run's" in capsys.readouterr().err
+    assert qwr_train(args) == 0
+    assert [r["step"] for r in _rows(run / "eval.csv")] == ["400"]
+
+
+def test_two_learners_and_two_actors(tmp_path):
+    """4 ranks: learners 0-1 (DDP over the learner group), actors 2-3 (one per learner)."""
+    run = tmp_path / "l2a2"
+    args = ["qwr-train", *TRAIN, "--num-envs", "4", "--actors", "2", "--total-steps", "800"]
+    _ok(_torchrun([*args, "--run-dir", str(run)], nproc=4))
+    config = json.loads((run / "config.json").read_text())
+    assert config["world"]["roles"] == ["learner", "learner", "actor", "actor"]
+    learner0 = load_checkpoint(run / "ckpt_800.pt")
+    learner1 = load_checkpoint(run / "shards" / "rank1" / "ckpt_800.pt")
+    for part in ("policy", "critic", "target", "norm"):
+        for name, value in learner0[part].items():
+            assert torch.equal(value, learner1[part][name]), (part, name)
+    assert learner0["norm"]["count"] == 800  # both actors' steps, merged on both learners
+    for actor in ("rank2", "rank3"):
+        state = load_checkpoint(run / "shards" / actor / "ckpt_800.pt")
+        for name, value in learner0["policy"].items():
+            assert torch.equal(value, state["policy"][name]), (actor, name)
+    assert [r["step"] for r in _rows(run / "eval.csv")] == ["400", "800"]
