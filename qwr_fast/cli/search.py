@@ -3,8 +3,8 @@ report the score.
 
 ``qwr-search --env ENV_ID --blueprint DIR/checkpoint.pt --planner {blueprint,sparta,mcts,
 policy-ft,q-ft} --episodes E --seed S [--budget-steps N | --budget-seconds X] [--horizon H]
-[--out FILE.csv]``. ``q-ft`` takes a ``dqn-train`` checkpoint (whose replay is the global
-buffer), the others a ``ppo-train`` checkpoint (:mod:`qwr_fast.blueprints`). Prints a one-row table
+[--out FILE.csv] [--episodes-out EPISODES.csv]``. ``q-ft`` takes a ``dqn-train`` checkpoint
+(whose replay is the global buffer), the others a ``ppo-train`` checkpoint (:mod:`qwr_fast.blueprints`). Prints a one-row table
 and appends one CSV row per run with the columns of :data:`CSV_COLUMNS` (score mean +- s.e.m.
 over episodes, win rate where the env defines a perfect score, env steps, gradient steps and
 seconds per move, the fraction of searches whose result was adopted). Exit code 0 on success,
@@ -23,6 +23,12 @@ Chance: the planners restore every snapshot with fresh chance drawn from their o
 draws) the real game will draw next. ``--oracle-chance`` restores snapshots exactly instead
 (a deterministic simulator of the real game, i.e. foresight no real player has); the CSV's
 ``oracle_chance`` column records which ran.
+
+Episodes: episode e draws everything (the game's reset, the planner's sampling, the belief
+samples) from seeds derived from ``--seed`` and e only. So under ``torchrun`` (the search farm,
+episode e on rank e mod N) the scores and the CSV row are those of one process, and
+``--episodes-out`` (one row per finished episode, keyed by the settings) lets a rerun of the
+same command play only the episodes still missing.
 """
 
 from __future__ import annotations
