@@ -4,11 +4,12 @@ report the score.
 ``qwr-search --env ENV_ID --blueprint DIR/checkpoint.pt --planner {blueprint,sparta,mcts,
 policy-ft,q-ft} --episodes E --seed S [--budget-steps N | --budget-seconds X] [--horizon H]
 [--out FILE.csv] [--episodes-out EPISODES.csv]``. ``q-ft`` takes a ``dqn-train`` checkpoint
-(whose replay is the global buffer), the others a ``ppo-train`` checkpoint (:mod:`qwr_fast.blueprints`). Prints a one-row table
-and appends one CSV row per run with the columns of :data:`CSV_COLUMNS` (score mean +- s.e.m.
-over episodes, win rate where the env defines a perfect score, env steps, gradient steps and
-seconds per move, the fraction of searches whose result was adopted). Exit code 0 on success,
-2 on bad arguments with a one-line message.
+(whose replay is the global buffer), the others a ``ppo-train`` checkpoint
+(:mod:`qwr_fast.blueprints`). Prints a one-row table and appends one CSV row per run with the
+columns of :data:`CSV_COLUMNS` (score mean +- s.e.m. over episodes, win rate where the env
+defines a perfect score, env steps, gradient steps and seconds per move, the fraction of
+searches whose result was adopted). Exit code 0 on success, 2 on bad arguments with a
+one-line message.
 
 Games of imperfect information (envs with ``belief_states``, i.e. Hanabi): every search starts
 from ``--width`` belief samples of the real game instead of a copy of it: the acting player's
