@@ -1,5 +1,6 @@
-"""Scale-out on ``torch.distributed``: data-parallel learners (one process per rank, launched
-by ``torchrun``; gloo on CPU, nccl on CUDA).
+"""Scale-out on ``torch.distributed`` (one process per rank, launched by ``torchrun``; gloo on
+CPU, nccl on CUDA): data-parallel learners (mode 1), actor ranks that only collect (mode 2,
+``qwr-train --actors K``), and the pieces the trainers share for both.
 
 A trainer started by ``torchrun --nproc-per-node=L`` sees ``WORLD_SIZE=L`` and joins the
 process group (:func:`join`); with ``WORLD_SIZE`` unset (or 1) it runs alone and nothing here
@@ -21,8 +22,14 @@ does anything. The algorithm does not change with ``L``:
 
 What differs from one process with the same global settings: batch-level statistics that
 the losses compute over their batch (QWR's ``--normalize-q`` scale and ``--normalize-adv``
-standardisation) are taken over each rank's ``batch_size / L`` samples, as BatchNorm is under
-DDP without SyncBatchNorm; and each rank draws its own random numbers.
+standardisation, PPO's advantage normalisation) are taken over each rank's share of the batch,
+as BatchNorm is under DDP without SyncBatchNorm; and each rank draws its own random numbers.
+
+Mode 2: the last ``K`` ranks are actors. Each fills a fixed-size :class:`Chunk` per epoch with
+a CPU copy of the policy and ships it to its learner (``dist.send``); after every epoch rank 0
+broadcasts the policy, the normaliser and the run's flags (checkpoint, stop, end) to every
+rank (:func:`broadcast_weights`), so the actors collect epoch e + 1 while the learners train on
+epoch e. The learners reduce among themselves only (:func:`learner_group`).
 """
 
 from __future__ import annotations
