@@ -69,6 +69,8 @@ def main() -> None:
             f"{statistics.median(bcasts) * 1e3:.2f} |"
         )
 
+    dist.destroy_process_group()
+
 
 if __name__ == "__main__":
     main()

@@ -109,6 +109,8 @@ def main() -> None:
         for name, label, ms in rows:
             print(f"| {name} | {label} | {ms:.2f} |")
 
+    dist.destroy_process_group()
+
 
 if __name__ == "__main__":
     main()

@@ -4,11 +4,11 @@
 #           10000) in 1 process and in 2 data-parallel ranks (torchrun), one torch thread per
 #           process, run one after the other; whole-process wall time (/usr/bin/time).
 #   returns: the same preset to 100K env steps with 2 ranks, seeds $SEEDS (default "0 1 2").
-# Each run's config.json, eval.csv and wall_s.txt are copied to docs/runs/scale_out_speed/<mode>/
+# Each run's config.json, eval.csv and wall_s.txt are copied to docs/runs/scale_out_speed[_ROUND]/<mode>/
 # and docs/runs/scale_out_100000/<run>/ (the records kept in git; runs/ is not);
 # `python docs/scale_table.py` prints the tables from those records.
 #   actors: mode 2 on MinAtar Breakout, 1 process vs 1 learner + 1 actor (see the case below).
-# Usage: bash docs/scale_out_runs.sh speed [STEPS] | actors [STEPS] |
+# Usage: [ROUND=2] bash docs/scale_out_runs.sh speed [STEPS] | actors [STEPS] |
 #        [SEEDS="0 1 2"] bash docs/scale_out_runs.sh returns
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +45,7 @@ case "${1:-}" in
       run=runs/scale_out_speed/p${procs}
       rm -rf "$run"
       one_run "$procs" "$run" --total-steps "$STEPS" --seed 0 --eval-every 5000
-      keep "$run" "docs/runs/scale_out_speed/p${procs}"
+      keep "$run" "docs/runs/scale_out_speed${ROUND:+_$ROUND}/p${procs}"
     done
     ;;
   actors)

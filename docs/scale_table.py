@@ -2,9 +2,10 @@
 
     python docs/scale_table.py [RECORDS]   (default docs/runs)
 
-Speed (``RECORDS/scale_out_speed/p1`` and ``p2``, written by ``bash docs/scale_out_runs.sh
-speed``): the same qwr-train run in 1 process and in 2 data-parallel ranks, whole-process wall
-seconds (``wall_s.txt``; the sum of its lines when a run was resumed) and the speed-up.
+Speed (``RECORDS/scale_out_speed*/p1`` and ``p2``, one folder per round of ``bash
+docs/scale_out_runs.sh speed``): the same qwr-train run in 1 process and in 2 data-parallel
+ranks, whole-process wall seconds (``wall_s.txt``; the sum of its lines when a run was
+resumed) and the speed-up.
 Actors (``RECORDS/scale_out_actors/u<updates>_p<1|2>``, from ``bash docs/scale_out_runs.sh
 actors``): 1 process vs 1 learner + 1 actor on MinAtar Breakout, wall seconds and speed-up.
 Returns (``RECORDS/scale_out_100000/*``, from ``bash docs/scale_out_runs.sh returns``): the
@@ -37,20 +38,24 @@ def _world(run: str) -> int:
 
 
 def speed(root: str) -> None:
-    runs = [os.path.join(root, "scale_out_speed", p) for p in ("p1", "p2")]
-    if not all(os.path.isdir(r) for r in runs):
+    rounds = sorted(n for n in os.listdir(root) if n.startswith("scale_out_speed"))
+    if not rounds:
         return
-    print("| processes | env steps | wall s | env steps / s | speed-up | final eval return |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    base = None
-    for run in runs:
-        step, ret = _last_eval(run)
-        wall = _wall(run)
-        base = base or wall
-        print(
-            f"| {_world(run)} | {step} | {wall:.0f} | {step / wall:.1f} | {base / wall:.2f}x "
-            f"| {ret:.1f} |"
-        )
+    print(
+        "| round | processes | env steps | wall s | env steps / s | speed-up | final eval return |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in rounds:
+        runs = [os.path.join(root, name, p) for p in ("p1", "p2")]
+        base = None
+        for run in runs:
+            step, ret = _last_eval(run)
+            wall = _wall(run)
+            base = base or wall
+            print(
+                f"| {name} | {_world(run)} | {step} | {wall:.0f} | {step / wall:.1f} | "
+                f"{base / wall:.2f}x | {ret:.1f} |"
+            )
     print()
 
 
