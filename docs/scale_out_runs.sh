@@ -70,6 +70,7 @@ case "${1:-}" in
             -m qwr_fast.cli qwr-train "${flags[@]}" --actors 1
         fi
         keep "$run" "docs/runs/scale_out_actors/$(basename "$run")"
+        cp "$run/train.csv" "docs/runs/scale_out_actors/$(basename "$run")/"  # its loop wall_s
       done
     done
     ;;
