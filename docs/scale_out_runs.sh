@@ -8,7 +8,8 @@
 # and docs/runs/scale_out_100000/<run>/ (the records kept in git; runs/ is not);
 # `python docs/scale_table.py` prints the tables from those records.
 #   actors: mode 2 on MinAtar Breakout, 1 process vs 1 learner + 1 actor (see the case below).
-# Usage: [ROUND=2] bash docs/scale_out_runs.sh speed [STEPS] | actors [STEPS] |
+#   farm: the search farm, qwr-search in 1 process vs 2 ranks (see the case below).
+# Usage: [ROUND=2] bash docs/scale_out_runs.sh speed [STEPS] | actors [STEPS] | farm [EPISODES] |
 #        [SEEDS="0 1 2"] bash docs/scale_out_runs.sh returns
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,6 +75,28 @@ case "${1:-}" in
       done
     done
     ;;
+  farm)
+    # the search farm: qwr-search (sparta on MinAtar Breakout, the blueprint of
+    # docs/search_runs.sh) in 1 process vs 2 ranks, the same EPISODES (default 16)
+    BP=${BP:-runs/search/ppo_breakout_s0/ckpt_300032.pt}
+    SEARCH=(--env MinAtar/Breakout --blueprint "$BP" --planner sparta --budget-steps 120
+      --horizon 10 --width 8 --episodes "${2:-16}" --seed 0 --no-progress)
+    for procs in 1 2; do
+      out=docs/runs/scale_out_farm/p${procs}
+      rm -rf "$out"
+      mkdir -p "$out"
+      if [ "$procs" = 1 ]; then
+        env OMP_NUM_THREADS=1 /usr/bin/time -a -f "%e" -o "$out/wall_s.txt" \
+          "$PY" -m qwr_fast.cli qwr-search "${SEARCH[@]}" --out "$out/search.csv" \
+          --episodes-out "$out/episodes.csv"
+      else
+        env OMP_NUM_THREADS=1 /usr/bin/time -a -f "%e" -o "$out/wall_s.txt" \
+          "$PY" -m torch.distributed.run --standalone --nproc-per-node=2 \
+          -m qwr_fast.cli qwr-search "${SEARCH[@]}" --out "$out/search.csv" \
+          --episodes-out "$out/episodes.csv"
+      fi
+    done
+    ;;
   returns)
     for seed in ${SEEDS:-0 1 2}; do
       run=runs/scale_out_100000/HalfCheetah_qwr-lse_s${seed}_2ranks
@@ -84,7 +107,7 @@ case "${1:-}" in
     done
     ;;
   *)
-    echo "usage: bash docs/scale_out_runs.sh speed [STEPS] | actors [STEPS] | returns" >&2
+    echo "usage: bash docs/scale_out_runs.sh speed [STEPS] | actors [STEPS] | farm [EPISODES] | returns" >&2
     exit 2
     ;;
 esac

@@ -8,6 +8,8 @@ ranks, whole-process wall seconds (``wall_s.txt``; the sum of its lines when a r
 resumed) and the speed-up.
 Actors (``RECORDS/scale_out_actors/u<updates>_p<1|2>``, from ``bash docs/scale_out_runs.sh
 actors``): 1 process vs 1 learner + 1 actor on MinAtar Breakout, wall seconds and speed-up.
+Farm (``RECORDS/scale_out_farm/p1``, ``p2``, from ``bash docs/scale_out_runs.sh farm``): the
+same qwr-search in 1 process and 2 ranks, its CSV row and wall seconds.
 Returns (``RECORDS/scale_out_100000/*``, from ``bash docs/scale_out_runs.sh returns``): the
 final greedy evaluation of each seed and their mean +- population std over the seeds.
 """
@@ -85,6 +87,27 @@ def actors(root: str) -> None:
     print()
 
 
+def farm(root: str) -> None:
+    base = os.path.join(root, "scale_out_farm")
+    if not os.path.isdir(base):
+        return
+    print("| qwr-search | episodes | score mean +- s.e.m. | wall s | speed-up |")
+    print("|---|---:|---:|---:|---:|")
+    base_wall = None
+    for procs in ("p1", "p2"):
+        run = os.path.join(base, procs)
+        with open(os.path.join(run, "search.csv"), newline="") as f:
+            row = list(csv.DictReader(f))[-1]
+        wall = _wall(run)
+        base_wall = base_wall or wall
+        ranks = "1 process" if procs == "p1" else "2 ranks (torchrun)"
+        print(
+            f"| {ranks} | {row['episodes']} | {float(row['score_mean']):.2f} +- "
+            f"{float(row['score_sem']):.2f} | {wall:.1f} | {base_wall / wall:.2f}x |"
+        )
+    print()
+
+
 def returns(root: str) -> None:
     base = os.path.join(root, "scale_out_100000")
     if not os.path.isdir(base):
@@ -113,4 +136,5 @@ if __name__ == "__main__":
     root = sys.argv[1] if len(sys.argv) > 1 else "docs/runs"
     speed(root)
     actors(root)
+    farm(root)
     returns(root)
