@@ -148,6 +148,7 @@ def _torchrun(args: list[str], *, nproc: int = 2, launcher: list[str] | None = N
     cmd = [sys.executable, "-m", "torch.distributed.run"]
     cmd += launcher or ["--standalone", f"--nproc-per-node={nproc}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "QWR_FAST_DIST_TIMEOUT_S": "120"}
+    kw.setdefault("timeout", 600)  # a hang fails the test instead of the whole CI run
     return subprocess.run(
         [*cmd, "-m", "qwr_fast.cli", *args], capture_output=True, text=True, env=env, **kw
     )
