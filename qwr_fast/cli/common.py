@@ -293,14 +293,7 @@ def train_main(
     if isinstance(cfg, int):
         return cfg
     run_dir = cfg.run_dir if cfg.resume is None else cfg.resume
-    world = env_world()
-    if world.distributed and not trainer_cls.DISTRIBUTED:
-        return error(
-            prog,
-            f"{prog} does not run as several processes yet (WORLD_SIZE={world.size}): run it "
-            "as one process, without torchrun (qwr-train, ppo-train and qwr-search scale out)",
-        )
-    main = world.is_main
+    main = env_world().is_main
     existed = os.path.isdir(run_dir)
     failed: BaseException | None = None
     try:

@@ -33,16 +33,21 @@ from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import autoreset_mode
 from qwr_fast.distributed import (
     SHARDS,
+    Chunk,
+    NormSync,
     World,
     all_max,
     all_mean,
+    all_sum,
     barrier,
     broadcast,
     broadcast_weights,
+    chunk_step,
     env_world,
+    join,
     shard_dir,
 )
-from qwr_fast.trainers.runlog import LATEST, RunInterrupted, plot_eval_curve
+from qwr_fast.trainers.runlog import LATEST, RunInterrupted, check_run_dir, plot_eval_curve
 from qwr_fast.trainers.tracking import TrackedRunLog, check_extras
 
 __all__ = [
@@ -242,11 +247,217 @@ class Trainer:
             check_extras(cfg)
         return super().__new__(cls)
 
-    DISTRIBUTED = False
-    """whether the trainer runs as several processes under ``torchrun``"""
     world: World = World()
     """this process's place in a multi-process run (:mod:`qwr_fast.distributed`; alone by
     default)"""
+    STEPS_FIELD = "steps_per_epoch"
+    """the config field of the env steps per epoch (over all envs)"""
+    REPLAY_FIELD = "replay_size"
+    """the config field of the replay capacity in env steps"""
+    SINGLE_LEARNER_FLAGS: tuple[str, ...] = ()
+    """bool config fields that do not run with several learners"""
+    pending = False
+    """mode 2: an actor restored with a chunk its learner has not received yet"""
+
+    # ------------------------------------------------- scale-out (README: Scaling out)
+    def join_world(self) -> None:
+        """Under ``torchrun``: this rank's share of the global values (:meth:`share`, which
+        fails before any work for one that does not divide), the process group, the device
+        (``cfg.device``; CPU where the config has none) and the torch threads (one on an
+        actor). Alone: only the device and the threads. Sets ``world`` and ``device``."""
+        cfg = self.cfg
+        actors = getattr(cfg, "actors", 0)  # dqn-train has no actor ranks
+        world = env_world(actors)
+        if world.is_main:
+            check_run_dir(cfg)
+        self.share(world)
+        self.world, self.device = join(resolve_device(getattr(cfg, "device", "cpu")), actors)
+        torch.set_num_threads(1 if self.world.is_actor else cfg.threads)
+
+    def share(self, world: World) -> None:
+        """Each rank's share of the global ``--num-envs``, ``--batch-size`` and replay
+        capacity (and, with ``--actors``, of the envs among the actors); ValueError, before
+        any work, for a share that does not divide or a flag that does not run on several
+        learners."""
+        cfg = self.cfg
+        flag = "--" + self.REPLAY_FIELD.replace("_", "-")
+        steps_flag = "--" + self.STEPS_FIELD.replace("_", "-")
+        self.local_batch = world.split(cfg.batch_size, "--batch-size")
+        self.local_replay = world.split(getattr(cfg, self.REPLAY_FIELD), flag)
+        self.local_envs = world.split(cfg.num_envs, "--num-envs")
+        steps = getattr(cfg, self.STEPS_FIELD)
+        if world.learners > 1:
+            world.split(steps, steps_flag)
+            for name in self.SINGLE_LEARNER_FLAGS:
+                if getattr(cfg, name):
+                    raise ValueError(
+                        f"--{name.replace('_', '-')} is not supported with several learners "
+                        f"({world.learners}): run without it, or with one learner"
+                    )
+        if not world.actors:
+            return
+        if getattr(cfg, "dataset", None) is not None:
+            raise ValueError("--actors collect from envs: an offline --dataset run has none")
+        if world.actors % world.learners:
+            raise ValueError(
+                f"--actors {world.actors} must be a multiple of the {world.learners} learners "
+                "(each learner takes the chunks of as many actors)"
+            )
+        self.actor_envs = world.split(cfg.num_envs, "--num-envs", parts=world.actors)
+        if steps % cfg.num_envs:
+            raise ValueError(
+                f"--actors: {steps_flag} {steps} must be a multiple of --num-envs "
+                f"{cfg.num_envs} (each actor steps its envs equally often per epoch)"
+            )
+        if cfg.total_steps % steps:
+            raise ValueError(
+                f"--actors: --total-steps {cfg.total_steps} must be a multiple of "
+                f"{steps_flag} {steps} (every chunk has the same size)"
+            )
+        self.chunk_steps = steps // cfg.num_envs
+
+    def collecting_envs(self) -> tuple[int, int] | None:
+        """``(num_envs, env seed)`` of this rank's training envs (None: it collects nothing, a
+        mode-2 learner): every collecting rank numbers its envs as a single process numbers
+        its ``--num-envs`` from ``--seed``."""
+        cfg, world = self.cfg, self.world
+        if world.is_actor:
+            return self.actor_envs, cfg.seed + world.actor_index * self.actor_envs
+        if world.actors:
+            return None
+        return self.local_envs, cfg.seed + world.rank * self.local_envs
+
+    def rank_streams(self) -> None:
+        """After the networks are built (identical on every rank by construction, from the
+        same seed): rank r > 0 reseeds its own torch stream ``gen`` (and numpy ``rng`` where the
+        trainer has one)."""
+        world = self.world
+        if world.is_main:
+            return
+        self.gen = seed_everything(world.seed(self.cfg.seed), self.device)
+        if hasattr(self, "rng"):
+            self.rng = np.random.default_rng(world.seed(self.cfg.seed))
+
+    def norm_synced(self, norm):
+        """What the collector updates: ``norm`` itself, or a :class:`NormSync` over the
+        learners when several learners each see their own observations (None: no
+        normaliser)."""
+        world = self.world
+        if norm is None or world.learners == 1 or world.is_actor:
+            return norm
+        return NormSync(norm, world)
+
+    def make_chunks(self, obs_shape, mu_dim, action_shape, action_dtype, obs_dtype) -> None:
+        """Mode 2: an actor's chunk, or a learner's one per actor to receive into."""
+        world = self.world
+        mine = [world.rank] if world.is_actor else world.actors_of(world.rank)
+        steps, envs = self.chunk_steps, self.actor_envs
+        self.chunks = [
+            Chunk(steps, envs, obs_shape, mu_dim, action_shape, action_dtype, obs_dtype)
+            for _ in mine
+        ]
+        self.actor_returns = [0.0, 0.0]
+        self.chunks_filled = 0
+
+    def collect(self, steps: int) -> None:
+        """Step the training envs ``steps // num_envs`` times with the current behaviour (each
+        rank its ``1 / world size`` share; the observation normaliser merged after)."""
+        sync = self.collector.norm if isinstance(self.collector.norm, NormSync) else None
+        if sync is not None:
+            sync.begin()
+        size = self.world.size
+        self.global_step += size * self.collector.collect(steps // size, self, self.replay)
+        if sync is not None:
+            sync.end()
+
+    def acting_step(self) -> int:
+        """The global env step of the behaviour's next action (exploration schedules): a
+        single process's count, whatever the number of collecting ranks."""
+        if self.world.is_actor:  # ahead of the learners' step: the chunks filled before
+            base = (self.chunks_filled - 1) * self.chunk_steps * self.cfg.num_envs
+            return base + self.world.actors * self.collector.steps_in_call
+        return self.global_step + self.world.size * self.collector.steps_in_call
+
+    def receive(self) -> None:
+        """Mode 2 learner: this epoch's chunk from each of its actors, into the replay (the
+        observation normaliser folded over them step by step, as a collector would)."""
+        world = self.world
+        for chunk, src in zip(self.chunks, world.actors_of(world.rank), strict=True):
+            chunk.recv(src)
+            self.actor_returns[0] += float(chunk.header[1])
+            self.actor_returns[1] += float(chunk.header[2])
+        norm = self.collector_norm
+        sync = norm if isinstance(norm, NormSync) else None
+        if sync is not None:
+            sync.begin()
+        for t in range(self.chunk_steps):
+            step = chunk_step(t, self.chunks, self.device)
+            if norm is not None:
+                norm.update(step["obs"][step["valid"]])
+            valid = step.pop("valid")
+            self.replay.add(*step.values(), valid=valid)
+        if sync is not None:
+            sync.end()
+        self.global_step += self.chunk_steps * self.cfg.num_envs
+
+    def fill(self, chunk: Chunk) -> None:
+        """Mode 2 actor: collect one chunk with the current behaviour."""
+        chunk.clear()
+        self.chunks_filled += 1
+        self.collector.collect(self.chunk_steps * self.actor_envs, self, chunk)
+        chunk.add_returns(self.collector.pop_returns())
+
+    def acting_tensors(self) -> list[torch.Tensor]:
+        """What the learners broadcast to the actors after every epoch: the parameters and
+        buffers of the modules the behaviour acts with (:meth:`acting_modules`)."""
+        modules = [m for m in self.acting_modules() if m is not None]
+        return [t for m in modules for t in (*m.parameters(), *m.buffers())]
+
+    def acting_modules(self) -> list:
+        """The modules the behaviour acts with (the policy, the normaliser)."""
+        raise NotImplementedError
+
+    def train_return(self) -> float:
+        """The mean return of the training episodes that ended since the last call, over
+        every collecting rank (the actors report theirs with their chunks); NaN if none."""
+        if self.world.actors:
+            total, count = self.actor_returns
+            self.actor_returns = [0.0, 0.0]
+        else:
+            returns = [] if self.collector is None else self.collector.pop_returns()
+            total, count = float(np.sum(returns)), float(len(returns))
+        total, count = all_sum(self.world, [total, count])
+        return total / count if count else float("nan")
+
+    def env_state(self) -> dict:
+        """The training envs' part of a checkpoint (empty entries where this rank has none:
+        offline, or a mode-2 learner)."""
+        if self.collector is None:
+            return {"env": None, "env_obs": None, "prev_done": None, "ep_return": None}
+        return self.collector.state_dict()
+
+    def actor_state(self) -> dict:
+        """An actor's checkpoint: its envs, streams, acting weights and the unsent chunk."""
+        return self.checkpoint_state(
+            acting=[m.state_dict() for m in self.acting_modules() if m is not None],
+            rng=rng_state(self.gen, getattr(self, "rng", None)),
+            chunk=self.chunks[0].state_dict(),
+            chunks_filled=self.chunks_filled,
+            **self.collector.state_dict(),
+        )
+
+    def load_actor_state(self, s: dict) -> None:
+        """Restore :meth:`actor_state`; the restored chunk is the first one its learner
+        expects (``pending``)."""
+        modules = [m for m in self.acting_modules() if m is not None]
+        for module, state in zip(modules, s["acting"], strict=True):
+            module.load_state_dict(state)
+        load_rng_state(s["rng"], self.gen, getattr(self, "rng", None))
+        self.chunks[0].load_state_dict(s["chunk"])
+        self.chunks_filled = s["chunks_filled"]
+        self.pending = True
+        self.load_counters(s)
+        self.collector.load_state_dict(s, reset_seed=self.cfg.seed + self.global_step)
 
     def run_log(self, train_columns: list[str], eval_columns: list[str], **kw) -> TrackedRunLog:
         """The :class:`RunLog` of one ``train()`` call (W&B too when ``cfg.track``); kept as
@@ -332,7 +543,8 @@ class Trainer:
                     broadcast_weights(self.acting_tensors(), [float(f) for f in flags])
                 if path is not None:
                     log.stop_if_signalled(self.global_step, path, final)
-        self.plot()
+        if world.is_main:
+            self.plot()
         return last
 
     def serve(self, log) -> dict:
@@ -387,6 +599,11 @@ class Trainer:
         """Write the run's ``curve.png``."""
         raise NotImplementedError
 
+    @property
+    def keep(self) -> int:
+        """Snapshots kept per directory (``keep_checkpoints``; 2 where the config has none)."""
+        return getattr(self.cfg, "keep_checkpoints", 2)
+
     def save(self, scheduled: bool = True) -> str:
         """Write the checkpoint(s) atomically and prune old snapshots; returns the path of the
         latest state. An unscheduled save (wall time, stop signal) of a trainer with a fixed
@@ -400,7 +617,7 @@ class Trainer:
             shards = shard_dir(run_dir, world.rank)
             os.makedirs(shards, exist_ok=True)
             save_checkpoint(os.path.join(shards, f"ckpt_{self.global_step}.pt"), state)
-            prune_checkpoints(shards, self.cfg.keep_checkpoints)
+            prune_checkpoints(shards, self.keep)
             return path
         if world.distributed:  # every shard of a step is complete before rank 0's file names it
             shards = shard_dir(run_dir, world.rank)
@@ -418,11 +635,11 @@ class Trainer:
                 path = os.path.join(run_dir, LATEST)
                 save_checkpoint(path, state)
             if snapshot:
-                prune_checkpoints(run_dir, self.cfg.keep_checkpoints)
+                prune_checkpoints(run_dir, self.keep)
         if world.distributed:  # rank 0's pruned steps go from the shards after it
             barrier(world)
             if not world.is_main:
-                prune_checkpoints(shards, self.cfg.keep_checkpoints)
+                prune_checkpoints(shards, self.keep)
         return path
 
     @classmethod

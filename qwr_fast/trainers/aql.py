@@ -25,6 +25,7 @@ from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import Collector, autoreset_mode, make_env
 from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.data.replay import Replay
+from qwr_fast.distributed import data_parallel
 from qwr_fast.estimators import bootstrap_index, discounts
 from qwr_fast.nn.aql_net import AQLNet
 from qwr_fast.nn.torsos import RunningNorm, make_body
@@ -42,11 +43,10 @@ from qwr_fast.trainers._common import (
     eval_returns,
     load_rng_state,
     optimizer_step,
-    resolve_device,
     rng_state,
     seed_everything,
 )
-from qwr_fast.trainers.runlog import check_run_dir, plot_eval_curve
+from qwr_fast.trainers.runlog import plot_eval_curve
 from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["AQLConfig", "PRESETS", "AQLTrainer"]
@@ -95,6 +95,10 @@ class AQLConfig(TrackingConfig):
     it, such a directory is an error, never silently clobbered)"""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """torch device (auto: cuda when available)"""
+    actors: int = 0
+    """under torchrun: the last ACTORS ranks only collect (CPU, one thread each, acting one
+    epoch behind the learners with the weights they broadcast after every epoch) and ship
+    their steps to the learners (README: Scaling out); 0: every rank learns"""
     bins: int = 0
     """discretise a Box action space into this many bins per dimension (0: no wrapper)"""
     num_proposal: int = 100
@@ -264,19 +268,20 @@ class AQLTrainer(Trainer):
 
     def __init__(self, cfg: AQLConfig) -> None:
         cfg.validate()
-        check_run_dir(cfg)
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
-        torch.set_num_threads(cfg.threads)
+        self.join_world()  # under torchrun: this rank's place and shares (README: Scaling out)
         self.gen = seed_everything(cfg.seed, self.device)
 
-        env = self._make_env(cfg.num_envs, cfg.seed)
+        world = self.world
+        collecting = self.collecting_envs()
+        env = None if collecting is None else self._make_env(*collecting)
         self.eval_env = self._make_env(cfg.eval_episodes, cfg.seed + 1)
         code = cfg.action_code
         if code == "auto":
             code = "ordinal" if cfg.bins else "onehot"
-        self.spec = ActionAdapter.from_space(env.single_action_space, code=code, continuous=False)
-        self.obs_shape = tuple(env.single_observation_space.shape)
+        space = self.eval_env.single_action_space
+        self.spec = ActionAdapter.from_space(space, code=code, continuous=False)
+        self.obs_shape = tuple(self.eval_env.single_observation_space.shape)
         if cfg.algo == "exhaustive-dqn" and self.spec.num_actions > MAX_ENUMERATE:
             raise ValueError(
                 f"--algo exhaustive-dqn enumerates every action: {cfg.env} has "
@@ -309,20 +314,34 @@ class AQLTrainer(Trainer):
             self.num_p, self.num_u = 0, cfg.num_proposal + cfg.num_uniform
         else:
             self.num_p, self.num_u = cfg.num_proposal, cfg.num_uniform
+        self.rank_streams()
+        self.loss_fn = self.losses
+        if world.learners > 1 and not world.is_actor:
+            self.loss_fn = data_parallel(self.net, self.losses, dev)
+        # an actor acts with the normaliser the learners broadcast (frozen in a chunk)
+        self.collector_norm = None if world.is_actor else self.norm_synced(self.norm)
         D = self.spec.num_sub
-        replay_args = (cfg.replay_size, cfg.num_envs, self.obs_shape, D, (D,))
+        if cfg.actors:  # mode 2: chunks from the actors (the learner's own to receive into)
+            self.make_chunks(self.obs_shape, D, (D,), torch.int64, torch.float32)
+        replay_args = (self.local_replay, self.local_envs, self.obs_shape, D, (D,))
         replay_kw = dict(action_dtype=torch.int64, device=dev)
         self.replay = (
-            PrioritizedReplay(*replay_args, alpha=cfg.per_alpha, eps=cfg.per_eps, **replay_kw)
+            None
+            if world.is_actor
+            else PrioritizedReplay(*replay_args, alpha=cfg.per_alpha, eps=cfg.per_eps, **replay_kw)
             if cfg.prioritized
             else Replay(*replay_args, **replay_kw)
         )
-        self.collector = Collector(
-            env,
-            seed=cfg.seed,
-            obs_to_tensor=lambda obs: torch.as_tensor(np.asarray(obs), device=dev),
-            norm=self.norm,
-            bootstrap_truncation=cfg.bootstrap_truncation,
+        self.collector = (
+            None
+            if env is None
+            else Collector(
+                env,
+                seed=collecting[1],
+                obs_to_tensor=lambda obs: torch.as_tensor(np.asarray(obs), device=dev),
+                norm=self.collector_norm,
+                bootstrap_truncation=cfg.bootstrap_truncation,
+            )
         )
         self.global_step = 0
         self.epoch = 0
@@ -344,8 +363,8 @@ class AQLTrainer(Trainer):
 
     @property
     def env(self):
-        """The training vector env."""
-        return self.collector.env
+        """The training vector env (None on a mode-2 learner)."""
+        return None if self.collector is None else self.collector.env
 
     # ------------------------------------------------------------------ acting
     def _net_obs(self, obs: torch.Tensor) -> torch.Tensor:
@@ -374,7 +393,7 @@ class AQLTrainer(Trainer):
     def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Collector behaviour: epsilon-greedy actions ``[E, D]``; ``mu`` is unused (zeros)."""
         E = obs.shape[0]
-        step = self.global_step + self.collector.steps_in_call
+        step = self.acting_step()
         explore = uniform_actions(self.spec.sizes_tensor(self.device), E, 1, generator=self.gen)
         explore = explore[:, 0]
         if step < self.cfg.learning_starts:
@@ -395,9 +414,8 @@ class AQLTrainer(Trainer):
             return self.greedy(boot_obs, self.gen).float()
         return torch.zeros(boot_obs.shape[0], self.spec.num_sub, device=self.device)
 
-    def collect(self, steps: int) -> None:
-        """Step the training envs ``steps // num_envs`` times, epsilon-greedy."""
-        self.global_step += self.collector.collect(steps, self, self.replay)
+    def acting_modules(self) -> list:
+        return [self.net, self.norm]
 
     # ---------------------------------------------------------------- learning
     def beta(self) -> float:
@@ -405,16 +423,22 @@ class AQLTrainer(Trainer):
         c = self.cfg
         return annealed_beta(c.per_beta0, self.global_step, c.per_beta_steps or c.total_steps)
 
-    def _losses(self) -> dict[str, torch.Tensor]:
+    def sample(self) -> tuple:
+        """``(replay batch, importance weights, slots)`` of one gradient step (the weights and
+        slots None without prioritised replay)."""
         c = self.cfg
-        weight = index = None
         if c.prioritized:
             pb = self.replay.sample_prioritized(
-                c.batch_size, c.n_step, beta=self.beta(), generator=self.gen
+                self.local_batch, c.n_step, beta=self.beta(), generator=self.gen
             )
-            b, weight, index = pb.batch, pb.weight, pb.index
-        else:
-            b = self.replay.sample(c.batch_size, c.n_step, generator=self.gen)
+            return pb.batch, pb.weight, pb.index
+        return self.replay.sample(self.local_batch, c.n_step, generator=self.gen), None, None
+
+    def losses(self, sample: tuple) -> dict[str, torch.Tensor]:
+        """The critic and proposal losses on ``sample`` (:meth:`sample`); the priorities of
+        its slots updated with the TD errors."""
+        c = self.cfg
+        b, weight, index = sample
         stop = b.stop
         k = bootstrap_index(stop)
         rows = torch.arange(len(k), device=self.device)
@@ -451,15 +475,35 @@ class AQLTrainer(Trainer):
         if self.global_step < c.learning_starts:
             return {}
         for _ in range(c.updates_per_epoch):
-            out = self._losses()
-            optimizer_step(self.opt_q, self.net.q.parameters(), out["critic_loss"], c.grad_clip)
-            if self.opt_p is not None:
-                params = self.net.proposal.parameters()
-                optimizer_step(self.opt_p, params, out["proposal_loss"], c.grad_clip)
+            out = self.loss_fn(self.sample())
+            if self.loss_fn is self.losses:
+                q_params = self.net.q.parameters()
+                optimizer_step(self.opt_q, q_params, out["critic_loss"], c.grad_clip)
+                if self.opt_p is not None:
+                    params = self.net.proposal.parameters()
+                    optimizer_step(self.opt_p, params, out["proposal_loss"], c.grad_clip)
+            else:  # DDP: one backward of both losses (their parameters are disjoint)
+                self.joint_step(out)
             self.sync.step()
             self.num_updates += 1
             stats.update({k: v.detach() for k, v in out.items()})
         return {k: float(v) for k, v in stats.items()}
+
+    def joint_step(self, out: dict[str, torch.Tensor]) -> None:
+        """Both optimiser steps after one backward pass of ``critic_loss + proposal_loss``:
+        the critic loss reaches only the Q parameters and the proposal loss only the
+        proposal's (it reads detached features), so the gradients are those of two separate
+        backward passes; each group is clipped on its own."""
+        c = self.cfg
+        opts = [self.opt_q] + ([] if self.opt_p is None else [self.opt_p])
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
+        (out["critic_loss"] + out["proposal_loss"]).backward()
+        for opt in opts:
+            params = [p for g in opt.param_groups for p in g["params"]]
+            if c.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+            opt.step()
 
     # -------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -481,6 +525,8 @@ class AQLTrainer(Trainer):
 
     # -------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict:
+        if self.world.is_actor:
+            return self.actor_state()
         return self.checkpoint_state(
             net=self.net.state_dict(),
             target=self.target.state_dict(),
@@ -490,11 +536,13 @@ class AQLTrainer(Trainer):
             sync_count=self.sync.count,
             replay=self.replay.state_dict(),
             rng=rng_state(self.gen),
-            **self.collector.state_dict(),
+            **self.env_state(),
         )
 
     def load_state_dict(self, s: dict) -> None:
         self.check_kind(s, "AQL checkpoint")
+        if self.world.is_actor:
+            return self.load_actor_state(s)
         self.net.load_state_dict(s["net"])
         self.target.load_state_dict(s["target"])
         if self.norm is not None:
@@ -506,7 +554,9 @@ class AQLTrainer(Trainer):
         self.replay.load_state_dict(s["replay"])
         load_rng_state(s["rng"], self.gen)
         self.load_counters(s)
-        self.collector.load_state_dict(s, reset_seed=self.cfg.seed + self.global_step)
+        if self.collector is not None:
+            reset_seed = self.cfg.seed + self.world.rank * self.local_envs + self.global_step
+            self.collector.load_state_dict(s, reset_seed=reset_seed)
 
     # -------------------------------------------------------------------- loop
     def summary(self, last: dict) -> str:
@@ -520,20 +570,22 @@ class AQLTrainer(Trainer):
     def run_epoch(self) -> dict[str, float]:
         """Collect ``steps_per_epoch`` env steps, then ``updates_per_epoch`` updates."""
         cfg = self.cfg
-        self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
+        if cfg.actors:
+            self.receive()
+        else:
+            self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
         stats = self.update()
         self.epoch += 1
         return stats
 
     def train_row(self, stats: dict, steps_per_s: float) -> dict:
         nan = float("nan")
-        returns = self.collector.pop_returns()
         return {
             "step": self.global_step,
             "epoch": self.epoch,
             "epsilon": self.epsilon(),
             **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[3:8]},
-            "train_return": float(np.mean(returns)) if returns else nan,
+            "train_return": self.train_return(),
             "steps_per_s": steps_per_s,
             "wall_s": self.wall,
         }

@@ -27,6 +27,7 @@ from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import Collector
 from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.data.replay import Replay
+from qwr_fast.distributed import all_mean, data_parallel
 from qwr_fast.nn.dueling_q import DuelingQ
 from qwr_fast.nn.torsos import obs_tensor
 from qwr_fast.objectives.dqn import double_q_loss
@@ -41,7 +42,7 @@ from qwr_fast.trainers._common import (
     rng_state,
     seed_everything,
 )
-from qwr_fast.trainers.runlog import Every, check_run_dir
+from qwr_fast.trainers.runlog import Every
 from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["DQNConfig", "PRESETS", "DQNTrainer"]
@@ -162,18 +163,20 @@ class DQNTrainer(Trainer):
     CHECKPOINT_KIND = "dqn"
     FIXED_CHECKPOINT = True
     SNAPSHOTS = False
+    REPLAY_FIELD = "buffer_size"
+    STEPS_FIELD = "num_envs"  # the loop's unit: one step of every env
     COUNTERS = ("global_step", "grad_steps", "num_evals", "last_eval", "wall")
 
     def __init__(self, cfg: DQNConfig) -> None:
         from qwr_fast.envs import make
 
         cfg.validate()
-        check_run_dir(cfg)
         self.cfg = cfg
-        torch.set_num_threads(cfg.threads)
+        self.join_world()  # under torchrun: this rank's place and shares (README: Scaling out)
         self.gen = seed_everything(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        env = make(cfg.env, cfg.num_envs, seed=cfg.seed)
+        local_envs, env_seed = self.collecting_envs()
+        env = make(cfg.env, local_envs, seed=env_seed)
         self.eval_env = make(cfg.env, cfg.eval_episodes, seed=cfg.seed + 1)
         space = env.single_action_space
         if not isinstance(space, gym.spaces.Discrete):
@@ -183,17 +186,21 @@ class DQNTrainer(Trainer):
         self.mask_slice: slice | None = getattr(env, "action_mask_slice", None)
         self.target = copy.deepcopy(self.q)
         self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
+        self.rank_streams()
+        self.loss_fn = self.loss
+        if self.world.learners > 1:
+            self.loss_fn = data_parallel(self.q, self.loss, self.device)
         obs_dtype = (  # MinAtar grids are bool: store them as such (1 byte per cell)
             torch.bool if env.single_observation_space.dtype == np.bool_ else torch.float32
         )
-        replay_args = (cfg.buffer_size, cfg.num_envs, self.obs_shape, 1)
+        replay_args = (self.local_replay, local_envs, self.obs_shape, 1)
         replay_kw = dict(action_dtype=torch.int64, obs_dtype=obs_dtype)
         self.replay = (
             PrioritizedReplay(*replay_args, alpha=cfg.per_alpha, eps=cfg.per_eps, **replay_kw)
             if cfg.prioritized
             else Replay(*replay_args, **replay_kw)
         )
-        self.collector = Collector(env, seed=cfg.seed, obs_to_tensor=torch.as_tensor)
+        self.collector = Collector(env, seed=env_seed, obs_to_tensor=torch.as_tensor)
         self.global_step = self.grad_steps = self.num_evals = 0
         self.wall = 0.0
         self.last_eval = float("nan")
@@ -249,43 +256,53 @@ class DQNTrainer(Trainer):
         return mu
 
     def step(self) -> dict[str, float]:
-        """One env step of every env, then the gradient steps now due."""
-        c, E = self.cfg, self.cfg.num_envs
+        """One env step of every env (each rank steps its own), then the gradient steps now
+        due."""
+        c = self.cfg
         before = self.global_step
-        self.global_step += self.collector.collect(E, self, self.replay)
+        self.collect(c.num_envs)
         stats: dict[str, float] = {}
         if self.global_step < c.learning_starts:
             return stats
         for _ in range(self.global_step // c.train_every - before // c.train_every):
-            weight = index = None
-            if c.prioritized:
-                pb = self.replay.sample_prioritized(
-                    c.batch_size, beta=self.beta(), generator=self.gen
-                )
-                b, weight, index = pb.batch, pb.weight, pb.index
-            else:
-                b = self.replay.sample(c.batch_size, generator=self.gen)
-            disc = c.gamma * (~b.terminal[:, 0]).float()
-            out = double_q_loss(
-                self.q,
-                self.target,
-                b.obs.float(),
-                b.action,
-                b.reward[:, 0],
-                disc,
-                b.next_obs[:, 0].float(),
-                weight=weight,
-                next_mask=self.legal_mask(b.next_obs[:, 0]),
-            )
-            td_abs = out.pop("td_abs")
-            if index is not None:
-                self.replay.update_priorities(index, td_abs)
+            out = self.loss_fn(self.sample())
             optimizer_step(self.opt, self.q.parameters(), out["loss"], 10.0)
             self.grad_steps += 1
             if self.grad_steps % c.target_every == 0:
                 self.target.load_state_dict(self.q.state_dict())
             stats = {k: float(v.detach()) for k, v in out.items()}
         return stats
+
+    def sample(self) -> tuple:
+        """``(replay batch, importance weights, slots)`` of one gradient step (the weights and
+        slots None without prioritised replay)."""
+        c = self.cfg
+        if c.prioritized:
+            pb = self.replay.sample_prioritized(
+                self.local_batch, beta=self.beta(), generator=self.gen
+            )
+            return pb.batch, pb.weight, pb.index
+        return self.replay.sample(self.local_batch, generator=self.gen), None, None
+
+    def loss(self, sample: tuple) -> dict[str, torch.Tensor]:
+        """The double-Q loss on ``sample`` (:meth:`sample`); the priorities of its slots
+        updated with the TD errors."""
+        b, weight, index = sample
+        out = double_q_loss(
+            self.q,
+            self.target,
+            b.obs.float(),
+            b.action,
+            b.reward[:, 0],
+            self.cfg.gamma * (~b.terminal[:, 0]).float(),
+            b.next_obs[:, 0].float(),
+            weight=weight,
+            next_mask=self.legal_mask(b.next_obs[:, 0]),
+        )
+        td_abs = out.pop("td_abs")
+        if index is not None:
+            self.replay.update_priorities(index, td_abs)
+        return out
 
     @torch.no_grad()
     def evaluate(self, eps: float) -> np.ndarray:
@@ -325,7 +342,8 @@ class DQNTrainer(Trainer):
         self.replay.load_state_dict(s["replay"])
         load_rng_state(s["rng"], self.gen, self.rng)
         self.load_counters(s)
-        self.collector.load_state_dict(s, reset_seed=self.cfg.seed + self.global_step)
+        reset_seed = self.cfg.seed + self.world.rank * self.local_envs + self.global_step
+        self.collector.load_state_dict(s, reset_seed=reset_seed)
         self.collector.finished_returns = list(s.get("train_returns", []))
 
     def summary(self, last: dict) -> str:
@@ -339,7 +357,7 @@ class DQNTrainer(Trainer):
         """Run to ``total_steps``; returns the last evaluation. The run directory's lock, the
         checkpoint schedule and the stop at SIGINT / SIGTERM are those of
         :meth:`Trainer.train`, with one env step of every env as the boundary."""
-        cfg = self.cfg
+        cfg, world = self.cfg, self.world
         log = self.run_log(TRAIN_COLUMNS, EVAL_COLUMNS)
         rows = Every(1000, self.global_step)  # a train.csv row at each 1000 env steps
         last: dict = {}
@@ -352,7 +370,7 @@ class DQNTrainer(Trainer):
                 final = self.global_step >= cfg.total_steps
                 if rows.due(self.global_step, final):
                     now = time.perf_counter()
-                    returns = self.collector.pop_returns()
+                    stats = all_mean(world, stats)
                     sps = (self.global_step - s_log) / (now - t_log)
                     log.train_row(
                         {
@@ -360,7 +378,7 @@ class DQNTrainer(Trainer):
                             "loss": stats.get("loss", float("nan")),
                             "q_mean": stats.get("q_mean", float("nan")),
                             "epsilon": self.epsilon(),
-                            "train_return": float(np.mean(returns)) if returns else float("nan"),
+                            "train_return": self.train_return(),
                             "steps_per_s": sps,
                             "wall_s": self.wall,
                         }
@@ -368,7 +386,7 @@ class DQNTrainer(Trainer):
                     t_log, s_log = now, self.global_step
                     log.progress(0, sps, self.last_eval)
                 log.progress(cfg.num_envs)
-                if log.evals.due(self.global_step, final):
+                if world.is_main and log.evals.due(self.global_step, final):
                     re = self.evaluate(0.05)
                     with self.recording():
                         rg = self.evaluate(0.0)
@@ -383,8 +401,11 @@ class DQNTrainer(Trainer):
                     }
                     log.eval_row(last, {})
                 due = log.checkpoint_due(self.global_step, final)
+                if world.distributed:
+                    due = self._agree_checkpoint(log, due)
                 if due is not None:
                     path = self.save(scheduled=due == "scheduled")
                     log.stop_if_signalled(self.global_step, path, final)
-        plot_sampled_greedy(cfg.run_dir, title=f"DQN on {cfg.env} (seed {cfg.seed})")
+        if world.is_main:
+            plot_sampled_greedy(cfg.run_dir, title=f"DQN on {cfg.env} (seed {cfg.seed})")
         return last

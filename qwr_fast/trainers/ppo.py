@@ -178,7 +178,6 @@ class PPOTrainer(Trainer):
     COUNTERS = ("global_step", "updates", "num_evals", "last_eval", "wall")
     CHECKPOINT_KIND = "ppo"
     FIXED_CHECKPOINT = True
-    DISTRIBUTED = True
 
     def __init__(self, cfg: PPOConfig) -> None:
         from qwr_fast.envs import make

@@ -23,15 +23,7 @@ from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import Collector, make_env
 from qwr_fast.data.datasets import dataset_replay, load_dataset
 from qwr_fast.data.replay import Replay
-from qwr_fast.distributed import (
-    Chunk,
-    NormSync,
-    all_sum,
-    chunk_step,
-    data_parallel,
-    env_world,
-    join,
-)
+from qwr_fast.distributed import data_parallel
 from qwr_fast.kernels import skip_value_checks, warn_if_bf16_emulated
 from qwr_fast.nn.policy import CategoricalPolicy, GaussianPolicy, sample_from_mu
 from qwr_fast.nn.sampled_q import SampledQ
@@ -50,12 +42,11 @@ from qwr_fast.trainers._common import (
     eval_returns,
     load_rng_state,
     optimizer_step,
-    resolve_device,
     retain_freed_memory,
     rng_state,
     seed_everything,
 )
-from qwr_fast.trainers.runlog import check_run_dir, plot_eval_curve
+from qwr_fast.trainers.runlog import plot_eval_curve
 from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["QWRConfig", "PRESETS", "QWRTrainer"]
@@ -249,31 +240,22 @@ class QWRTrainer(Trainer):
     """
 
     config_cls = QWRConfig
-    DISTRIBUTED = True
+    SINGLE_LEARNER_FLAGS = ("shared_first_layer", "compile")
     TRAIN_COLUMNS, EVAL_COLUMNS = TRAIN_COLUMNS, EVAL_COLUMNS
 
     def __init__(self, cfg: QWRConfig) -> None:
         cfg.validate()
-        world = env_world(cfg.actors)  # under torchrun: this rank's place (README: Scaling out)
-        if world.is_main:
-            check_run_dir(cfg)
         self.cfg = cfg
-        self._share(world)  # each rank's share of the global values; a bad one fails here
-        self.world, self.device = join(resolve_device(cfg.device), cfg.actors)
-        torch.set_num_threads(1 if self.world.is_actor else cfg.threads)
+        self.join_world()  # under torchrun: this rank's place and shares (README: Scaling out)
         if cfg.precision == "bf16" and self.device.type == "cpu":
             warn_if_bf16_emulated("--precision bf16")
         if cfg.retain_heap and self.device.type == "cpu":
             retain_freed_memory()
         self.gen = seed_everything(cfg.seed, self.device)
         dataset = None if cfg.dataset is None else load_dataset(cfg.dataset, cfg.env)
-        # each collecting rank steps the envs a single process numbers from env_seed - seed
         world = self.world
-        collecting = dataset is None and (world.is_actor or not cfg.actors)
-        envs = self.actor_envs if world.is_actor else self.local_envs
-        index = world.actor_index if world.is_actor else world.rank
-        env_seed = cfg.seed + index * envs
-        env = make_env(cfg.env, envs, env_seed) if collecting else None
+        collecting = None if dataset is not None else self.collecting_envs()
+        env = None if collecting is None else make_env(cfg.env, *collecting)
         self.eval_env = make_env(cfg.env, cfg.eval_episodes, cfg.seed + 1)
         self.obs_shape = tuple(self.eval_env.single_observation_space.shape)
         self.actions = ActionAdapter.from_space(self.eval_env.single_action_space)
@@ -284,20 +266,12 @@ class QWRTrainer(Trainer):
         self.bc = cfg.algo == "bc"
         self.awr = cfg.algo in ("awr", "bc")  # bc keeps AWR's (untrained) value net
         self._build_networks()
-        # identical networks by construction (same seed); then each rank's own streams
-        if not world.is_main:
-            self.gen = seed_everything(world.seed(cfg.seed), self.device)
+        self.rank_streams()
         if world.learners > 1 and not world.is_actor:
             self.critic_fn = data_parallel(self.critic, self.critic_fn, self.device)
             self.actor_fn = data_parallel(self.policy, self.actor_fn, self.device)
-        self.norm_sync = (
-            NormSync(self.norm, world)
-            if world.learners > 1
-            and not world.is_actor
-            and self.norm is not None
-            and dataset is None
-            else None
-        )
+        # an actor acts with the normaliser the learners broadcast (frozen in a chunk)
+        self.collector_norm = None if world.is_actor else self.norm_synced(self.norm)
 
         mu_dim = self.policy.mu_dim
         if dataset is not None:
@@ -318,13 +292,7 @@ class QWRTrainer(Trainer):
             action_shape = (self.actions.action_dim,) if gaussian else ()
             action_dtype = torch.float32 if gaussian else torch.int64
             if cfg.actors:  # mode 2: chunks from the actors (the learner's own to receive into)
-                chunk = functools.partial(
-                    Chunk, self.chunk_steps, self.actor_envs, self.obs_shape, mu_dim,
-                    action_shape, action_dtype, self.obs_dtype,
-                )  # fmt: skip
-                mine = [world.rank] if world.is_actor else world.actors_of(world.rank)
-                self.chunks = [chunk() for _ in mine]
-                self.actor_returns = [0.0, 0.0]
+                self.make_chunks(self.obs_shape, mu_dim, action_shape, action_dtype, self.obs_dtype)
             self.replay = (
                 None
                 if world.is_actor
@@ -339,67 +307,22 @@ class QWRTrainer(Trainer):
                     device=self.device,
                 )
             )
-            # an actor acts with the normaliser the learners broadcast (frozen in a chunk)
-            norm = None if world.is_actor else self.norm_sync or self.norm
             self.collector = (
                 None
                 if env is None
                 else Collector(
                     env,
-                    seed=env_seed,
+                    seed=collecting[1],
                     obs_to_tensor=self.obs_tensor,
-                    norm=norm,
+                    norm=self.collector_norm,
                     bootstrap_truncation=cfg.bootstrap_truncation,
                 )
             )
-        self.pending = False  # an actor restored with a chunk its learner has not received
         self.global_step = 0
         self.epoch = 0
         self.num_evals = 0
         self.last_eval = float("nan")
         self.wall = 0.0
-
-    def _share(self, world) -> None:
-        """Each rank's share of the global ``--num-envs``, ``--batch-size``,
-        ``--replay-size`` (and, with ``--actors``, of the envs and steps per epoch among the
-        actors); ValueError, before any work, for a share that does not divide or a flag that
-        does not run on several learners."""
-        cfg = self.cfg
-        self.local_batch = world.split(cfg.batch_size, "--batch-size")
-        self.local_replay = world.split(cfg.replay_size, "--replay-size")
-        self.local_envs = world.split(cfg.num_envs, "--num-envs")
-        if world.learners > 1:
-            world.split(cfg.steps_per_epoch, "--steps-per-epoch")
-            for flag, on in (
-                ("--shared-first-layer", cfg.shared_first_layer),
-                ("--compile", cfg.compile),
-            ):
-                if on:
-                    raise ValueError(
-                        f"{flag} is not supported with several learners ({world.learners}): "
-                        "run without it, or with one learner"
-                    )
-        if not cfg.actors:
-            return
-        if cfg.dataset is not None:
-            raise ValueError("--actors collect from envs: an offline --dataset run has none")
-        if cfg.actors % world.learners:
-            raise ValueError(
-                f"--actors {cfg.actors} must be a multiple of the {world.learners} learners "
-                "(each learner takes the chunks of as many actors)"
-            )
-        self.actor_envs = world.split(cfg.num_envs, "--num-envs", parts=cfg.actors)
-        if cfg.steps_per_epoch % cfg.num_envs:
-            raise ValueError(
-                f"--actors: --steps-per-epoch {cfg.steps_per_epoch} must be a multiple of "
-                f"--num-envs {cfg.num_envs} (each actor steps its envs equally often per epoch)"
-            )
-        if cfg.total_steps % cfg.steps_per_epoch:
-            raise ValueError(
-                f"--actors: --total-steps {cfg.total_steps} must be a multiple of "
-                f"--steps-per-epoch {cfg.steps_per_epoch} (every chunk has the same size)"
-            )
-        self.chunk_steps = cfg.steps_per_epoch // cfg.num_envs
 
     def _build_networks(self) -> None:
         """Normaliser, policy, critic (Q, or V for AWR/BC), target, optimisers, loss fns."""
@@ -487,50 +410,8 @@ class QWRTrainer(Trainer):
     def next_mu(self, boot_obs: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         return self.policy_mu(boot_obs)
 
-    def receive(self) -> None:
-        """Mode 2 learner: this epoch's chunk from each of its actors, into the replay (the
-        observation normaliser folded over them step by step, as a collector would)."""
-        world, cfg = self.world, self.cfg
-        for chunk, src in zip(self.chunks, world.actors_of(world.rank), strict=True):
-            chunk.recv(src)
-            self.actor_returns[0] += float(chunk.header[1])
-            self.actor_returns[1] += float(chunk.header[2])
-        if self.norm_sync is not None:
-            self.norm_sync.begin()
-        norm = self.norm_sync or self.norm
-        for t in range(self.chunk_steps):
-            step = chunk_step(t, self.chunks, self.device)
-            if norm is not None:
-                norm.update(step["obs"][step["valid"]])
-            valid = step.pop("valid")
-            self.replay.add(*step.values(), valid=valid)
-        if self.norm_sync is not None:
-            self.norm_sync.end()
-        self.global_step += cfg.steps_per_epoch
-
-    def fill(self, chunk: Chunk) -> None:
-        """Mode 2 actor: collect one chunk with the current policy."""
-        chunk.clear()
-        self.collector.collect(self.chunk_steps * self.actor_envs, self, chunk)
-        chunk.add_returns(self.collector.pop_returns())
-
-    def acting_tensors(self) -> list[torch.Tensor]:
-        """What the learners broadcast to the actors after every epoch: the policy's
-        parameters and buffers and the observation normaliser's statistics."""
-        tensors = [*self.policy.parameters(), *self.policy.buffers()]
-        return tensors + ([] if self.norm is None else list(self.norm.buffers()))
-
-    def collect(self, steps: int) -> None:
-        """Step the training envs ``steps // num_envs`` times with the current policy (each
-        rank its ``1 / world size`` share; the observation normaliser merged after)."""
-        world = self.world
-        if self.norm_sync is not None:
-            self.norm_sync.begin()
-        self.global_step += world.size * self.collector.collect(
-            steps // world.size, self, self.replay
-        )
-        if self.norm_sync is not None:
-            self.norm_sync.end()
+    def acting_modules(self) -> list:
+        return [self.policy, self.norm]
 
     # ---------------------------------------------------------------- losses
     def sample_batch(self):
@@ -641,19 +522,8 @@ class QWRTrainer(Trainer):
 
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:
-        if self.world.is_actor:  # its envs, streams, acting weights and the unsent chunk
-            return self.checkpoint_state(
-                policy=self.policy.state_dict(),
-                norm=None if self.norm is None else self.norm.state_dict(),
-                rng=rng_state(self.gen),
-                chunk=self.chunks[0].state_dict(),
-                **self.collector.state_dict(),
-            )
-        env = (
-            {"env": None, "env_obs": None, "prev_done": None, "ep_return": None}
-            if self.collector is None
-            else self.collector.state_dict()
-        )
+        if self.world.is_actor:
+            return self.actor_state()
         return self.checkpoint_state(
             policy=self.policy.state_dict(),
             critic=self.critic.state_dict(),
@@ -664,21 +534,14 @@ class QWRTrainer(Trainer):
             sync_count=self.sync.count,
             replay=self.replay.state_dict(),
             rng=rng_state(self.gen),
-            **env,
+            **self.env_state(),
         )
 
     def load_state_dict(self, s: dict) -> None:
         self.check_kind(s, "QWR checkpoint")
-        self.policy.load_state_dict(s["policy"])
         if self.world.is_actor:
-            if self.norm is not None:
-                self.norm.load_state_dict(s["norm"])
-            load_rng_state(s["rng"], self.gen)
-            self.chunks[0].load_state_dict(s["chunk"])
-            self.pending = True
-            self.load_counters(s)
-            self.collector.load_state_dict(s, reset_seed=self.cfg.seed + self.global_step)
-            return
+            return self.load_actor_state(s)
+        self.policy.load_state_dict(s["policy"])
         self.critic.load_state_dict(s["critic"])
         self.target.load_state_dict(s["target"])
         if self.norm is not None:
@@ -717,18 +580,11 @@ class QWRTrainer(Trainer):
 
     def train_row(self, stats: dict, steps_per_s: float) -> dict:
         nan = float("nan")
-        if self.cfg.actors:  # the returns the actors reported with their chunks
-            total, count = self.actor_returns
-            self.actor_returns = [0.0, 0.0]
-        else:
-            returns = [] if self.collector is None else self.collector.pop_returns()
-            total, count = float(np.sum(returns)), float(len(returns))
-        total, count = all_sum(self.world, [total, count])
         return {
             "step": self.global_step,
             "epoch": self.epoch,
             **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[2:6]},
-            "train_return": total / count if count else nan,
+            "train_return": self.train_return(),
             "steps_per_s": steps_per_s,
             "wall_s": self.wall,
         }

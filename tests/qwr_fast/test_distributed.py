@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -298,38 +299,31 @@ def test_a_dead_rank_takes_the_job_down_naming_it(tmp_path):
 
 # ---------------------------------------------------------------- bad configurations
 @pytest.mark.parametrize(
-    ("flags", "message"),
+    ("prog", "flags", "message"),
     [
-        (["--batch-size", "33"], "--batch-size 33 does not divide among 2 ranks"),
-        (["--num-envs", "3"], "--num-envs 3 does not divide among 2 ranks"),
-        (["--replay-size", "1001"], "--replay-size 1001 does not divide among 2 ranks"),
-        (["--shared-first-layer"], "--shared-first-layer is not supported with several learners"),
-        (["--compile"], "--compile is not supported with several learners (2)"),
+        ("qwr_train", ["--batch-size", "33"], "--batch-size 33 does not divide among 2 ranks"),
+        ("qwr_train", ["--num-envs", "3"], "--num-envs 3 does not divide among 2 ranks"),
+        ("qwr_train", ["--replay-size", "1001"], "--replay-size 1001 does not divide among 2"),
+        ("qwr_train", ["--shared-first-layer"], "--shared-first-layer is not supported with"),
+        ("qwr_train", ["--compile"], "--compile is not supported with several learners (2)"),
+        ("aql_train", ["--steps-per-epoch", "201"], "--steps-per-epoch 201 does not divide"),
+        ("dqn_train", ["--buffer-size", "1001"], "--buffer-size 1001 does not divide among 2"),
+        ("dqn_train", ["--batch-size", "33"], "--batch-size 33 does not divide among 2 ranks"),
     ],
 )
 def test_bad_world_configurations_fail_before_any_work(
-    tmp_path, monkeypatch, capsys, flags, message
+    tmp_path, monkeypatch, capsys, prog, flags, message
 ):
-    from qwr_fast.cli.train import qwr_train
+    from qwr_fast.cli import train
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     run = tmp_path / "bad"
-    assert qwr_train([*TRAIN, "--run-dir", str(run), *flags]) == 2
+    common = {"qwr_train": TRAIN, "aql_train": AQL[1:], "dqn_train": DQN[1:]}[prog]
+    assert getattr(train, prog)([*common, "--run-dir", str(run), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not run.exists()
-
-
-@pytest.mark.parametrize("prog", ["aql_train", "dqn_train"])
-def test_trainers_without_scale_out_refuse_several_processes(tmp_path, monkeypatch, capsys, prog):
-    from qwr_fast.cli import train
-
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "1")
-    assert getattr(train, prog)(["--run-dir", str(tmp_path / "r")]) == 2
-    assert "does not run as several processes yet (WORLD_SIZE=2)" in capsys.readouterr().err
-    assert not (tmp_path / "r").exists()
 
 
 def test_resume_with_another_world_size_is_refused(two_rank_run, monkeypatch, capsys):
@@ -447,10 +441,11 @@ def test_actor_rank_collects_and_the_learner_learns(actor_run):
     assert main["replay"]["num_envs"] == 2 and int(main["replay"]["size"]) == 800
     assert main["norm"]["count"] == 1600
     # the actor acts with the weights the learner broadcast after its last epoch
+    policy, norm = actor["acting"]
     for name, value in main["policy"].items():
-        assert torch.equal(value, actor["policy"][name]), name
+        assert torch.equal(value, policy[name]), name
     for name, value in main["norm"].items():
-        assert torch.equal(value, actor["norm"][name]), name
+        assert torch.equal(value, norm[name]), name
     # and holds the chunk it collected one epoch ahead (not yet sent)
     assert int(actor["chunk"]["header"][0]) == 100
     assert [r["step"] for r in _rows(actor_run / "eval.csv")] == ["400", "800", "1200", "1600"]
@@ -547,7 +542,91 @@ def test_two_learners_and_two_actors(tmp_path):
             assert torch.equal(value, learner1[part][name]), (part, name)
     assert learner0["norm"]["count"] == 800  # both actors' steps, merged on both learners
     for actor in ("rank2", "rank3"):
-        state = load_checkpoint(run / "shards" / actor / "ckpt_800.pt")
+        policy = load_checkpoint(run / "shards" / actor / "ckpt_800.pt")["acting"][0]
         for name, value in learner0["policy"].items():
-            assert torch.equal(value, state["policy"][name]), (actor, name)
+            assert torch.equal(value, policy[name]), (actor, name)
     assert [r["step"] for r in _rows(run / "eval.csv")] == ["400", "800"]
+
+
+# ------------------------------------------- aql-train (modes 1 and 2), dqn-train (mode 1)
+AQL = ["aql-train", "--env", "BitFlipSubset-8", "--updates-per-epoch", "10", "--eval-every"]
+AQL += ["400", "--eval-episodes", "4", "--checkpoint-every", "400", "--no-progress"]
+AQL += ["--no-tensorboard", "--checkpoint-minutes", "0", "--eps-fraction", "0"]
+DQN = ["dqn-train", "--env", "BitFlip-8", "--preset", "bitflip", "--learning-starts", "200"]
+DQN += ["--eval-every", "400", "--eval-episodes", "4", "--checkpoint-every", "400"]
+DQN += ["--no-progress", "--checkpoint-minutes", "0", "--eps-fraction", "0"]
+# (--eps-fraction 0: epsilon is at its end value from the first step, so that a run split by
+# a smaller --total-steps, then resumed, has the same exploration schedule)
+
+
+@pytest.mark.parametrize(
+    ("args", "roles"),
+    [
+        (AQL, ["learner", "learner"]),
+        ([*AQL, "--actors", "1"], ["learner", "actor"]),
+        (DQN, ["learner", "learner"]),
+    ],
+    ids=["aql-learners", "aql-actor", "dqn-learners"],
+)
+def test_aql_and_dqn_scale_out_identical_reproducible_and_resumable(tmp_path, args, roles):
+    a, b, split = tmp_path / "a", tmp_path / "b", tmp_path / "split"
+    for run in (a, b):
+        _ok(_torchrun([*args, "--total-steps", "1200", "--run-dir", str(run)]))
+    assert json.loads((a / "config.json").read_text())["world"]["roles"] == roles
+    assert [r["step"] for r in _rows(a / "eval.csv")] == ["400", "800", "1200"]
+    assert _rows(a / "eval.csv") == _rows(b / "eval.csv")
+    dqn = args[0] == "dqn-train"
+    main = load_checkpoint(a / ("checkpoint.pt" if dqn else "ckpt_1200.pt"))
+    shard = load_checkpoint(a / "shards" / "rank1" / "ckpt_1200.pt")
+    assert main["world_size"] == shard["world_size"] == 2
+    net = "q" if dqn else "net"
+    if roles[1] == "actor":  # it acts with the weights the learner broadcast last
+        (acting,) = shard["acting"]  # the preset has no observation normaliser
+        parts = [(main[net], acting)]
+        assert int(main["replay"]["size"]) * main["replay"]["num_envs"] == 1200
+    else:  # two learners: the same networks and optimiser, their own envs and replay
+        parts = [(main[p], shard[p]) for p in (net, "target")]
+        opt = "opt" if dqn else "opt_q"
+        for i, state in main[opt]["state"].items():
+            parts.append((state, shard[opt]["state"][i]))
+        assert not torch.equal(main["replay"]["obs"], shard["replay"]["obs"])
+    for mine, theirs in parts:
+        for name, value in mine.items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(theirs[name])), name
+    _ok(_torchrun([*args, "--total-steps", "800", "--run-dir", str(split)]))
+    _ok(_torchrun([args[0], "--resume", str(split), "--total-steps", "1200"]))
+    assert _rows(split / "eval.csv") == _rows(a / "eval.csv")
+    resumed = load_checkpoint(split / ("checkpoint.pt" if dqn else "ckpt_1200.pt"))
+    for name, value in main[net].items():
+        assert torch.equal(value, resumed[net][name]), name
+    if not dqn:  # (dqn-train also writes a train.csv row where a run ends)
+        assert _rows(split / "train.csv") == _rows(a / "train.csv")
+
+
+def test_aql_joint_backward_equals_two_optimiser_steps(tmp_path):
+    """Under DDP aql-train backpropagates critic + proposal loss once (DDP allows one backward
+    per forward): the same update as its single-process two separate steps."""
+    from qwr_fast.trainers._common import optimizer_step
+    from qwr_fast.trainers.aql import AQLConfig, AQLTrainer
+
+    cfg = AQLConfig(
+        env="BitFlipSubset-8", num_envs=2, hidden=16, proposal_width=16, num_proposal=4,
+        num_uniform=4, batch_size=8, eval_episodes=1, progress=False, tensorboard=False,
+        run_dir=str(tmp_path / "one"), grad_clip=0.05,
+    )  # fmt: skip
+    one = AQLTrainer(cfg)
+    two = AQLTrainer(dataclasses.replace(cfg, run_dir=str(tmp_path / "two")))
+    before = [p.detach().clone() for p in one.net.parameters()]
+    for trainer in (one, two):  # the same steps, samples and candidate draws on both
+        trainer.collect(64)
+        trainer.out = trainer.losses(trainer.sample())
+    one.joint_step(one.out)
+    for opt, loss, net in (
+        (two.opt_q, "critic_loss", two.net.q),
+        (two.opt_p, "proposal_loss", two.net.proposal),
+    ):
+        optimizer_step(opt, net.parameters(), two.out[loss], cfg.grad_clip)
+    for (name, p1), p2 in zip(one.net.named_parameters(), two.net.parameters(), strict=True):
+        torch.testing.assert_close(p1, p2, msg=name)
+    moved = [not torch.equal(p, b) for p, b in zip(one.net.parameters(), before, strict=True)]
+    assert all(moved)  # every parameter, critic and proposal, took its step
