@@ -350,16 +350,10 @@ class Chunk:
         self.header.zero_()
 
     def add(self, obs, mu, action, reward, terminal, truncated, next_obs, next_mu, *, valid):
-        t, T = int(self.header[0]), self.tensors
-        T["obs"][t] = obs
-        T["mu"][t] = mu
-        T["action"][t] = action
-        T["reward"][t] = reward
-        T["terminal"][t] = terminal
-        T["truncated"][t] = truncated
-        T["next_obs"][t] = next_obs
-        T["next_mu"][t] = next_mu
-        T["valid"][t] = valid
+        t = int(self.header[0])
+        values = (obs, mu, action, reward, terminal, truncated, next_obs, next_mu, valid)
+        for name, value in zip((*self.FIELDS, "valid"), values, strict=True):
+            self.tensors[name][t] = torch.as_tensor(value)
         self.header[0] += 1
 
     def add_returns(self, returns: list[float]) -> None:

@@ -207,10 +207,11 @@ def retain_freed_memory() -> bool:
     )
 
 
-def _shards(path: str, world: World) -> list[str]:
-    """The shard files of the other ranks that belong to rank 0's checkpoint ``path``."""
-    run_dir, name = os.path.split(path)
-    return [os.path.join(shard_dir(run_dir, r), name) for r in range(1, world.size)]
+def _shards_complete(run_dir: str, state: dict, world: World) -> bool:
+    """Whether every rank r > 0 wrote its shard of rank 0's checkpoint ``state`` (by step)."""
+    name = f"ckpt_{state['counters']['global_step']}.pt"
+    paths = [os.path.join(shard_dir(run_dir, r), name) for r in range(1, world.size)]
+    return all(os.path.exists(p) for p in paths)
 
 
 def state_actors(run_dir: str) -> int:
@@ -258,6 +259,8 @@ class Trainer:
     """bool config fields that do not run with several learners"""
     pending = False
     """mode 2: an actor restored with a chunk its learner has not received yet"""
+    collector_norm = None
+    """the observation normaliser the collector (or a mode-2 learner's receiver) updates"""
 
     # ------------------------------------------------- scale-out (README: Scaling out)
     def join_world(self) -> None:
@@ -274,6 +277,11 @@ class Trainer:
         self.world, self.device = join(resolve_device(getattr(cfg, "device", "cpu")), actors)
         torch.set_num_threads(1 if self.world.is_actor else cfg.threads)
 
+    def epoch_steps(self, world: World) -> tuple[int, str]:
+        """The env steps of one epoch (over all envs; one chunk per actor in mode 2), and
+        what sets them, for error messages."""
+        return getattr(self.cfg, self.STEPS_FIELD), "--" + self.STEPS_FIELD.replace("_", "-")
+
     def share(self, world: World) -> None:
         """Each rank's share of the global ``--num-envs``, ``--batch-size`` and replay
         capacity (and, with ``--actors``, of the envs among the actors); ValueError, before
@@ -281,11 +289,10 @@ class Trainer:
         learners."""
         cfg = self.cfg
         flag = "--" + self.REPLAY_FIELD.replace("_", "-")
-        steps_flag = "--" + self.STEPS_FIELD.replace("_", "-")
         self.local_batch = world.split(cfg.batch_size, "--batch-size")
         self.local_replay = world.split(getattr(cfg, self.REPLAY_FIELD), flag)
         self.local_envs = world.split(cfg.num_envs, "--num-envs")
-        steps = getattr(cfg, self.STEPS_FIELD)
+        steps, steps_flag = self.epoch_steps(world)
         if world.learners > 1:
             world.split(steps, steps_flag)
             for name in self.SINGLE_LEARNER_FLAGS:
@@ -378,9 +385,11 @@ class Trainer:
             return base + self.world.actors * self.collector.steps_in_call
         return self.global_step + self.world.size * self.collector.steps_in_call
 
-    def receive(self) -> None:
+    def receive(self, on_step: Callable[[int], None] | None = None) -> None:
         """Mode 2 learner: this epoch's chunk from each of its actors, into the replay (the
-        observation normaliser folded over them step by step, as a collector would)."""
+        observation normaliser folded over them step by step, as a collector would); after
+        each vector step ``on_step(global step before it)``, where the trainer learns between
+        env steps."""
         world = self.world
         for chunk, src in zip(self.chunks, world.actors_of(world.rank), strict=True):
             chunk.recv(src)
@@ -396,9 +405,11 @@ class Trainer:
                 norm.update(step["obs"][step["valid"]])
             valid = step.pop("valid")
             self.replay.add(*step.values(), valid=valid)
+            self.global_step += self.cfg.num_envs
+            if on_step is not None:
+                on_step(self.global_step - self.cfg.num_envs)
         if sync is not None:
             sync.end()
-        self.global_step += self.chunk_steps * self.cfg.num_envs
 
     def fill(self, chunk: Chunk) -> None:
         """Mode 2 actor: collect one chunk with the current behaviour."""
@@ -682,13 +693,7 @@ class Trainer:
         paths += reversed(checkpoint_paths(run_dir))
         if not paths:
             latest_checkpoint(run_dir)  # raises: no checkpoint in run_dir
-        if world is not None and world.distributed:  # only steps every rank's shard completed
-            paths = [p for p in paths if all(os.path.exists(q) for q in _shards(p, world))]
-            if not paths:
-                raise CheckpointError(
-                    f"--resume {run_dir}: no checkpoint whose shards every one of the "
-                    f"{world.size} ranks wrote (RUN_DIR/{SHARDS}/rank<r>/)"
-                )
+        distributed = world is not None and world.distributed
         first_error = None
         for path in paths:
             try:
@@ -696,12 +701,19 @@ class Trainer:
             except CorruptCheckpointError as e:  # damaged; a forbidden payload stops the resume
                 first_error = first_error or e
                 continue
+            if distributed and not _shards_complete(run_dir, state, world):
+                continue  # a step some rank did not checkpoint (it died in between)
             if first_error is not None:
                 print(
                     f"warning: {first_error}; resuming from the newest intact checkpoint, {path}",
                     file=sys.stderr,
                 )
             return state
+        if first_error is None:
+            raise CheckpointError(
+                f"--resume {run_dir}: no checkpoint whose shards every one of the "
+                f"{world.size} ranks wrote (RUN_DIR/{SHARDS}/rank<r>/ckpt_<step>.pt)"
+            )
         raise first_error
 
     @classmethod

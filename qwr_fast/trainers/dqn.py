@@ -27,7 +27,7 @@ from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import Collector
 from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.data.replay import Replay
-from qwr_fast.distributed import all_mean, data_parallel
+from qwr_fast.distributed import all_mean, broadcast_weights, data_parallel
 from qwr_fast.nn.dueling_q import DuelingQ
 from qwr_fast.nn.torsos import obs_tensor
 from qwr_fast.objectives.dqn import double_q_loss
@@ -74,6 +74,10 @@ class DQNConfig(TrackingConfig):
     """start afresh in a run directory that holds another run's checkpoints or logs
     (config.json, train.csv, eval.csv, curve.png, tb/), deleting or replacing them (without
     it, such a directory is an error, never silently clobbered)"""
+    actors: int = 0
+    """under torchrun: the last ACTORS ranks only collect (CPU, one thread each) and ship each
+    1000 env steps to the learners, acting with the Q-network the learners broadcast after
+    every 1000 env steps (README: Scaling out); 0: every rank learns"""
     num_envs: int = 4
     """parallel training envs"""
     buffer_size: int = 100_000
@@ -164,7 +168,8 @@ class DQNTrainer(Trainer):
     FIXED_CHECKPOINT = True
     SNAPSHOTS = False
     REPLAY_FIELD = "buffer_size"
-    STEPS_FIELD = "num_envs"  # the loop's unit: one step of every env
+    ROW_STEPS = 1000
+    """env steps between train.csv rows; with --actors, one epoch (a chunk per actor)"""
     COUNTERS = ("global_step", "grad_steps", "num_evals", "last_eval", "wall")
 
     def __init__(self, cfg: DQNConfig) -> None:
@@ -175,44 +180,65 @@ class DQNTrainer(Trainer):
         self.join_world()  # under torchrun: this rank's place and shares (README: Scaling out)
         self.gen = seed_everything(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        local_envs, env_seed = self.collecting_envs()
-        env = make(cfg.env, local_envs, seed=env_seed)
+        world = self.world
+        collecting = self.collecting_envs()
+        env = None if collecting is None else make(cfg.env, collecting[0], seed=collecting[1])
         self.eval_env = make(cfg.env, cfg.eval_episodes, seed=cfg.seed + 1)
-        space = env.single_action_space
+        space = self.eval_env.single_action_space
         if not isinstance(space, gym.spaces.Discrete):
             raise ValueError(f"--env {cfg.env}: DQN needs a Discrete action space, got {space}")
-        self.obs_shape = tuple(env.single_observation_space.shape)
+        observations = self.eval_env.single_observation_space
+        self.obs_shape = tuple(observations.shape)
         self.q = DuelingQ(self.obs_shape, int(space.n), hidden=cfg.hidden)
-        self.mask_slice: slice | None = getattr(env, "action_mask_slice", None)
+        self.mask_slice: slice | None = getattr(self.eval_env, "action_mask_slice", None)
         self.target = copy.deepcopy(self.q)
         self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
         self.rank_streams()
         self.loss_fn = self.loss
-        if self.world.learners > 1:
+        if world.learners > 1 and not world.is_actor:
             self.loss_fn = data_parallel(self.q, self.loss, self.device)
         obs_dtype = (  # MinAtar grids are bool: store them as such (1 byte per cell)
-            torch.bool if env.single_observation_space.dtype == np.bool_ else torch.float32
+            torch.bool if observations.dtype == np.bool_ else torch.float32
         )
-        replay_args = (self.local_replay, local_envs, self.obs_shape, 1)
+        if cfg.actors:  # mode 2: chunks from the actors (the learner's own to receive into)
+            self.make_chunks(self.obs_shape, 1, (), torch.int64, obs_dtype)
+        replay_args = (self.local_replay, self.local_envs, self.obs_shape, 1)
         replay_kw = dict(action_dtype=torch.int64, obs_dtype=obs_dtype)
         self.replay = (
-            PrioritizedReplay(*replay_args, alpha=cfg.per_alpha, eps=cfg.per_eps, **replay_kw)
+            None
+            if world.is_actor
+            else PrioritizedReplay(*replay_args, alpha=cfg.per_alpha, eps=cfg.per_eps, **replay_kw)
             if cfg.prioritized
             else Replay(*replay_args, **replay_kw)
         )
-        self.collector = Collector(env, seed=env_seed, obs_to_tensor=torch.as_tensor)
+        self.collector = (
+            None
+            if env is None
+            else Collector(env, seed=collecting[1], obs_to_tensor=torch.as_tensor)
+        )
         self.global_step = self.grad_steps = self.num_evals = 0
         self.wall = 0.0
         self.last_eval = float("nan")
 
     @property
     def env(self):
-        """The training vector env."""
-        return self.collector.env
+        """The training vector env (None on a mode-2 learner)."""
+        return None if self.collector is None else self.collector.env
 
-    def epsilon(self) -> float:
+    def epoch_steps(self, world) -> tuple[int, str]:
+        """One step of every env; with actors, ``ROW_STEPS`` env steps (a chunk each)."""
+        if world.actors:
+            return self.ROW_STEPS, "dqn-train's epoch with --actors (its train.csv rows)"
+        return self.cfg.num_envs, "--num-envs"
+
+    def acting_modules(self) -> list:
+        return [self.q]
+
+    def epsilon(self, step: int | None = None) -> float:
+        """Exploration probability at env step ``step`` (default: the current one)."""
         c = self.cfg
-        frac = min(1.0, self.global_step / max(1.0, c.eps_fraction * c.total_steps))
+        step = self.global_step if step is None else step
+        frac = min(1.0, step / max(1.0, c.eps_fraction * c.total_steps))
         return c.eps_start + frac * (c.eps_end - c.eps_start)
 
     def beta(self) -> float:
@@ -246,7 +272,7 @@ class DQNTrainer(Trainer):
 
     def act(self, obs: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
         """Collector behaviour: epsilon-greedy actions; ``mu`` is unused (zeros)."""
-        a = self._act(obs, self.epsilon(), self.rng, obs.shape[0])
+        a = self._act(obs, self.epsilon(self.acting_step()), self.rng, obs.shape[0])
         return a, torch.zeros(obs.shape[0], 1)
 
     def to_env(self, action: np.ndarray) -> np.ndarray:
@@ -258,9 +284,26 @@ class DQNTrainer(Trainer):
     def step(self) -> dict[str, float]:
         """One env step of every env (each rank steps its own), then the gradient steps now
         due."""
-        c = self.cfg
         before = self.global_step
-        self.collect(c.num_envs)
+        self.collect(self.cfg.num_envs)
+        return self.learn(before)
+
+    def receive_epoch(self) -> dict[str, float]:
+        """Mode 2 learner: each actor's chunk of ``ROW_STEPS`` env steps, added step by step
+        with the gradient steps due after each, as if collected here. Returns the last
+        gradient step's losses."""
+        stats: dict[str, float] = {}
+
+        def learn(before: int) -> None:
+            stats.update(self.learn(before))
+
+        self.receive(on_step=learn)
+        return stats
+
+    def learn(self, before: int) -> dict[str, float]:
+        """The gradient steps due after the env steps from ``before`` to the current step (one
+        per ``train_every``, from ``learning_starts``); returns the last one's losses."""
+        c = self.cfg
         stats: dict[str, float] = {}
         if self.global_step < c.learning_starts:
             return stats
@@ -317,6 +360,8 @@ class DQNTrainer(Trainer):
         return eval_returns(self.eval_env, act, seed=seed, max_steps=self.cfg.eval_max_steps)
 
     def state_dict(self) -> dict:
+        if self.world.is_actor:
+            return self.actor_state()
         return self.checkpoint_state(
             net={
                 "obs_shape": list(self.obs_shape),
@@ -330,21 +375,24 @@ class DQNTrainer(Trainer):
             rng=rng_state(self.gen, self.rng),
             # the returns of the episodes ended since the last train.csv row (a checkpoint
             # between rows, by wall time or at a stop signal, must not lose them)
-            train_returns=list(self.collector.finished_returns),
-            **self.collector.state_dict(),
+            train_returns=[] if self.collector is None else list(self.collector.finished_returns),
+            **self.env_state(),
         )
 
     def load_state_dict(self, s: dict) -> None:
         self.check_kind(s, "DQN checkpoint")
+        if self.world.is_actor:
+            return self.load_actor_state(s)
         self.q.load_state_dict(s["q"])
         self.target.load_state_dict(s["target"])
         self.opt.load_state_dict(s["opt"])
         self.replay.load_state_dict(s["replay"])
         load_rng_state(s["rng"], self.gen, self.rng)
         self.load_counters(s)
-        reset_seed = self.cfg.seed + self.world.rank * self.local_envs + self.global_step
-        self.collector.load_state_dict(s, reset_seed=reset_seed)
-        self.collector.finished_returns = list(s.get("train_returns", []))
+        if self.collector is not None:
+            reset_seed = self.cfg.seed + self.world.rank * self.local_envs + self.global_step
+            self.collector.load_state_dict(s, reset_seed=reset_seed)
+            self.collector.finished_returns = list(s.get("train_returns", []))
 
     def summary(self, last: dict) -> str:
         """The one line ``dqn-train`` prints after the final evaluation ``last``."""
@@ -359,13 +407,17 @@ class DQNTrainer(Trainer):
         :meth:`Trainer.train`, with one env step of every env as the boundary."""
         cfg, world = self.cfg, self.world
         log = self.run_log(TRAIN_COLUMNS, EVAL_COLUMNS)
-        rows = Every(1000, self.global_step)  # a train.csv row at each 1000 env steps
+        if world.is_actor:
+            with log:
+                return self.serve(log)
+        rows = Every(self.ROW_STEPS, self.global_step)  # a train.csv row at each 1000 env steps
         last: dict = {}
         t_log, s_log = time.perf_counter(), self.global_step
         with log:
             while self.global_step < cfg.total_steps:
                 t0 = time.perf_counter()
-                stats = self.step()
+                before = self.global_step
+                stats = self.receive_epoch() if world.actors else self.step()
                 self.wall += time.perf_counter() - t0
                 final = self.global_step >= cfg.total_steps
                 if rows.due(self.global_step, final):
@@ -385,7 +437,7 @@ class DQNTrainer(Trainer):
                     )
                     t_log, s_log = now, self.global_step
                     log.progress(0, sps, self.last_eval)
-                log.progress(cfg.num_envs)
+                log.progress(self.global_step - before)
                 if world.is_main and log.evals.due(self.global_step, final):
                     re = self.evaluate(0.05)
                     with self.recording():
@@ -403,8 +455,11 @@ class DQNTrainer(Trainer):
                 due = log.checkpoint_due(self.global_step, final)
                 if world.distributed:
                     due = self._agree_checkpoint(log, due)
-                if due is not None:
-                    path = self.save(scheduled=due == "scheduled")
+                path = None if due is None else self.save(scheduled=due == "scheduled")
+                if world.actors:  # the Q-network the actors act with next, and what to do
+                    flags = [due is not None, log.stop_signal or 0, final, self.global_step]
+                    broadcast_weights(self.acting_tensors(), [float(f) for f in flags])
+                if path is not None:
                     log.stop_if_signalled(self.global_step, path, final)
         if world.is_main:
             plot_sampled_greedy(cfg.run_dir, title=f"DQN on {cfg.env} (seed {cfg.seed})")

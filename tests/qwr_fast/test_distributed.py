@@ -309,6 +309,8 @@ def test_a_dead_rank_takes_the_job_down_naming_it(tmp_path):
         ("aql_train", ["--steps-per-epoch", "201"], "--steps-per-epoch 201 does not divide"),
         ("dqn_train", ["--buffer-size", "1001"], "--buffer-size 1001 does not divide among 2"),
         ("dqn_train", ["--batch-size", "33"], "--batch-size 33 does not divide among 2 ranks"),
+        ("dqn_train", ["--actors", "1", "--num-envs", "3"], "rows) 1000 must be a multiple of"),
+        ("dqn_train", ["--actors", "1", "--total-steps", "1500"], "of dqn-train's epoch with"),
     ],
 )
 def test_bad_world_configurations_fail_before_any_work(
@@ -559,31 +561,37 @@ DQN += ["--no-progress", "--checkpoint-minutes", "0", "--eps-fraction", "0"]
 # a smaller --total-steps, then resumed, has the same exploration schedule)
 
 
+# dqn-train's actors ship 1000 env steps per chunk: the run is 3 chunks, split after 2
+DQN_ACTOR = [*DQN, "--actors", "1", "--eval-every", "1000", "--checkpoint-every", "1000"]
+
+
 @pytest.mark.parametrize(
-    ("args", "roles"),
+    ("args", "roles", "steps"),
     [
-        (AQL, ["learner", "learner"]),
-        ([*AQL, "--actors", "1"], ["learner", "actor"]),
-        (DQN, ["learner", "learner"]),
+        (AQL, ["learner", "learner"], 400),
+        ([*AQL, "--actors", "1"], ["learner", "actor"], 400),
+        (DQN, ["learner", "learner"], 400),
+        (DQN_ACTOR, ["learner", "actor"], 1000),
     ],
-    ids=["aql-learners", "aql-actor", "dqn-learners"],
+    ids=["aql-learners", "aql-actor", "dqn-learners", "dqn-actor"],
 )
-def test_aql_and_dqn_scale_out_identical_reproducible_and_resumable(tmp_path, args, roles):
+def test_aql_and_dqn_scale_out_identical_reproducible_and_resumable(tmp_path, args, roles, steps):
     a, b, split = tmp_path / "a", tmp_path / "b", tmp_path / "split"
     for run in (a, b):
-        _ok(_torchrun([*args, "--total-steps", "1200", "--run-dir", str(run)]))
+        _ok(_torchrun([*args, "--total-steps", str(3 * steps), "--run-dir", str(run)]))
     assert json.loads((a / "config.json").read_text())["world"]["roles"] == roles
-    assert [r["step"] for r in _rows(a / "eval.csv")] == ["400", "800", "1200"]
+    assert [r["step"] for r in _rows(a / "eval.csv")] == [str(k * steps) for k in (1, 2, 3)]
     assert _rows(a / "eval.csv") == _rows(b / "eval.csv")
     dqn = args[0] == "dqn-train"
-    main = load_checkpoint(a / ("checkpoint.pt" if dqn else "ckpt_1200.pt"))
-    shard = load_checkpoint(a / "shards" / "rank1" / "ckpt_1200.pt")
+    last = f"ckpt_{3 * steps}.pt"
+    main = load_checkpoint(a / ("checkpoint.pt" if dqn else last))
+    shard = load_checkpoint(a / "shards" / "rank1" / last)
     assert main["world_size"] == shard["world_size"] == 2
     net = "q" if dqn else "net"
     if roles[1] == "actor":  # it acts with the weights the learner broadcast last
         (acting,) = shard["acting"]  # the preset has no observation normaliser
         parts = [(main[net], acting)]
-        assert int(main["replay"]["size"]) * main["replay"]["num_envs"] == 1200
+        assert int(main["replay"]["size"]) * main["replay"]["num_envs"] == 3 * steps
     else:  # two learners: the same networks and optimiser, their own envs and replay
         parts = [(main[p], shard[p]) for p in (net, "target")]
         opt = "opt" if dqn else "opt_q"
@@ -593,10 +601,10 @@ def test_aql_and_dqn_scale_out_identical_reproducible_and_resumable(tmp_path, ar
     for mine, theirs in parts:
         for name, value in mine.items():
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(theirs[name])), name
-    _ok(_torchrun([*args, "--total-steps", "800", "--run-dir", str(split)]))
-    _ok(_torchrun([args[0], "--resume", str(split), "--total-steps", "1200"]))
+    _ok(_torchrun([*args, "--total-steps", str(2 * steps), "--run-dir", str(split)]))
+    _ok(_torchrun([args[0], "--resume", str(split), "--total-steps", str(3 * steps)]))
     assert _rows(split / "eval.csv") == _rows(a / "eval.csv")
-    resumed = load_checkpoint(split / ("checkpoint.pt" if dqn else "ckpt_1200.pt"))
+    resumed = load_checkpoint(split / ("checkpoint.pt" if dqn else last))
     for name, value in main[net].items():
         assert torch.equal(value, resumed[net][name]), name
     if not dqn:  # (dqn-train also writes a train.csv row where a run ends)
