@@ -30,7 +30,7 @@ from qwr_fast.checkpoint import (
     save_checkpoint,
 )
 from qwr_fast.checks import check_fields
-from qwr_fast.data.collect import autoreset_mode
+from qwr_fast.data.collect import Collector, autoreset_mode
 from qwr_fast.distributed import (
     SHARDS,
     Chunk,
@@ -333,6 +333,15 @@ class Trainer:
         if world.actors:
             return None
         return self.local_envs, cfg.seed + world.rank * self.local_envs
+
+    def make_collector(self, env, obs_to_tensor, **kw) -> Collector | None:
+        """The collector of this rank's training envs ``env`` (made from
+        :meth:`collecting_envs`), updating :attr:`collector_norm`; None without envs."""
+        if env is None:
+            return None
+        seed = self.collecting_envs()[1]
+        norm = self.collector_norm
+        return Collector(env, seed=seed, obs_to_tensor=obs_to_tensor, norm=norm, **kw)
 
     def rank_streams(self) -> None:
         """After the networks are built (identical on every rank by construction, from the

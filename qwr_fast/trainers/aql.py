@@ -22,7 +22,7 @@ from gymnasium.vector import AutoresetMode
 
 from qwr_fast.actions import ActionAdapter
 from qwr_fast.checks import check_fields
-from qwr_fast.data.collect import Collector, autoreset_mode, make_env
+from qwr_fast.data.collect import autoreset_mode, make_env
 from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.data.replay import Replay
 from qwr_fast.distributed import data_parallel
@@ -332,16 +332,10 @@ class AQLTrainer(Trainer):
             if cfg.prioritized
             else Replay(*replay_args, **replay_kw)
         )
-        self.collector = (
-            None
-            if env is None
-            else Collector(
-                env,
-                seed=collecting[1],
-                obs_to_tensor=lambda obs: torch.as_tensor(np.asarray(obs), device=dev),
-                norm=self.collector_norm,
-                bootstrap_truncation=cfg.bootstrap_truncation,
-            )
+        self.collector = self.make_collector(
+            env,
+            lambda obs: torch.as_tensor(np.asarray(obs), device=dev),
+            bootstrap_truncation=cfg.bootstrap_truncation,
         )
         self.global_step = 0
         self.epoch = 0

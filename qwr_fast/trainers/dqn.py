@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from qwr_fast.checks import check_fields
-from qwr_fast.data.collect import Collector
 from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.data.replay import Replay
 from qwr_fast.distributed import all_mean, broadcast_weights, data_parallel
@@ -211,11 +210,7 @@ class DQNTrainer(Trainer):
             if cfg.prioritized
             else Replay(*replay_args, **replay_kw)
         )
-        self.collector = (
-            None
-            if env is None
-            else Collector(env, seed=collecting[1], obs_to_tensor=torch.as_tensor)
-        )
+        self.collector = self.make_collector(env, torch.as_tensor)
         self.global_step = self.grad_steps = self.num_evals = 0
         self.wall = 0.0
         self.last_eval = float("nan")

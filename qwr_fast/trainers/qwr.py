@@ -20,7 +20,7 @@ import torch
 
 from qwr_fast.actions import ActionAdapter
 from qwr_fast.checks import check_fields
-from qwr_fast.data.collect import Collector, make_env
+from qwr_fast.data.collect import make_env
 from qwr_fast.data.datasets import dataset_replay, load_dataset
 from qwr_fast.data.replay import Replay
 from qwr_fast.distributed import data_parallel
@@ -307,16 +307,8 @@ class QWRTrainer(Trainer):
                     device=self.device,
                 )
             )
-            self.collector = (
-                None
-                if env is None
-                else Collector(
-                    env,
-                    seed=collecting[1],
-                    obs_to_tensor=self.obs_tensor,
-                    norm=self.collector_norm,
-                    bootstrap_truncation=cfg.bootstrap_truncation,
-                )
+            self.collector = self.make_collector(
+                env, self.obs_tensor, bootstrap_truncation=cfg.bootstrap_truncation
             )
         self.global_step = 0
         self.epoch = 0
