@@ -26,7 +26,17 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-__all__ = ["ActionAdapter"]
+__all__ = ["ActionAdapter", "legal_actions"]
+
+
+def legal_actions(obs: torch.Tensor, mask_slice: slice | None) -> torch.Tensor | None:
+    """``[..., K]`` bool legal actions read from observations that carry a legal-action mask
+    (``env.action_mask_slice``, e.g. Hanabi); None without one. A row with no legal action (a
+    terminal observation) counts every action as legal, so that maxima stay finite."""
+    if mask_slice is None:
+        return None
+    mask = obs[..., mask_slice].float() > 0.5
+    return mask | ~mask.any(-1, keepdim=True)
 
 
 @dataclass(frozen=True)

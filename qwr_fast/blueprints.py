@@ -18,17 +18,21 @@ import torch
 from qwr_fast.checkpoint import CheckpointError, load_checkpoint
 from qwr_fast.data.replay import Replay
 from qwr_fast.nn.actor_critic import ActorCritic
-from qwr_fast.nn.dueling_q import DuelingQ
+from qwr_fast.nn.dueling_q import DuelingQ, QBlueprint
 
 __all__ = ["CHECKPOINT_FORMAT", "load_blueprint", "load_q_blueprint"]
 
 CHECKPOINT_FORMAT = 1
 
 
-def load_blueprint(path: str | os.PathLike) -> tuple[ActorCritic, dict]:
+def load_blueprint(path: str | os.PathLike) -> tuple[ActorCritic | QBlueprint, dict]:
     """The :class:`ActorCritic` saved in a ``ppo-train`` checkpoint, in eval mode, and the
-    run's config dict. :class:`CheckpointError` if the file is not a PPO checkpoint."""
+    run's config dict; a ``dqn-train`` checkpoint's Q-network as a :class:`QBlueprint` (greedy
+    play; give it the env's ``action_mask_slice`` where there is one). :class:`CheckpointError`
+    for any other file."""
     state = load_checkpoint(path)
+    if state.get("kind") == "dqn" and state.get("format") == CHECKPOINT_FORMAT:
+        return QBlueprint(_dueling_q(state)), state["config"]
     if state.get("kind") != "ppo" or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} is not a ppo-train checkpoint (kind {state.get('kind')!r}, "
@@ -51,10 +55,7 @@ def load_q_blueprint(path: str | os.PathLike) -> tuple[DuelingQ, dict, Replay]:
     state = load_checkpoint(path)
     if state.get("kind") != "dqn" or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a DQN checkpoint (kind {state.get('kind')!r})")
-    net = state["net"]
-    q = DuelingQ(tuple(net["obs_shape"]), net["num_actions"], hidden=net["hidden"])
-    q.load_state_dict(state["q"])
-    q.eval()
+    q, net = _dueling_q(state), state["net"]
     rs = state["replay"]
     replay = Replay(
         rs["length"] * rs["num_envs"],
@@ -66,3 +67,12 @@ def load_q_blueprint(path: str | os.PathLike) -> tuple[DuelingQ, dict, Replay]:
     )
     replay.load_state_dict(rs)
     return q, state["config"], replay
+
+
+def _dueling_q(state: dict) -> DuelingQ:
+    """The :class:`DuelingQ` of a DQN checkpoint's state, in eval mode."""
+    net = state["net"]
+    q = DuelingQ(tuple(net["obs_shape"]), net["num_actions"], hidden=net["hidden"])
+    q.load_state_dict(state["q"])
+    q.eval()
+    return q

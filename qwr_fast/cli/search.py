@@ -54,6 +54,7 @@ from qwr_fast.checkpoint import atomic_write
 from qwr_fast.checks import check_fields
 from qwr_fast.cli.common import USER_ERRORS, error, first_line
 from qwr_fast.distributed import barrier, env_world, join
+from qwr_fast.nn.dueling_q import QBlueprint
 from qwr_fast.planners.blueprint import BlueprintPlanner
 from qwr_fast.planners.core import Budget
 from qwr_fast.planners.mcts import MCTS, MCTSConfig
@@ -331,9 +332,17 @@ def run_search(cfg: SearchConfig) -> dict:
         raise ValueError(f"--planner mcts assumes perfect information; {cfg.env} has hidden state")
     if cfg.joint and not (beliefs and cfg.planner == "policy-ft"):
         raise ValueError("--joint applies to --planner policy-ft on a multi-player env (Hanabi)")
-    if mask is not None and cfg.planner == "q-ft" and getattr(net, "action_mask", None) is None:
+    if isinstance(net, QBlueprint):  # a dqn-train checkpoint, played greedily
+        if cfg.planner != "blueprint":
+            raise ValueError(
+                f"--planner {cfg.planner} needs a ppo-train blueprint; a dqn-train checkpoint "
+                "serves --planner blueprint (greedy play) and q-ft"
+            )
+        net.mask_slice = mask
+    if cfg.planner == "q-ft" and cfg.belief_candidates > 0:
         raise ValueError(
-            f"--planner q-ft: the DQN blueprint does not mask the illegal actions of {cfg.env}"
+            "--belief-candidates weighs belief samples by the blueprint policy's likelihood of "
+            "past moves; --planner q-ft's DQN blueprint is not a policy (use 0)"
         )
     budget = None if cfg.planner == "blueprint" else Budget(cfg.budget_steps, cfg.budget_seconds)
     planner = make_planner(cfg, net, sim, replay)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from qwr_fast.actions import legal_actions
 from qwr_fast.nn.torsos import make_body
 
 __all__ = ["DuelingQ", "QBlueprint"]
@@ -35,12 +36,18 @@ class DuelingQ(nn.Module):
 
 class QBlueprint(nn.Module):
     """A Q-network seen as a planner blueprint: ``(logits = Q, value = max_a Q)`` (greedy
-    play by argmax of the logits)."""
+    play by argmax of the logits). With ``mask_slice`` (envs whose observations carry a
+    legal-action mask, ``env.action_mask_slice``) the illegal actions' logits are ``-inf`` and
+    the value is the maximum over the legal ones."""
 
-    def __init__(self, q: nn.Module) -> None:
+    def __init__(self, q: nn.Module, mask_slice: slice | None = None) -> None:
         super().__init__()
         self.q = q
+        self.mask_slice = mask_slice
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         q = self.q(obs)
+        legal = legal_actions(obs, self.mask_slice)
+        if legal is not None:
+            q = q.masked_fill(~legal, -torch.inf)
         return q, q.max(-1).values

@@ -10,6 +10,13 @@ target network synced every ``target_every`` updates. The fine-tuned Q plays gre
 ``accept_rounds`` > 0 it is adopted only if it beats the greedy blueprint by ``epsilon`` on
 fresh rollouts (:func:`qwr_fast.planners.acceptance_test`).
 
+Envs whose observations carry a legal-action mask (``sim.action_mask_slice``, Hanabi): the
+rollouts' greedy and exploring actions, the bootstrap maxima, the double-Q targets and both
+policies of the acceptance test range over the legal actions only. In a multi-player game
+(``sim.seat_slice``) the acceptance test and play use the fine-tuned Q on the searching
+player's seat only, the blueprint on the others (single-agent search); the fine-tuning data
+are every seat's rollout transitions.
+
 Rollouts take env steps from the budget; the N updates (``updates``) do not, but they stop
 early when a seconds budget runs out.
 """
@@ -23,13 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from qwr_fast.actions import legal_actions
 from qwr_fast.checks import check_fields
 from qwr_fast.data.replay import Replay
 from qwr_fast.envs import EnvState
 from qwr_fast.nn.dueling_q import QBlueprint
 from qwr_fast.objectives.dqn import double_q_loss
 from qwr_fast.planners.core import AmortisedPlanner, Budget, mask_illegal, obs_tensor, restore
-from qwr_fast.planners.policy_ft import acceptance_test
+from qwr_fast.planners.policy_ft import SeatPolicy, acceptance_test
 
 __all__ = ["QFineTuneConfig", "QFineTune"]
 
@@ -75,6 +83,13 @@ class QFineTune(AmortisedPlanner):
     ) -> None:
         super().__init__(blueprint_q, sim, cfg, oracle_chance=oracle_chance)
         self.replay = replay
+        self.mask_slice: slice | None = getattr(sim, "action_mask_slice", None)
+
+    def greedy_q(self, q: torch.nn.Module, obs: torch.Tensor) -> torch.Tensor:
+        """``[B, K]`` Q-values of ``q`` at ``obs``, illegal actions at ``-inf``."""
+        values = q(obs)
+        legal = legal_actions(obs, self.mask_slice)
+        return values if legal is None else values.masked_fill(~legal, -torch.inf)
 
     @torch.no_grad()
     def _collect(
@@ -87,15 +102,23 @@ class QFineTune(AmortisedPlanner):
         alive = np.ones(W, dtype=bool)
         out: dict[str, list] = {k: [] for k in ("obs", "action", "r", "disc", "next_obs")}
         for t in range(c.horizon):
-            greedy = self.blueprint(obs_tensor(obs)).argmax(-1).numpy()
-            a = np.where(rng.random(W) < c.explore, rng.integers(0, self.num_actions, W), greedy)
+            x = obs_tensor(obs)
+            greedy = self.greedy_q(self.blueprint, x).argmax(-1).numpy()
+            legal = legal_actions(x, self.mask_slice)
+            if legal is None:
+                explore = rng.integers(0, self.num_actions, W)
+            else:  # uniform over the legal actions: the argmax of uniforms restricted to them
+                explore = np.where(legal.numpy(), rng.random((W, self.num_actions)), -1.0)
+                explore = explore.argmax(-1)
+            a = np.where(rng.random(W) < c.explore, explore, greedy)
             nxt, r, term, trunc, info = sim.step(a)
             final = info.get("final_obs", nxt)
             r = torch.as_tensor(r, dtype=torch.float32)
             cut = torch.as_tensor(trunc & ~term) | (t == c.horizon - 1)
             cut &= torch.as_tensor(~term)
             if cut.any():  # truncated here: the blueprint's max Q closes the return
-                r = r + cut * c.gamma * self.blueprint(obs_tensor(final)).max(-1).values
+                boot = self.greedy_q(self.blueprint, obs_tensor(final)).max(-1).values
+                r = r + cut * c.gamma * boot
             keep = torch.as_tensor(alive)
             out["obs"].append(obs_tensor(obs)[keep])
             out["action"].append(torch.as_tensor(a)[keep])
@@ -132,7 +155,8 @@ class QFineTune(AmortisedPlanner):
                 r = torch.cat([r, b.reward[:, 0]])
                 disc = torch.cat([disc, c.gamma * (~b.terminal[:, 0]).float()])
                 nxt = torch.cat([nxt, b.next_obs[:, 0].float()])
-            loss = double_q_loss(q, target, obs, a, r, disc, nxt)["loss"]
+            next_mask = legal_actions(nxt, self.mask_slice)
+            loss = double_q_loss(q, target, obs, a, r, disc, nxt, next_mask=next_mask)["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(q.parameters(), 10.0)
@@ -161,11 +185,17 @@ class QFineTune(AmortisedPlanner):
             q, grads = self._train(data, t0, budget, gen)
             adopted = grads > 0
         if adopted and c.accept_rounds > 0:
+            blueprint = QBlueprint(self.blueprint, self.mask_slice)
+            candidate: torch.nn.Module = QBlueprint(q, self.mask_slice)
+            seat_slice = getattr(self.sim, "seat_slice", None)
+            if seat_slice is not None:  # single-agent: the partners play the blueprint
+                seat = int(obs[seat_slice].argmax())
+                candidate = SeatPolicy(candidate, blueprint, seat_slice, seat)
             res = acceptance_test(
                 self.sim,
                 root,
-                QBlueprint(q),
-                QBlueprint(self.blueprint),
+                candidate,
+                blueprint,
                 rounds=c.accept_rounds,
                 horizon=c.horizon,
                 gamma=c.gamma,

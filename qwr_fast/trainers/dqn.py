@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from qwr_fast.actions import legal_actions
 from qwr_fast.checks import check_fields
 from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.data.replay import Replay
@@ -242,13 +243,8 @@ class DQNTrainer(Trainer):
         return annealed_beta(c.per_beta0, self.global_step, c.per_beta_steps or c.total_steps)
 
     def legal_mask(self, obs: torch.Tensor) -> torch.Tensor | None:
-        """``[B, K]`` bool legal actions read from the observations (``env.action_mask_slice``),
-        None for envs without one. A row with no legal action (a terminal observation) counts
-        every action as legal, so that maxima stay finite."""
-        if self.mask_slice is None:
-            return None
-        mask = obs[..., self.mask_slice].float() > 0.5
-        return mask | ~mask.any(-1, keepdim=True)
+        """``[B, K]`` bool legal actions of ``obs`` (:func:`qwr_fast.actions.legal_actions`)."""
+        return legal_actions(obs, self.mask_slice)
 
     def _act(self, obs: np.ndarray, eps: float, rng: np.random.Generator, n: int) -> np.ndarray:
         x = obs_tensor(obs)

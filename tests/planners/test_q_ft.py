@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qwr_fast.data.replay import Replay
-from qwr_fast.nn.dueling_q import DuelingQ
+from qwr_fast.nn.dueling_q import DuelingQ, QBlueprint
 from qwr_fast.planners import Budget, QFineTune, QFineTuneConfig
 from tests.planners.test_planners import BANDIT, CountingEnv, bitflip
 
@@ -72,3 +72,35 @@ def test_q_finetuning_budget_exact(budget):
     )
     assert res.env_steps == sim.steps <= budget
     assert (res.grad_steps > 0) == (budget >= 3 * 4 * 3)  # one batch + two acceptance batches
+
+
+@pytest.mark.parametrize("beliefs", [False, True], ids=["exact-root", "belief-root"])
+def test_q_finetuning_acts_legally_in_hanabi(beliefs):
+    """Hanabi raises on an illegal action. Uniform exploration (explore 1), greedy play of an
+    untrained Q and the acceptance test would each pick illegal actions unless Q-value
+    fine-tuning masks them from the observations' legal-action mask."""
+    from qwr_fast.envs import make
+
+    real, sim = make("Hanabi-Small", 1, seed=0), make("Hanabi-Small", 8, seed=1)
+    obs, _ = real.reset(seed=0)
+    torch.manual_seed(0)
+    q_bp = DuelingQ(real.single_observation_space.shape, real.single_action_space.n, hidden=16)
+    cfg = QFineTuneConfig(horizon=4, explore=1.0, updates=20, accept_rounds=1)
+    planner = QFineTune(q_bp, sim, cfg)
+    gen = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    mask = real.action_mask_slice
+    for _ in range(6):  # a few moves of the real game, each searched
+        root = real.belief_states(0, 8, rng) if beliefs else real.get_state(0)
+        legal = obs[0][mask] > 0.5
+        res = planner.plan(root, obs[0], Budget(env_steps=8 * 4 * 4), legal=legal, generator=gen)
+        assert res.grad_steps == 20 and legal[res.action]
+        obs, _, term, trunc, _ = real.step(np.array([res.action]))
+        if term[0] or trunc[0]:
+            break
+    # the masked blueprint view: illegal actions at -inf, the value over the legal ones
+    x = torch.as_tensor(obs)
+    (q, _), (masked, value) = q_bp.as_blueprint()(x), QBlueprint(q_bp, mask)(x)
+    legal = torch.as_tensor(obs[:, mask] > 0.5)
+    assert torch.isinf(masked[~legal]).all() and torch.equal(masked[legal], q[legal])
+    assert torch.equal(value, q.masked_fill(~legal, -torch.inf).max(-1).values)
