@@ -144,6 +144,39 @@ def test_search_on_hanabi_beliefs(hanabi_blueprint, tmp_path, planner, extra, mo
         assert 0 < float(row["env_steps_per_move"]) <= 96
 
 
+@pytest.fixture(scope="module")
+def hanabi_dqn(tmp_path_factory):
+    """A tiny dqn-train checkpoint on Hanabi-VerySmall (its replay is q-ft's global buffer)."""
+    from qwr_fast.trainers.dqn import DQNConfig, DQNTrainer
+
+    pytest.importorskip("pyspiel", reason="the Hanabi tests need open_spiel (extra `hanabi`)")
+    cfg = DQNConfig(
+        env="Hanabi-VerySmall", num_envs=2, hidden=8, total_steps=200, learning_starts=100,
+        eval_every=200, eval_episodes=1, buffer_size=200, checkpoint_every=200,
+        run_dir=str(tmp_path_factory.mktemp("hdqn") / "r"), progress=False,
+    )  # fmt: skip
+    DQNTrainer(cfg).train()
+    return f"{cfg.run_dir}/checkpoint.pt"
+
+
+@pytest.mark.parametrize("planner", ["blueprint", "q-ft"])
+def test_dqn_blueprint_and_q_finetuning_on_hanabi(hanabi_dqn, tmp_path, planner, capsys):
+    # The env raises on an illegal action: a finished run is the check that q-ft's rollouts,
+    # acceptance test and play, and the greedy DQN blueprint, mask the illegal moves.
+    out = tmp_path / "q.csv"
+    argv = ["--env", "Hanabi-VerySmall", "--blueprint", hanabi_dqn, "--planner", planner]
+    argv += ["--episodes", "2", "--budget-steps", "96", "--horizon", "3", "--width", "8"]
+    argv += ["--out", str(out), "--no-progress", "--updates", "10"]
+    assert main(argv) == 0
+    row = next(csv.DictReader(out.open()))
+    assert 0 <= float(row["score_mean"]) <= 5 and row["planner"] == planner
+    assert (float(row["grad_steps_per_move"]) > 0) == (planner == "q-ft")
+    assert main([*argv, "--planner", "sparta"]) == 2
+    assert "needs a ppo-train blueprint" in capsys.readouterr().err
+    assert main([*argv, "--planner", "q-ft", "--belief-candidates", "8"]) == 2
+    assert "is not a policy" in capsys.readouterr().err
+
+
 def test_search_refuses_mcts_on_hanabi(hanabi_blueprint, capsys):
     argv = ["--env", "Hanabi-VerySmall", "--blueprint", hanabi_blueprint, "--no-progress"]
     assert main([*argv, "--planner", "mcts", "--budget-steps", "8"]) == 2
