@@ -2,7 +2,7 @@
 # Hanabi decision-time search (issue 6, results in the "Hanabi" part of the RL search section of
 # docs/results.md). CPU scale: one torch thread per process, blueprints trained by PPO self-play
 # (one shared policy for both seats, legal-action masks in the observation).
-# Usage: bash docs/hanabi_runs.sh blueprints | search
+# Usage: bash docs/hanabi_runs.sh blueprints | search | sparta_full | sparta_paired | ablation | qft
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -76,4 +76,32 @@ if [[ $STAGE == ablation ]]; then
   $PY -m qwr_fast.cli qwr-search --env Hanabi-Hard --blueprint runs/hanabi/ppo_hard_s0/checkpoint.pt \
     --episodes 50 --seed 0 --width 20 --horizon 10 --greedy --planner sparta --budget-steps 1000 \
     --no-sparta-paired --out runs/hanabi/search_hard_ablation.csv > runs/hanabi/search_hard_ablation.log 2>&1
+fi
+
+if [[ $STAGE == qft ]]; then
+  # Q-value fine-tuning (the paper's own Hanabi search method, Algorithm 2) from a DQN
+  # blueprint on Hanabi-Hard, next to the rows above at the same budget: B = 1000 sim env steps
+  # per move, every move searched, 20 belief samples, H = 10, 30 games, seed 0. Beliefs from
+  # the chance posterior alone (--belief-candidates 0: the likelihood weighting needs a policy,
+  # and a Q-network is none). The DQN blueprint's own greedy play is the baseline row. Both
+  # searches run as a 2-rank search farm (the same CSV as one process; --episodes-out resumes).
+  # Records: docs/runs/hanabi_qft/.
+  if [[ ! -f runs/hanabi/dqn_hard_s0/checkpoint.pt ]]; then
+    $PY -m qwr_fast.cli dqn-train --env Hanabi-Hard --total-steps 500000 --learning-starts 10000 \
+      --hidden 256 --eval-every 100000 --eval-episodes 8 --checkpoint-every 100000 --no-progress \
+      --seed 0 --run-dir runs/hanabi/dqn_hard_s0 > runs/hanabi/dqn_hard_s0.log 2>&1
+  fi
+  COMMON=(--env Hanabi-Hard --blueprint runs/hanabi/dqn_hard_s0/checkpoint.pt --episodes 30
+    --seed 0 --width 20 --horizon 10 --out runs/hanabi/search_hard_qft.csv --no-progress)
+  for planner in blueprint q-ft; do
+    budget=(); [[ $planner == q-ft ]] && budget=(--budget-steps 1000 --replan-every 1)
+    OMP_NUM_THREADS=1 $PY -m torch.distributed.run --standalone --nproc-per-node=2 \
+      -m qwr_fast.cli qwr-search "${COMMON[@]}" --planner $planner "${budget[@]}" \
+      --episodes-out runs/hanabi/episodes_hard_${planner}.csv >> runs/hanabi/search_hard_qft.log 2>&1
+  done
+  mkdir -p docs/runs/hanabi_qft/dqn_hard_s0
+  cp runs/hanabi/dqn_hard_s0/config.json runs/hanabi/dqn_hard_s0/eval.csv \
+    runs/hanabi/dqn_hard_s0/train.csv docs/runs/hanabi_qft/dqn_hard_s0/
+  cp runs/hanabi/search_hard_qft.csv runs/hanabi/episodes_hard_blueprint.csv \
+    runs/hanabi/episodes_hard_q-ft.csv docs/runs/hanabi_qft/
 fi

@@ -38,3 +38,23 @@ def cpu_bf16_support(monkeypatch):
 
     yield set_support
     cpu_has_native_bf16.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def blueprint(tmp_path_factory) -> str:
+    """An untrained ppo-train blueprint of BitFlip-4 (its checkpoint path), for the planners'
+    end-to-end tests; read only."""
+    from qwr_fast.trainers.ppo import PPOConfig, PPOTrainer
+
+    cfg = PPOConfig(
+        env="BitFlip-4",
+        num_envs=2,
+        num_steps=8,
+        num_minibatches=2,
+        hidden=8,
+        eval_episodes=1,
+        run_dir=str(tmp_path_factory.mktemp("bp") / "bp"),
+        progress=False,
+        tensorboard=False,
+    )
+    return PPOTrainer(cfg).save()

@@ -10,22 +10,6 @@ from qwr_fast.cli.search import CSV_COLUMNS, main
 from qwr_fast.trainers.ppo import PPOConfig, PPOTrainer
 
 
-@pytest.fixture
-def blueprint(tmp_path):
-    cfg = PPOConfig(
-        env="BitFlip-4",
-        num_envs=2,
-        num_steps=8,
-        num_minibatches=2,
-        hidden=8,
-        eval_episodes=1,
-        run_dir=str(tmp_path / "bp"),
-        progress=False,
-        tensorboard=False,
-    )
-    return PPOTrainer(cfg).save()
-
-
 @pytest.mark.parametrize("planner", ["blueprint", "sparta", "mcts", "policy-ft"])
 def test_rl_search_writes_one_row(blueprint, tmp_path, planner, capsys):
     out = tmp_path / "res.csv"

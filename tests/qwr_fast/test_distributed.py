@@ -367,24 +367,6 @@ def test_ppo_two_ranks_identical_reproducible_and_resumable(tmp_path):
 
 
 # ---------------------------------------------------------------------- search farm
-@pytest.fixture(scope="module")
-def blueprint(tmp_path_factory):
-    from qwr_fast.trainers.ppo import PPOConfig, PPOTrainer
-
-    cfg = PPOConfig(
-        env="BitFlip-4",
-        num_envs=2,
-        num_steps=8,
-        num_minibatches=2,
-        hidden=8,
-        eval_episodes=1,
-        run_dir=str(tmp_path_factory.mktemp("bp") / "bp"),
-        progress=False,
-        tensorboard=False,
-    )
-    return PPOTrainer(cfg).save()
-
-
 SEARCH = ["--env", "BitFlip-4", "--planner", "sparta", "--budget-steps", "16", "--horizon", "2"]
 SEARCH += ["--width", "4", "--no-progress", "--episodes", "5"]
 
