@@ -5,9 +5,10 @@ From the current state s*, copy the blueprint policy and value and run N PPO upd
 ``W = sim.num_envs`` rollouts of H steps from clones of s*, with GAE whose last step bootstraps
 from the *blueprint* value ``V_phi(s_H)`` (or the refined value, ``refined_bootstrap``). The
 acceptance test then evaluates the fine-tuned and the blueprint policy on E rollouts each from
-s* and adopts the fine-tuned one only if its mean return is higher by at least ``epsilon``.
-The chosen policy plays the next ``replan_every`` moves (amortised search; 1 replans every
-move). Steps after an episode ended inside a rollout are masked out of the update.
+s* and adopts the fine-tuned one only if its mean return is higher by more than ``epsilon``
+(plus ``accept_z`` standard errors of the paired differences; a tie is not adopted). The
+chosen policy plays the next ``replan_every`` moves (amortised search; 1 replans every move).
+Steps after an episode ended inside a rollout are masked out of the update.
 
 Multi-player games whose observation names the seat to move (``sim.seat_slice``, e.g. Hanabi):
 with ``own_seat_only`` the fine-tuned policy plays only the searching player's seat and the
@@ -53,8 +54,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class AcceptanceResult:
-    """adopted: candidate mean - blueprint mean >= epsilon; the means and standard errors of
-    the E discounted rollout returns of each; env_steps used by both evaluations."""
+    """adopted: candidate mean - blueprint mean > epsilon + z * difference_sem; the means and
+    standard errors of the E discounted rollout returns of each, and the standard error of the
+    mean of the E paired differences; env_steps used by both evaluations."""
 
     adopted: bool
     candidate_mean: float
@@ -62,6 +64,7 @@ class AcceptanceResult:
     candidate_sem: float
     blueprint_sem: float
     env_steps: int
+    difference_sem: float = float("nan")
 
 
 def _sem(x: np.ndarray) -> float:
@@ -84,12 +87,16 @@ def acceptance_test(
     oracle_chance: bool = False,
 ) -> AcceptanceResult:
     """Evaluate both policies on ``rounds * sim.num_envs`` rollouts of ``horizon`` steps from
-    ``root`` (blueprint value bootstrap for both) and adopt ``candidate`` only if it is better
-    by at least ``epsilon`` plus ``z`` standard errors of the difference of the two means.
+    ``root`` (blueprint value bootstrap for both) and adopt ``candidate`` only if its mean
+    return is higher by more than ``epsilon`` plus ``z`` standard errors of the mean
+    difference: a candidate no better than the blueprint (a tie, as when fine-tuning did not
+    change the moves) is not adopted.
 
     Each round restores the root for both policies with the same fresh chance words (drawn
     from ``generator``), so rollout w of the candidate and of the blueprint meet the same
-    chance (common random numbers); ``oracle_chance``: the root's own stream for both."""
+    chance (common random numbers), and the standard error is that of the mean of the paired
+    differences: the chance both rollouts share cancels in it. ``oracle_chance``: the root's
+    own stream for both."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     rets: dict[str, list[np.ndarray]] = {"cand": [], "bp": []}
@@ -111,17 +118,18 @@ def acceptance_test(
             rets[name].append(r)
             steps += s
     cand, bp = np.concatenate(rets["cand"]), np.concatenate(rets["bp"])
+    se = _sem(cand - bp)  # paired: rollout w of both met the same chance
     margin = epsilon
     if z > 0:
-        se = np.hypot(_sem(cand), _sem(bp))
         margin += z * (se if np.isfinite(se) else np.inf)
     return AcceptanceResult(
-        adopted=bool(cand.mean() - bp.mean() >= margin),
+        adopted=bool(cand.mean() - bp.mean() > margin),
         candidate_mean=float(cand.mean()),
         blueprint_mean=float(bp.mean()),
         candidate_sem=_sem(cand),
         blueprint_sem=_sem(bp),
         env_steps=steps,
+        difference_sem=se,
     )
 
 

@@ -218,6 +218,8 @@ def test_acceptance_test_adopts_only_when_better():
     assert acceptance_test(sim, root, good, bad, epsilon=1.99, **kw).adopted
     assert not acceptance_test(sim, root, good, bad, epsilon=2.01, **kw).adopted
     assert not acceptance_test(sim, root, good, good, epsilon=0.01, **kw).adopted
+    tie = acceptance_test(sim, root, good, good, epsilon=0.0, **kw)  # no better: not adopted
+    assert not tie.adopted and tie.candidate_mean == tie.blueprint_mean
 
 
 def test_policy_finetuning_learns_the_bandit():
@@ -235,9 +237,15 @@ def test_policy_finetuning_learns_the_bandit():
     assert used == 640 and grads == 40 * cfg.epochs * cfg.num_minibatches
     assert p0 < 0.4 and p1 > 0.9, (p0, p1)
     assert torch.softmax(bp(obs)[0], -1)[0, 2].item() == p0  # the blueprint is not modified
-    planner = PolicyFineTune(bp, sim, PolicyFineTuneConfig(**{**cfg.__dict__, "greedy": True}))
+    # sampled play: the fine-tuned policy (p1) beats the blueprint's (p0) and is adopted
+    planner = PolicyFineTune(bp, sim, cfg)
     res = planner.plan(root, obs[0].numpy(), Budget(env_steps=16 * 42), generator=gen)
     assert res.adopted and res.action == 2
+    # greedy play: the blueprint's argmax is arm 2 already (0.2966 vs 0.2960), so the
+    # fine-tuned policy plays the same moves: a tie, not adopted
+    planner = PolicyFineTune(bp, sim, PolicyFineTuneConfig(**{**cfg.__dict__, "greedy": True}))
+    res = planner.plan(root, obs[0].numpy(), Budget(env_steps=16 * 42), generator=gen)
+    assert not res.adopted and res.action == 2
 
 
 def test_policy_finetuning_amortises_over_replan_every():
@@ -349,7 +357,8 @@ def test_acceptance_z_margin():
     good, bad = FixedNet([0.0, 0.0, 5.0, 0.0]), FixedNet([5.0, 0.0, 0.0, 0.0])
     kw = dict(rounds=2, horizon=3, gamma=0.99, greedy=True, epsilon=0.0)
     # deterministic returns: zero standard error, so any z keeps the decision
-    assert acceptance_test(sim, root, good, bad, z=3.0, **kw).adopted
+    res = acceptance_test(sim, root, good, bad, z=3.0, **kw)
+    assert res.adopted and res.difference_sem == 0.0
     # sampled play: noisy returns, so a large z refuses what z = 0 adopts
     kw = {**kw, "greedy": False}
     noisy = FixedNet([0.0, 0.0, 2.0, 0.0])
