@@ -122,9 +122,10 @@ class SearchConfig:
     """sim envs stepped together (rollouts per batch; MCTS leaves per batch)"""
     epsilon: float = 0.0
     """sparta deviation / policy-ft acceptance threshold"""
-    z: float = 0.0
+    z: float | None = None
     """sparta / policy-ft: also require the searched choice to beat the blueprint by z standard
-    errors of the difference of the Monte-Carlo means (0: off)"""
+    errors of the difference of the Monte-Carlo means (0: off; None: 1 for policy-ft, whose
+    acceptance test pairs its rollouts on common chance, 0 for sparta)"""
     sparta_paired: bool = True
     """sparta on belief samples: evaluate every action on the same sample per round"""
     belief_candidates: int = 0
@@ -133,8 +134,9 @@ class SearchConfig:
     players' past moves (SPARTA-style belief tracking) and resamples --width of them"""
     accept_rounds: int = 1
     """policy-ft: acceptance-test batches per policy (0: adopt without a test)"""
-    lr: float = 1e-4
-    """policy-ft / q-ft learning rate"""
+    lr: float | None = None
+    """policy-ft / q-ft learning rate (None: 3e-3 for policy-ft, whose few PPO updates per
+    search barely move the policy at 1e-4, and 1e-4 for q-ft; docs/results.md)"""
     updates: int = 200
     """q-ft gradient steps per search"""
     p_global: float = 0.5
@@ -308,10 +310,25 @@ def play_episodes(cfg: SearchConfig, play) -> list[dict]:
     return records
 
 
+DEFAULT_Z = {"policy-ft": 1.0}
+"""``--z`` left at None: this per planner (0 for the others)"""
+DEFAULT_LR = {"policy-ft": 3e-3, "q-ft": 1e-4}
+"""``--lr`` left at None: this per planner"""
+
+
+def resolve_defaults(cfg: SearchConfig) -> SearchConfig:
+    """``cfg`` with the planner's own ``z`` and ``lr`` where they were left at None (what the
+    CSV row and the episode key record)."""
+    z = DEFAULT_Z.get(cfg.planner, 0.0) if cfg.z is None else cfg.z
+    lr = DEFAULT_LR.get(cfg.planner, 1e-4) if cfg.lr is None else cfg.lr
+    return dataclasses.replace(cfg, z=z, lr=lr)
+
+
 def run_search(cfg: SearchConfig) -> dict:
     """Play ``cfg.episodes`` episodes; returns the CSV row (also appended to ``cfg.out``)."""
     from qwr_fast.envs import make
 
+    cfg = resolve_defaults(cfg)
     check_fields(cfg, "episodes width max_moves threads", ">= 1")
     check_out_header(cfg.out)
     if cfg.planner != "blueprint" and cfg.budget_steps is None and cfg.budget_seconds is None:

@@ -165,20 +165,21 @@ class PolicyFineTuneConfig:
     before the next search (H in the paper, 1 replans every move); accept_rounds: batches of
     ``sim.num_envs`` rollouts per policy in the acceptance test (0: adopt without a test);
     epsilon: acceptance threshold; accept_z: also require the candidate to be better by that
-    many standard errors of the difference (0: off); refined_bootstrap: bootstrap step H with
+    many standard errors of the paired difference (0: off); refined_bootstrap: bootstrap step H with
     the fine-tuned value instead of the blueprint's; own_seat_only: in a multi-player game
     (``sim.seat_slice``) fine-tune and play only the searching player's seat, the blueprint
     playing the others (single-agent search); the rest are PPO hyperparameters of each
-    update."""
+    update (lr 3e-3: at 1e-4 the few updates of a search barely move a weak blueprint's moves,
+    docs/results.md, "Policy fine-tuning must earn its adoptions")."""
 
     horizon: int = 30
     replan_every: int = 30
     accept_rounds: int = 1
     epsilon: float = 0.0
-    accept_z: float = 0.0
+    accept_z: float = 1.0
     gamma: float = 0.99
     gae_lambda: float = 0.95
-    lr: float = 1e-4
+    lr: float = 3e-3
     epochs: int = 4
     num_minibatches: int = 4
     clip_coef: float = 0.1
