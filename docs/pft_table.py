@@ -30,7 +30,9 @@ def main(root: str = "docs/runs/pft_bitflip") -> None:
     )
     files = [os.path.join(root, "mcts.csv"), *sorted(glob.glob(os.path.join(root, "policy-ft_*")))]
     for path in files:
-        name = os.path.basename(path)[: -len(".csv")].replace("_lr", ", lr ")
+        name = os.path.basename(path)[: -len(".csv")]
+        name = {"policy-ft_old": "policy-ft, lr 1e-4, z 0 (old)"}.get(name, name)
+        name = {"policy-ft_new": "policy-ft, lr 3e-3, z 1 (new)"}.get(name, name)
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
         for r in rows:
