@@ -77,9 +77,15 @@ def qwr_critic_loss(
     ``n`` actions are sampled from the stored ``next_mu`` at each of ``s_{t+1..t+T}``, scored by
     ``target_q`` and backed up with F = ``mode`` (lse / max / mean) and TD(``lam``) over the
     margin; ``value_scale`` makes the network predict ``(1 - gamma) Q``.
+    ``tau`` is in the units of the unscaled Q (the paper's, and the reference's, which scales
+    its values back before the backup): over ``(1 - gamma) Q`` the LSE runs at temperature
+    ``(1 - gamma) tau``. With ``normalize_q`` the LSE is over a scale-free Q and the scale
+    cancels.
     Returns ``critic_loss`` (with gradient into ``q_net`` only), ``q_mean``, ``target_mean``.
     """
     B, T = batch.reward.shape
+    if value_scale and not normalize_q:
+        tau = (1.0 - gamma) * tau
     next_actions = sample_from_mu(kind, _flat(batch.next_mu), n, generator=generator)
     q_next = target_q_samples(target_q, _flat(batch.next_obs), next_actions).view(B, T, n)
     target = qwr_margin_target(

@@ -123,7 +123,8 @@ class QWRConfig(TrackingConfig):
     enumerate_actions: bool = False
     """discrete only: actor scores all K actions weighted by mu(a|s) instead of n samples"""
     tau: float = 0.3
-    """LSE temperature (qwr-lse)"""
+    """LSE temperature (qwr-lse), in the units of the unscaled Q (the paper's; with
+    --normalize-q, of the normalised Q)"""
     normalize_q: bool = True
     """divide Q by mean|Q - mean Q| + 1e-5 before the LSE (as in the reference)"""
     margin: int = 3

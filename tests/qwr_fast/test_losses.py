@@ -88,8 +88,9 @@ def test_critic_target_matches_hand_written_loop(kind, value_scale):
         qn = qn.view(B, T, n)
     scale = 1 - gamma if value_scale else 1.0
     targets = []
-    for b in range(B):
-        v = [_loop_lse(qn[b, i].tolist(), tau).item() for i in range(T)]
+    for b in range(B):  # tau acts on the unscaled Q: qn / scale, backed up, scaled again
+        unscaled = [[x / scale for x in qn[b, i].tolist()] for i in range(T)]
+        v = [scale * _loop_lse(q_i, tau).item() for q_i in unscaled]
         d = [0.0 if batch.terminal[b, i] else gamma for i in range(T)]
         r = [scale * batch.reward[b, i].item() for i in range(T)]
         g = r[T - 1] + d[T - 1] * v[T - 1]
