@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.qwr_fast-installed
 
-.PHONY: demo test lint format bench aot docs clean
+.PHONY: demo test lint format bench aot docs clean gpu-check
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest bench -q --benchmark-columns=median,iqr,rounds --benchmark-sort=name
+
+# the first command to run on an NVIDIA GPU: kernel tests on the device, op benchmarks, eager vs
+# --compile training speed; writes docs/bench/gpu-<device>-<date>.md (exits 2 without CUDA)
+gpu-check: $(STAMP)
+	$(PY) bench/gpu_check.py
 
 aot: $(STAMP)
 	$(PY) -m qwr_fast.kernels.aot

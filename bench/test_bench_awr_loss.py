@@ -67,8 +67,9 @@ def _step(loss_fn, params, actions, q):
 
 @pytest.mark.parametrize("impl", ["awr_loss", "eager", "compiled"])
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_bench_awr_loss(benchmark, shape, impl):
+def test_bench_awr_loss(benchmark, shape, impl, batch_scale):
     kind, B, n, width = SHAPES[shape]
+    B *= batch_scale
     params, actions, q = _inputs(kind, B, n, width)
     if impl == "awr_loss":
         loss_fn = _fused(kind)

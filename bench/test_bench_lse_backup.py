@@ -49,8 +49,9 @@ def fused_backup(q_next, reward, discount, stop):
 
 @pytest.mark.parametrize("impl", ["lse_backup", "eager", "compiled"])
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_bench_lse_backup(benchmark, shape, impl):
+def test_bench_lse_backup(benchmark, shape, impl, batch_scale):
     B, T, n = SHAPES[shape]
+    B *= batch_scale
     inputs = _inputs(B, T, n)
     if impl == "compiled":
         fn = torch.compile(naive_backup, fullgraph=True)

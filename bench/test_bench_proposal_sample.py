@@ -75,8 +75,9 @@ def composite(step, z0, heads_w, heads_b, emb, N):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_proposal_sample(benchmark, shape, variant):
+def test_proposal_sample(benchmark, shape, variant, batch_scale):
     B, N, D, K, E = SHAPES[shape]
+    B *= batch_scale
     torch.manual_seed(0)
     z0 = torch.randn(B, E, device=DEVICE)
     heads_w = torch.randn(D, K, E, device=DEVICE) / E**0.5

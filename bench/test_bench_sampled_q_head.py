@@ -51,8 +51,9 @@ def sync():
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_sampled_q_head(benchmark, shape, variant):
+def test_sampled_q_head(benchmark, shape, variant, batch_scale):
     B, n, O, A, K, H = SHAPES[shape]
+    B *= batch_scale
     torch.manual_seed(0)
     kwargs = {"action_dim": A} if A else {"num_actions": K}
     net = SampledQ(O, hidden=H, **kwargs).to(DEVICE)
