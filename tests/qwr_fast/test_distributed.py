@@ -1,7 +1,8 @@
 """Scale-out on torch.distributed (gloo, CPU): the data-parallel gradient equals the
 single-process one, a 2-rank ``qwr-train`` keeps its ranks identical and is reproducible and
 exactly resumable (also across two ``torchrun`` launchers as two nodes, and after a worker is
-killed under ``--max-restarts``), the search farm writes the single-process CSV, and bad
+killed under ``--max-restarts``), so are ``aql-train`` (learners, actor) and ``dqn-train``
+(learners, actor) and ``ppo-train``, the search farm writes the single-process CSV, and bad
 configurations fail before any work."""
 
 from __future__ import annotations
