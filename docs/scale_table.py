@@ -39,6 +39,18 @@ def _world(run: str) -> int:
         return json.load(f).get("world", {}).get("world_size", 1)
 
 
+def _timed(runs: list[str]):
+    """``(run, procs, wall s, speed-up over the first run)`` for the ``p1`` / ``p2`` run
+    directories of one comparison that exist."""
+    base = None
+    for run in runs:
+        if not os.path.isdir(run):
+            continue
+        wall = _wall(run)
+        base = base or wall
+        yield run, os.path.basename(run).split("_")[-1], wall, base / wall
+
+
 def speed(root: str) -> None:
     rounds = sorted(n for n in os.listdir(root) if n.startswith("scale_out_speed"))
     if not rounds:
@@ -48,15 +60,11 @@ def speed(root: str) -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in rounds:
-        runs = [os.path.join(root, name, p) for p in ("p1", "p2")]
-        base = None
-        for run in runs:
+        for run, _, wall, gain in _timed([os.path.join(root, name, p) for p in ("p1", "p2")]):
             step, ret = _last_eval(run)
-            wall = _wall(run)
-            base = base or wall
             print(
                 f"| {name} | {_world(run)} | {step} | {wall:.0f} | {step / wall:.1f} | "
-                f"{base / wall:.2f}x | {ret:.1f} |"
+                f"{gain:.2f}x | {ret:.1f} |"
             )
     print()
 
@@ -71,18 +79,13 @@ def actors(root: str) -> None:
     )
     print("|---|---|---:|---:|---:|---:|")
     for updates in sorted({n.split("_")[0] for n in os.listdir(base)}, key=lambda u: -int(u[1:])):
-        base_wall = None
-        for procs in ("p1", "p2"):
-            run = os.path.join(base, f"{updates}_{procs}")
-            if not os.path.isdir(run):
-                continue
+        runs = [os.path.join(base, f"{updates}_{procs}") for procs in ("p1", "p2")]
+        for run, procs, wall, gain in _timed(runs):
             step, _ = _last_eval(run)
-            wall = _wall(run)
-            base_wall = base_wall or wall
             ranks = "1 process" if procs == "p1" else "1 learner + 1 actor"
             print(
                 f"| {updates[1:]} + {updates[1:]} | {ranks} | {step} | {wall:.0f} | "
-                f"{step / wall:.1f} | {base_wall / wall:.2f}x |"
+                f"{step / wall:.1f} | {gain:.2f}x |"
             )
     print()
 
@@ -93,17 +96,13 @@ def farm(root: str) -> None:
         return
     print("| qwr-search | episodes | score mean +- s.e.m. | wall s | speed-up |")
     print("|---|---:|---:|---:|---:|")
-    base_wall = None
-    for procs in ("p1", "p2"):
-        run = os.path.join(base, procs)
+    for run, procs, wall, gain in _timed([os.path.join(base, p) for p in ("p1", "p2")]):
         with open(os.path.join(run, "search.csv"), newline="") as f:
             row = list(csv.DictReader(f))[-1]
-        wall = _wall(run)
-        base_wall = base_wall or wall
         ranks = "1 process" if procs == "p1" else "2 ranks (torchrun)"
         print(
             f"| {ranks} | {row['episodes']} | {float(row['score_mean']):.2f} +- "
-            f"{float(row['score_sem']):.2f} | {wall:.1f} | {base_wall / wall:.2f}x |"
+            f"{float(row['score_sem']):.2f} | {wall:.1f} | {gain:.2f}x |"
         )
     print()
 
