@@ -378,7 +378,8 @@ class Trainer:
     def collect(self, steps: int) -> None:
         """Step the training envs ``steps // num_envs`` times with the current behaviour (each
         rank its ``1 / world size`` share; the observation normaliser merged after)."""
-        sync = self.collector.norm if isinstance(self.collector.norm, NormSync) else None
+        norm = self.collector_norm
+        sync = norm if isinstance(norm, NormSync) else None
         if sync is not None:
             sync.begin()
         size = self.world.size
