@@ -10,12 +10,21 @@ autoreset mode.
 A sample is a slice of ``T`` consecutive steps of one env, ``t .. t+T-1``; ``stop[:, i]`` marks
 the last valid step of the slice (episode end, truncation, or the newest stored step), so that
 the margin recursion of :func:`qwr_fast.kernels.lse_backup` never reads across an episode.
+
+Host reads: neither :meth:`Replay.add` nor :meth:`Replay.sample` reads a device value on the
+host when every stored step is valid (same-step or disabled autoreset; the valid flags are
+counted from the host-side ``valid`` the collector passes). The stored-step count and the
+oldest row live on the device as well (``size_t``, ``oldest_t``) and sampling computes with
+them, so a sample can run inside a compiled or CUDA-graph-captured update step. On a CUDA
+replay, the fields of a step that arrive from the host (rewards, flags, ...) are packed into
+one pinned buffer and copied in one non-blocking host-to-device copy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 __all__ = ["Replay", "ReplayBatch"]
@@ -54,6 +63,8 @@ class Replay:
         action_dtype: ``torch.int64`` for discrete actions, a float dtype otherwise.
         obs_dtype: storage dtype of observations (e.g. ``torch.uint8`` for pixels).
         device: where the tensors live (sampling happens there too).
+        pack_host_writes: copy the host-side fields of each :meth:`add` to the device as one
+            packed buffer (pinned on CUDA, non-blocking); default: on a non-CPU device.
     """
 
     def __init__(
@@ -67,6 +78,7 @@ class Replay:
         action_dtype: torch.dtype = torch.float32,
         obs_dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
+        pack_host_writes: bool | None = None,
     ) -> None:
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be a positive int (env steps), got {capacity!r}")
@@ -93,11 +105,19 @@ class Replay:
         self.terminal = buf(dtype=torch.bool)
         self.truncated = buf(dtype=torch.bool)
         self.valid = torch.ones((L, E), dtype=torch.bool, device=self.device)
-        # False entries of ``valid`` (unused rows hold True), kept up to date by every writer so
-        # that a sample knows in O(1) whether every stored step may start a slice.
+        # False entries of ``valid`` per row and in all (unused rows hold True), counted on the
+        # host by every writer so that a sample knows in O(1), without reading the device,
+        # whether every stored step may start a slice.
+        self._row_invalid = np.zeros(L, dtype=np.int64)
         self._num_invalid = 0
+        self.pack_host_writes = (
+            self.device.type != "cpu" if pack_host_writes is None else pack_host_writes
+        )
         self.pos = 0
         self.size = 0
+        # the device's copies of ``size`` and of the oldest stored row, for sampling
+        self.size_t = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.oldest_t = torch.zeros((), dtype=torch.int64, device=self.device)
 
     _FIELDS = (
         "obs",
@@ -110,6 +130,12 @@ class Replay:
         "truncated",
         "valid",
     )
+
+    @property
+    def all_valid(self) -> bool:
+        """Whether every stored step may start a slice (then :meth:`sample` draws uniformly,
+        with no pass over the replay and no host read)."""
+        return self._num_invalid == 0
 
     def __len__(self) -> int:
         """Env steps stored (over all envs)."""
@@ -147,19 +173,55 @@ class Replay:
             truncated=truncated,
             valid=valid,
         )
-        row_invalid = int(self.valid[self.pos].logical_not().sum())
+        for name, value in values.items():
+            expected = tuple(getattr(self, name).shape[1:])
+            shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+            if shape != expected:
+                raise ValueError(f"{name} must have shape {expected} (num_envs first), got {shape}")
+        # counted where ``valid`` is: on the host unless a caller passes it on the device
+        row_invalid = int(self.num_envs - torch.as_tensor(valid).count_nonzero())
+        on_host = [
+            n
+            for n, v in values.items()
+            if not (isinstance(v, torch.Tensor) and v.device == self.device)
+        ]
+        if self.pack_host_writes and len(on_host) > 1:
+            values.update(self._packed_to_device({n: values[n] for n in on_host}))
         for name, value in values.items():
             store = getattr(self, name)
-            value = torch.as_tensor(value, device=self.device)
-            if tuple(value.shape) != tuple(store.shape[1:]):
-                raise ValueError(
-                    f"{name} must have shape {tuple(store.shape[1:])} "
-                    f"(num_envs first), got {tuple(value.shape)}"
-                )
-            store[self.pos] = value.to(store.dtype)
-        self._num_invalid += int(self.valid[self.pos].logical_not().sum()) - row_invalid
+            store[self.pos] = torch.as_tensor(value, device=self.device).to(store.dtype)
+        self._num_invalid += row_invalid - int(self._row_invalid[self.pos])
+        self._row_invalid[self.pos] = row_invalid
         self.pos = (self.pos + 1) % self.length
         self.size = min(self.size + 1, self.length)
+        self._counters_to_device()
+
+    def _packed_to_device(self, values: dict) -> dict[str, torch.Tensor]:
+        """``values`` (host data, one row of each named buffer) as device tensors, sent in
+        one copy of a packed byte buffer (pinned, non-blocking on CUDA; the caching host
+        allocator keeps the buffer until the copy has run)."""
+        parts, spans, offset = [], {}, 0
+        for name, value in values.items():
+            store = getattr(self, name)
+            row = torch.as_tensor(value).to(store.dtype).contiguous().reshape(-1)
+            nbytes = row.numel() * row.element_size()
+            spans[name] = (offset, nbytes, store.dtype, tuple(store.shape[1:]))
+            parts.append(row.view(torch.uint8))
+            pad = -nbytes % 8  # keep every field 8-byte aligned for its dtype view
+            if pad:
+                parts.append(torch.zeros(pad, dtype=torch.uint8))
+            offset += nbytes + pad
+        staging = torch.empty(offset, dtype=torch.uint8, pin_memory=self.device.type == "cuda")
+        torch.cat(parts, out=staging)
+        packed = staging.to(self.device, non_blocking=True)
+        return {
+            name: packed[start : start + nbytes].view(dtype).view(shape)
+            for name, (start, nbytes, dtype, shape) in spans.items()
+        }
+
+    def _counters_to_device(self) -> None:
+        self.size_t.fill_(self.size)
+        self.oldest_t.fill_((self.pos - self.size) % self.length)
 
     def sample(
         self, batch_size: int, margin: int = 1, *, generator: torch.Generator | None = None
@@ -171,7 +233,10 @@ class Replay:
             raise ValueError(f"margin must be >= 1, got {margin}")
         gen_device = generator.device if generator is not None else torch.device("cpu")
         if self._num_invalid == 0:  # every stored step is valid: no pass over the replay
-            k = torch.randint(0, self.size, (batch_size,), generator=generator, device=gen_device)
+            # uniform over [0, size) with size on the device (2^62 // size draws per value:
+            # the modulo's bias is below 2^-40 for any replay that fits in memory)
+            draw = torch.randint(0, 2**62, (batch_size,), generator=generator, device=gen_device)
+            k = draw.to(self.device) % self.size_t
             env = torch.randint(
                 0, self.num_envs, (batch_size,), generator=generator, device=gen_device
             )
@@ -179,7 +244,7 @@ class Replay:
             oldest = (self.pos - self.size) % self.length
             rows = (oldest + torch.arange(self.size, device=self.device)) % self.length
             valid = self.valid[rows]  # [size, E]
-            if not bool(valid.any()):
+            if self._num_invalid >= self.size * self.num_envs:
                 raise ValueError("the replay holds no valid step to sample")
             flat = torch.multinomial(
                 valid.reshape(-1).float().to(gen_device), batch_size, True, generator=generator
@@ -189,14 +254,15 @@ class Replay:
 
     def slices(self, k: torch.Tensor, env: torch.Tensor, margin: int = 1) -> ReplayBatch:
         """The slices of ``margin`` steps that start ``k[B]`` steps after the oldest stored step
-        of envs ``env[B]`` (what :meth:`sample` draws; prioritised samplers pick their own)."""
-        oldest = (self.pos - self.size) % self.length
+        of envs ``env[B]`` (what :meth:`sample` draws; prioritised samplers pick their own).
+        Computed on the device, with no host read."""
         k, env = k.to(self.device), env.to(self.device)
         offsets = torch.arange(margin, device=self.device)
         rel = k[:, None] + offsets  # [B, T], steps after the oldest
-        newest = rel >= self.size - 1
-        rel = rel.clamp(max=self.size - 1)
-        t = (oldest + rel) % self.length  # [B, T]
+        last = self.size_t - 1
+        newest = rel >= last
+        rel = torch.minimum(rel, last)
+        t = (self.oldest_t + rel) % self.length  # [B, T]
         # Rows of the (L * E)-row flattening of each buffer: index_select gathers whole rows,
         # several times faster on CPU than advanced indexing with two index tensors.
         flat = (t * self.num_envs + env[:, None]).reshape(-1)  # [B * T]
@@ -238,8 +304,15 @@ class Replay:
                     f"{name} must have shape {(N, *store.shape[2:])}, got {tuple(value.shape)}"
                 )
             store[:N, 0] = value.to(store.dtype)
-        self._num_invalid = int(self.valid.logical_not().sum())
         self.pos, self.size = N % self.length, N
+        self._count_invalid()
+
+    def _count_invalid(self) -> None:
+        """Recount the invalid steps per row from ``valid`` (after a bulk write) and update
+        the device counters."""
+        self._row_invalid = self.valid.logical_not().sum(1).cpu().numpy().astype(np.int64)
+        self._num_invalid = int(self._row_invalid.sum())
+        self._counters_to_device()
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly (tensors are stored as they are)."""
@@ -263,5 +336,5 @@ class Replay:
                     f"expected {tuple(store.shape)}"
                 )
             store.copy_(value)
-        self._num_invalid = int(self.valid.logical_not().sum())
         self.pos, self.size = int(state["pos"]), int(state["size"])
+        self._count_invalid()

@@ -47,6 +47,7 @@ from qwr_fast.trainers._common import (
     seed_everything,
 )
 from qwr_fast.trainers.runlog import plot_eval_curve
+from qwr_fast.trainers.step import UpdateStep, step_mode, trainer_generator_as_default
 from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["AQLConfig", "PRESETS", "AQLTrainer"]
@@ -181,6 +182,10 @@ class AQLConfig(TrackingConfig):
     """checkpoints kept in the run directory"""
     threads: int = 1
     """torch CPU threads"""
+    compile: bool = False
+    """torch.compile each whole update step: replay sample, losses, backward, gradient
+    clipping, optimiser steps and target sync (qwr_fast.trainers.step; not with --prioritized,
+    whose sampler walks a sum tree on the host)"""
     progress: bool = True
     """tqdm progress bar"""
     tensorboard: bool = True
@@ -198,6 +203,11 @@ class AQLConfig(TrackingConfig):
         check_fields(self, "num_proposal num_uniform updates_per_epoch learning_starts", ">= 0")
         if self.algo != "exhaustive-dqn" and self.num_proposal + self.num_uniform < 1:
             raise ValueError("--num-proposal + --num-uniform must be >= 1")
+        if self.compile and self.prioritized:
+            raise ValueError(
+                "--compile compiles the whole update step, sampling included; the "
+                "--prioritized sampler walks a sum tree on the host: drop one of the two"
+            )
         if self.algo == "aql" and self.num_proposal < 1:
             raise ValueError("--algo aql needs --num-proposal >= 1 (use uniform-ql for N=0)")
         if self.bins == 1 or self.bins < 0:
@@ -263,6 +273,7 @@ class AQLTrainer(Trainer):
     """
 
     config_cls = AQLConfig
+    SINGLE_LEARNER_FLAGS = ("compile",)
     TRAIN_COLUMNS, EVAL_COLUMNS = TRAIN_COLUMNS, EVAL_COLUMNS
     COUNTERS = ("global_step", "epoch", "num_updates", "num_evals", "last_eval", "wall")
 
@@ -318,6 +329,7 @@ class AQLTrainer(Trainer):
         self.loss_fn = self.losses
         if world.learners > 1 and not world.is_actor:
             self.loss_fn = data_parallel(self.net, self.losses, dev)
+        self.update_fn = UpdateStep(self.update_step, step_mode(cfg.compile, False))
         # an actor acts with the normaliser the learners broadcast (frozen in a chunk)
         self.collector_norm = None if world.is_actor else self.norm_synced(self.norm)
         D = self.spec.num_sub
@@ -426,7 +438,8 @@ class AQLTrainer(Trainer):
                 self.local_batch, c.n_step, beta=self.beta(), generator=self.gen
             )
             return pb.batch, pb.weight, pb.index
-        return self.replay.sample(self.local_batch, c.n_step, generator=self.gen), None, None
+        # the default generator: update() lends it the trainer's stream
+        return self.replay.sample(self.local_batch, c.n_step), None, None
 
     def losses(self, sample: tuple) -> dict[str, torch.Tensor]:
         """The critic and proposal losses on ``sample`` (:meth:`sample`); the priorities of
@@ -455,7 +468,6 @@ class AQLTrainer(Trainer):
             entropy_samples=c.entropy_samples,
             boot_action=boot_action,
             weight=weight,
-            generator=self.gen,
         )
         td_abs = out.pop("td_abs")
         if index is not None:
@@ -468,20 +480,28 @@ class AQLTrainer(Trainer):
         stats: dict[str, torch.Tensor] = {}
         if self.global_step < c.learning_starts:
             return {}
-        for _ in range(c.updates_per_epoch):
-            out = self.loss_fn(self.sample())
-            if self.loss_fn is self.losses:
-                q_params = self.net.q.parameters()
-                optimizer_step(self.opt_q, q_params, out["critic_loss"], c.grad_clip)
-                if self.opt_p is not None:
-                    params = self.net.proposal.parameters()
-                    optimizer_step(self.opt_p, params, out["proposal_loss"], c.grad_clip)
-            else:  # DDP: one backward of both losses (their parameters are disjoint)
-                self.joint_step(out)
-            self.sync.step()
-            self.num_updates += 1
-            stats.update({k: v.detach() for k, v in out.items()})
+        with trainer_generator_as_default(self.gen):
+            for _ in range(c.updates_per_epoch):
+                stats.update(self.update_fn())
+                self.num_updates += 1
         return {k: float(v) for k, v in stats.items()}
+
+    def update_step(self) -> dict[str, torch.Tensor]:
+        """One whole gradient step, as :attr:`update_fn` runs it (eager or compiled): a replay
+        sample, the critic and proposal losses, their optimiser steps and the target sync;
+        random draws from the default generator. Returns the losses, detached."""
+        c = self.cfg
+        out = self.loss_fn(self.sample())
+        if self.loss_fn is self.losses:
+            q_params = self.net.q.parameters()
+            optimizer_step(self.opt_q, q_params, out["critic_loss"], c.grad_clip)
+            if self.opt_p is not None:
+                params = self.net.proposal.parameters()
+                optimizer_step(self.opt_p, params, out["proposal_loss"], c.grad_clip)
+        else:  # DDP: one backward of both losses (their parameters are disjoint)
+            self.joint_step(out)
+        self.sync.step()
+        return {k: v.detach() for k, v in out.items()}
 
     def joint_step(self, out: dict[str, torch.Tensor]) -> None:
         """Both optimiser steps after one backward pass of ``critic_loss + proposal_loss``:

@@ -31,6 +31,7 @@ from qwr_fast.distributed import all_mean, broadcast_weights, data_parallel
 from qwr_fast.nn.dueling_q import DuelingQ
 from qwr_fast.nn.torsos import obs_tensor
 from qwr_fast.objectives.dqn import double_q_loss
+from qwr_fast.objectives.target_sync import TargetSync
 from qwr_fast.trainers._common import (
     SAMPLED_GREEDY_EVAL_COLUMNS,
     Trainer,
@@ -43,6 +44,7 @@ from qwr_fast.trainers._common import (
     seed_everything,
 )
 from qwr_fast.trainers.runlog import Every
+from qwr_fast.trainers.step import UpdateStep, step_mode, trainer_generator_as_default
 from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["DQNConfig", "PRESETS", "DQNTrainer"]
@@ -125,6 +127,10 @@ class DQNConfig(TrackingConfig):
     between epochs only, so a resume from one still equals an uninterrupted run"""
     threads: int = 1
     """torch CPU threads"""
+    compile: bool = False
+    """torch.compile each whole update step: replay sample, losses, backward, gradient
+    clipping, optimiser steps and target sync (qwr_fast.trainers.step; not with --prioritized,
+    whose sampler walks a sum tree on the host)"""
     progress: bool = True
     """tqdm progress bar"""
 
@@ -138,6 +144,11 @@ class DQNConfig(TrackingConfig):
         check_fields(self, "checkpoint_minutes", ">= 0")
         check_fields(self, "lr", "> 0")
         check_fields(self, "gamma", "[0, 1)")
+        if self.compile and self.prioritized:
+            raise ValueError(
+                "--compile compiles the whole update step, sampling included; the "
+                "--prioritized sampler walks a sum tree on the host: drop one of the two"
+            )
         check_fields(self, "eps_start eps_end eps_fraction", "[0, 1]")
         check_per_fields(self)
 
@@ -164,6 +175,7 @@ class DQNTrainer(Trainer):
     """
 
     config_cls = DQNConfig
+    SINGLE_LEARNER_FLAGS = ("compile",)
     CHECKPOINT_KIND = "dqn"
     FIXED_CHECKPOINT = True
     SNAPSHOTS = False
@@ -192,11 +204,13 @@ class DQNTrainer(Trainer):
         self.q = DuelingQ(self.obs_shape, int(space.n), hidden=cfg.hidden)
         self.mask_slice: slice | None = getattr(self.eval_env, "action_mask_slice", None)
         self.target = copy.deepcopy(self.q)
+        self.sync = TargetSync(self.q, self.target, every=cfg.target_every)
         self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
         self.rank_streams()
         self.loss_fn = self.loss
         if world.learners > 1 and not world.is_actor:
             self.loss_fn = data_parallel(self.q, self.loss, self.device)
+        self.update_fn = UpdateStep(self.update_step, step_mode(cfg.compile, False))
         obs_dtype = (  # MinAtar grids are bool: store them as such (1 byte per cell)
             torch.bool if observations.dtype == np.bool_ else torch.float32
         )
@@ -298,14 +312,23 @@ class DQNTrainer(Trainer):
         stats: dict[str, float] = {}
         if self.global_step < c.learning_starts:
             return stats
-        for _ in range(self.global_step // c.train_every - before // c.train_every):
-            out = self.loss_fn(self.sample())
-            optimizer_step(self.opt, self.q.parameters(), out["loss"], 10.0)
-            self.grad_steps += 1
-            if self.grad_steps % c.target_every == 0:
-                self.target.load_state_dict(self.q.state_dict())
-            stats = {k: float(v.detach()) for k, v in out.items()}
-        return stats
+        steps = self.global_step // c.train_every - before // c.train_every
+        if steps <= 0:
+            return stats
+        with trainer_generator_as_default(self.gen):
+            for _ in range(steps):
+                out = self.update_fn()
+                self.grad_steps += 1
+        return {k: float(v) for k, v in out.items()}
+
+    def update_step(self) -> dict[str, torch.Tensor]:
+        """One whole gradient step, as :attr:`update_fn` runs it (eager or compiled): a replay
+        sample, the double-Q loss, the Adam step and the target sync (a copy every
+        ``target_every`` steps); random draws from the default generator."""
+        out = self.loss_fn(self.sample())
+        optimizer_step(self.opt, self.q.parameters(), out["loss"], 10.0)
+        self.sync.step()
+        return {k: v.detach() for k, v in out.items()}
 
     def sample(self) -> tuple:
         """``(replay batch, importance weights, slots)`` of one gradient step (the weights and
@@ -316,7 +339,8 @@ class DQNTrainer(Trainer):
                 self.local_batch, beta=self.beta(), generator=self.gen
             )
             return pb.batch, pb.weight, pb.index
-        return self.replay.sample(self.local_batch, generator=self.gen), None, None
+        # the default generator: learn() lends it the trainer's stream
+        return self.replay.sample(self.local_batch), None, None
 
     def loss(self, sample: tuple) -> dict[str, torch.Tensor]:
         """The double-Q loss on ``sample`` (:meth:`sample`); the priorities of its slots
@@ -380,6 +404,7 @@ class DQNTrainer(Trainer):
         self.replay.load_state_dict(s["replay"])
         load_rng_state(s["rng"], self.gen, self.rng)
         self.load_counters(s)
+        self.sync.count = self.grad_steps
         if self.collector is not None:
             reset_seed = self.cfg.seed + self.world.rank * self.local_envs + self.global_step
             self.collector.load_state_dict(s, reset_seed=reset_seed)

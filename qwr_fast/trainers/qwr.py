@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode
 
 from qwr_fast.actions import ActionAdapter
 from qwr_fast.checks import check_fields
@@ -47,6 +48,12 @@ from qwr_fast.trainers._common import (
     seed_everything,
 )
 from qwr_fast.trainers.runlog import plot_eval_curve
+from qwr_fast.trainers.step import (
+    UpdateStep,
+    check_step_mode,
+    step_mode,
+    trainer_generator_as_default,
+)
 from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["QWRConfig", "PRESETS", "QWRTrainer"]
@@ -183,7 +190,12 @@ class QWRConfig(TrackingConfig):
     (docs/results.md) and on Ampere+ GPUs (where the fused head uses tf32); CPUs without
     them emulate it 10-60x slower than fp32 (a warning says so)"""
     compile: bool = False
-    """torch.compile the loss computations"""
+    """torch.compile each whole update step: replay sample, loss, backward, gradient
+    clipping, Adam step and target sync (qwr_fast.trainers.step)"""
+    cuda_graphs: bool = False
+    """CUDA only: capture each update step in a CUDA graph after three warm-up steps and
+    replay it (with --compile: the compiled step); needs an env with same-step or disabled
+    autoreset (every qwr_fast env and every gymnasium id here)"""
     progress: bool = True
     """tqdm progress bar"""
     tensorboard: bool = True
@@ -241,13 +253,14 @@ class QWRTrainer(Trainer):
     """
 
     config_cls = QWRConfig
-    SINGLE_LEARNER_FLAGS = ("shared_first_layer", "compile")
+    SINGLE_LEARNER_FLAGS = ("shared_first_layer", "compile", "cuda_graphs")
     TRAIN_COLUMNS, EVAL_COLUMNS = TRAIN_COLUMNS, EVAL_COLUMNS
 
     def __init__(self, cfg: QWRConfig) -> None:
         cfg.validate()
         self.cfg = cfg
         self.join_world()  # under torchrun: this rank's place and shares (README: Scaling out)
+        check_step_mode(cfg.cuda_graphs, self.device)
         if cfg.precision == "bf16" and self.device.type == "cpu":
             warn_if_bf16_emulated("--precision bf16")
         if cfg.retain_heap and self.device.type == "cpu":
@@ -311,6 +324,16 @@ class QWRTrainer(Trainer):
             self.collector = self.make_collector(
                 env, self.obs_tensor, bootstrap_truncation=cfg.bootstrap_truncation
             )
+            collector_mode = None if self.collector is None else self.collector.mode
+            if cfg.cuda_graphs and collector_mode == AutoresetMode.NEXT_STEP:
+                raise ValueError(
+                    f"--cuda-graphs: --env {cfg.env!r} autoresets on the next step, whose "
+                    "reset steps the replay must skip when sampling (not capturable); "
+                    "drop --cuda-graphs"
+                )
+        mode = step_mode(cfg.compile, cfg.cuda_graphs)
+        self.critic_update = UpdateStep(self.critic_update_step, mode)
+        self.actor_update = UpdateStep(self.actor_update_step, mode)
         self.global_step = 0
         self.epoch = 0
         self.num_evals = 0
@@ -358,8 +381,10 @@ class QWRTrainer(Trainer):
         self.sync = TargetSync(self.critic, self.target, every=cfg.target_every)
         # fused: one kernel per step for all parameters (CPU and CUDA); 0.33 vs 0.80 ms per
         # critic Adam step on one CPU thread at the MuJoCo config (bench/qwr_step_breakdown.py)
-        self.opt_pi = torch.optim.Adam(self.policy.parameters(), lr=cfg.policy_lr, fused=True)
-        self.opt_q = torch.optim.Adam(self.critic.parameters(), lr=cfg.q_lr, fused=True)
+        # (capturable: its step count stays on the device, so a CUDA graph can hold the step)
+        adam = functools.partial(torch.optim.Adam, fused=True, capturable=cfg.cuda_graphs)
+        self.opt_pi = adam(self.policy.parameters(), lr=cfg.policy_lr)
+        self.opt_q = adam(self.critic.parameters(), lr=cfg.q_lr)
         self.critic_fn = self.critic_loss
         self.actor_fn = self.actor_loss
         # a fresh region per loss: autocast's cache of bf16 weight copies must not outlive
@@ -367,9 +392,6 @@ class QWRTrainer(Trainer):
         self.autocast = functools.partial(
             torch.autocast, dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"
         )
-        if cfg.compile:
-            self.critic_fn = torch.compile(self.critic_loss)
-            self.actor_fn = torch.compile(self.actor_loss)
 
     @property
     def env(self):
@@ -408,8 +430,9 @@ class QWRTrainer(Trainer):
 
     # ---------------------------------------------------------------- losses
     def sample_batch(self):
-        """A replay batch of ``batch_size`` margin slices, observations as network input."""
-        b = self.replay.sample(self.local_batch, self.cfg.margin, generator=self.gen)
+        """A replay batch of ``batch_size`` margin slices, observations as network input
+        (drawn from the default generator: :meth:`update_steps` lends it the trainer's)."""
+        b = self.replay.sample(self.local_batch, self.cfg.margin)
         B, T = b.reward.shape
         next_obs = self.net_obs(b.next_obs.reshape(B * T, *self.obs_shape))
         return dataclasses.replace(
@@ -434,7 +457,6 @@ class QWRTrainer(Trainer):
             lam=c.lam,
             normalize_q=c.normalize_q,
             value_scale=c.value_scale,
-            generator=self.gen,
         )
 
     def actor_loss(self, batch):
@@ -462,7 +484,6 @@ class QWRTrainer(Trainer):
             max_weight=c.max_weight,
             normalize=c.normalize_adv,
             enumerate_actions=c.enumerate_actions,
-            generator=self.gen,
         )
 
     def update(self) -> dict[str, float]:
@@ -484,19 +505,33 @@ class QWRTrainer(Trainer):
         optimizer_step(self.opt_pi, self.policy.parameters(), out["actor_loss"], self.cfg.grad_clip)
         return out
 
+    def critic_update_step(self) -> dict[str, torch.Tensor]:
+        """The whole critic update step, as :attr:`critic_update` runs it (eager, compiled or
+        captured): a replay sample, the loss, its gradient step and the target sync."""
+        return {k: v.detach() for k, v in self.critic_step(self.sample_batch()).items()}
+
+    def actor_update_step(self) -> dict[str, torch.Tensor]:
+        """The whole actor update step, as :attr:`actor_update` runs it."""
+        return {k: v.detach() for k, v in self.actor_step(self.sample_batch()).items()}
+
     def update_steps(self) -> dict[str, torch.Tensor]:
-        """C critic steps then P actor steps without reading a tensor value on the host, so on
-        CUDA the steps queue without a sync (the fused ops' value-range checks, which read
-        values, are skipped: the trainer builds their inputs itself; CPU tensors are still
-        checked). Returns the last step's losses as detached tensors."""
+        """C critic steps then P actor steps (the reference's order, so the update is two step
+        functions, each compiled or captured whole) without reading a tensor value on the host,
+        so on CUDA the steps queue without a sync (the fused ops' value-range checks, which
+        read values, are skipped: the trainer builds their inputs itself; CPU tensors are
+        still checked). Their random draws continue the trainer's generator. Returns the last
+        step's losses as detached tensors."""
+        if self.cfg.cuda_graphs and not self.replay.all_valid:
+            raise ValueError(
+                "--cuda-graphs: the replay holds steps that may not start a slice "
+                "(a next-step-autoreset env or dataset); drop --cuda-graphs"
+            )
         stats: dict[str, torch.Tensor] = {}
-        with skip_value_checks():
+        with skip_value_checks(), trainer_generator_as_default(self.gen):
             for _ in range(0 if self.bc else self.cfg.critic_steps):
-                out = self.critic_step(self.sample_batch())
-                stats.update({k: v.detach() for k, v in out.items()})
+                stats.update(self.critic_update())
             for _ in range(self.cfg.actor_steps):
-                out = self.actor_step(self.sample_batch())
-                stats.update({k: v.detach() for k, v in out.items()})
+                stats.update(self.actor_update())
         return stats
 
     # ------------------------------------------------------------ evaluation
