@@ -11,9 +11,10 @@ runs, in order, and writes one Markdown report, ``OUT/gpu-<device>-<date>.md``, 
    proposal_sample}.py``) with the trainers' batches times ``--batch-scale``: each variant's
    median, and the fused op's achieved GB/s and GFLOP/s (from its docstring floor) as a share of
    the device's peak where the device is in :data:`PEAKS`;
-3. ``qwr-train --preset mujoco --env HalfCheetah-v5`` for ``--steps`` env steps in eager and in
-   ``--compile`` mode, env steps/s side by side (``--cuda-graphs`` is not built yet: issue 22,
-   item 3; the report says so);
+3. ``qwr-train --preset mujoco --env HalfCheetah-v5`` for ``--steps`` env steps in eager,
+   ``--compile``, ``--cuda-graphs`` and ``--compile --cuda-graphs`` mode, env steps/s side by
+   side (each update step compiled whole and/or captured in a CUDA graph:
+   ``qwr_fast.trainers.step``);
 4. Stable-Baselines3 SAC on the same env and steps, if ``stable_baselines3`` is installed.
 
 Sized to finish in under 8 minutes on one H100. Independent of CI (nothing in the suite runs
@@ -124,10 +125,17 @@ def training(steps: int) -> list[str]:
     lines = [f"`qwr-train --preset mujoco --env HalfCheetah-v5`, {steps} env steps (1000 + 1000 "
              "updates per 1000 env steps, batch 256):", ""]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        for name, flags in (("eager", []), ("--compile", ["--compile"])):
-            result, _ = _train(steps, flags, os.path.join(tmp, name.strip("-")))
+        modes = (
+            ("eager", []),
+            ("--compile", ["--compile"]),
+            ("--cuda-graphs", ["--cuda-graphs"]),
+            ("--compile --cuda-graphs", ["--compile", "--cuda-graphs"]),
+        )
+        for name, flags in modes:
+            result, _ = _train(
+                steps, flags, os.path.join(tmp, name.replace("-", "").replace(" ", "_"))
+            )
             lines.append(f"- {name}: {result}")
-    lines.append("- --cuda-graphs: not built yet (issue 22, item 3)")
     try:
         import stable_baselines3  # noqa: F401
     except ImportError:

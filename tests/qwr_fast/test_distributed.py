@@ -580,6 +580,7 @@ def test_aql_joint_backward_equals_two_optimiser_steps(tmp_path):
     per forward): the same update as its single-process two separate steps."""
     from qwr_fast.trainers._common import optimizer_step
     from qwr_fast.trainers.aql import AQLConfig, AQLTrainer
+    from qwr_fast.trainers.step import trainer_generator_as_default
 
     cfg = AQLConfig(
         env="BitFlipSubset-8", num_envs=2, hidden=16, proposal_width=16, num_proposal=4,
@@ -591,7 +592,8 @@ def test_aql_joint_backward_equals_two_optimiser_steps(tmp_path):
     before = [p.detach().clone() for p in one.net.parameters()]
     for trainer in (one, two):  # the same steps, samples and candidate draws on both
         trainer.collect(64)
-        trainer.out = trainer.losses(trainer.sample())
+        with trainer_generator_as_default(trainer.gen):  # the trainer's stream, as update() has
+            trainer.out = trainer.losses(trainer.sample())
     one.joint_step(one.out)
     for opt, loss, net in (
         (two.opt_q, "critic_loss", two.net.q),
