@@ -227,11 +227,14 @@ class Replay:
         self, batch_size: int, margin: int = 1, *, generator: torch.Generator | None = None
     ) -> ReplayBatch:
         """Sample ``batch_size`` slices of ``margin`` steps uniformly over stored start steps."""
-        if self.size == 0:
+        # (checked eagerly only: a compiled step must not guard on the growing size)
+        if not torch.compiler.is_compiling() and self.size == 0:
             raise ValueError("cannot sample from an empty replay")
         if margin < 1:
             raise ValueError(f"margin must be >= 1, got {margin}")
-        gen_device = generator.device if generator is not None else torch.device("cpu")
+        # without a generator: the default generator of the replay's device (on CUDA the one a
+        # CUDA graph capture registers)
+        gen_device = generator.device if generator is not None else self.device
         if self._num_invalid == 0:  # every stored step is valid: no pass over the replay
             # uniform over [0, size) with size on the device (2^62 // size draws per value:
             # the modulo's bias is below 2^-40 for any replay that fits in memory)
