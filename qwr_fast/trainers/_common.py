@@ -524,6 +524,18 @@ class Trainer:
         for name in self.COUNTERS:
             setattr(self, name, state["counters"][name])
 
+    def load_run_state(self, state: dict, np_gen: np.random.Generator | None = None) -> None:
+        """What every off-policy trainer restores after its networks and optimisers: the
+        replay, the RNG streams (``np_gen`` too, if the trainer has one), the counters and the
+        collector's envs (restarted with this rank's seed at this step where the checkpoint
+        holds no env state)."""
+        self.replay.load_state_dict(state["replay"])
+        load_rng_state(state["rng"], self.gen, np_gen)
+        self.load_counters(state)
+        if self.collector is not None:
+            reset_seed = self.cfg.seed + self.world.rank * self.local_envs + self.global_step
+            self.collector.load_state_dict(state, reset_seed=reset_seed)
+
     def train(self) -> dict:
         """Run to ``total_steps``; returns the last evaluation. Each epoch: :meth:`run_epoch`
         (collect, then update), its ``train.csv`` row, the evaluation when due, the progress

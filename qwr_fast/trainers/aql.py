@@ -41,7 +41,6 @@ from qwr_fast.trainers._common import (
     Trainer,
     check_per_fields,
     eval_returns,
-    load_rng_state,
     optimizer_step,
     rng_state,
     seed_everything,
@@ -565,12 +564,7 @@ class AQLTrainer(Trainer):
         if self.opt_p is not None:
             self.opt_p.load_state_dict(s["opt_p"])
         self.sync.count = s["sync_count"]
-        self.replay.load_state_dict(s["replay"])
-        load_rng_state(s["rng"], self.gen)
-        self.load_counters(s)
-        if self.collector is not None:
-            reset_seed = self.cfg.seed + self.world.rank * self.local_envs + self.global_step
-            self.collector.load_state_dict(s, reset_seed=reset_seed)
+        self.load_run_state(s)
 
     # -------------------------------------------------------------------- loop
     def summary(self, last: dict) -> str:

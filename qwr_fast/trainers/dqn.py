@@ -37,7 +37,6 @@ from qwr_fast.trainers._common import (
     Trainer,
     check_per_fields,
     eval_returns,
-    load_rng_state,
     optimizer_step,
     plot_sampled_greedy,
     rng_state,
@@ -401,13 +400,9 @@ class DQNTrainer(Trainer):
         self.q.load_state_dict(s["q"])
         self.target.load_state_dict(s["target"])
         self.opt.load_state_dict(s["opt"])
-        self.replay.load_state_dict(s["replay"])
-        load_rng_state(s["rng"], self.gen, self.rng)
-        self.load_counters(s)
+        self.load_run_state(s, self.rng)
         self.sync.count = self.grad_steps
         if self.collector is not None:
-            reset_seed = self.cfg.seed + self.world.rank * self.local_envs + self.global_step
-            self.collector.load_state_dict(s, reset_seed=reset_seed)
             self.collector.finished_returns = list(s.get("train_returns", []))
 
     def summary(self, last: dict) -> str:

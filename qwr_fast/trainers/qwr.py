@@ -41,7 +41,6 @@ from qwr_fast.objectives.target_sync import TargetSync
 from qwr_fast.trainers._common import (
     Trainer,
     eval_returns,
-    load_rng_state,
     optimizer_step,
     retain_freed_memory,
     rng_state,
@@ -577,12 +576,7 @@ class QWRTrainer(Trainer):
         self.opt_pi.load_state_dict(s["opt_pi"])
         self.opt_q.load_state_dict(s["opt_q"])
         self.sync.count = s["sync_count"]
-        self.replay.load_state_dict(s["replay"])
-        load_rng_state(s["rng"], self.gen)
-        self.load_counters(s)
-        if self.collector is not None:
-            reset_seed = self.cfg.seed + self.world.rank * self.local_envs + self.global_step
-            self.collector.load_state_dict(s, reset_seed=reset_seed)
+        self.load_run_state(s)
 
     # -------------------------------------------------------------------- loop
     def summary(self, last: dict) -> str:
