@@ -153,10 +153,12 @@ class ActionAdapter:
         return torch.where(actions > 0, actions + offsets, self.code_dim)
 
     def to_env(self, actions: torch.Tensor) -> np.ndarray:
-        """Network actions -> the env's batched actions: ``box`` ``[B, A]`` in ``[-1, 1]``;
+        """Network actions -> the env's batched actions: ``box`` ``[B, A]`` (clipped to
+        ``[-1, 1]``, then scaled to the bounds);
         ``discrete`` ``[B]`` or ``[B, 1]`` int; the others ``[B, D]`` int."""
         a = actions.cpu().numpy()
-        if self.kind == "box":
+        if self.kind == "box":  # clipped: a linear-mean policy's samples may leave [-1, 1]
+            a = np.clip(a, -1.0, 1.0)
             return (self.low + (a + 1.0) * 0.5 * (self.high - self.low)).astype(np.float32)
         if self.kind == "discrete":
             return a.reshape(a.shape[0]).astype(np.int64) + self.starts[0]

@@ -87,7 +87,9 @@ class PolicyBehaviour:
     def act(self, obs):
         mu = self.mu(obs)
         kind = self.adapter.policy_kind
-        a = sample_from_mu(kind, torch.as_tensor(mu), 1, generator=self.gen).squeeze(1)
+        clip = self.trainer.clip_samples  # a linear-mean policy's samples stay unclipped
+        a = sample_from_mu(kind, torch.as_tensor(mu), 1, generator=self.gen, clip=clip)
+        a = a.squeeze(1)
         return a, mu
 
     def to_env(self, action) -> np.ndarray:

@@ -16,14 +16,26 @@ from torch import nn
 
 from qwr_fast.nn.torsos import full_precision, make_body
 
-__all__ = ["GaussianPolicy", "CategoricalPolicy", "sample_from_mu"]
+__all__ = ["GaussianPolicy", "CategoricalPolicy", "init_uniform", "sample_from_mu"]
+
+
+def init_uniform(layer: nn.Linear, scale: float) -> None:
+    """Draw ``layer``'s weight and bias from U(-scale, scale) (the reference's near-zero init
+    of the policy and Q output layers)."""
+    with torch.no_grad():
+        layer.weight.uniform_(-scale, scale)
+        layer.bias.uniform_(-scale, scale)
 
 
 class GaussianPolicy(nn.Module):
-    """Diagonal Gaussian over ``[-1, 1]^A`` with mean ``tanh(linear(body(obs)))``.
+    """Diagonal Gaussian with mean ``tanh(linear(body(obs)))`` (``mean="tanh"``: the mean lies
+    in ``[-1, 1]^A`` and samples are clipped to it) or ``linear(body(obs))`` (``mean="linear"``,
+    the reference's parameterisation: samples are not clipped; ``ActionAdapter.to_env`` clips
+    what reaches the env, and the replay keeps the unclipped action).
 
     The std is fixed at ``std`` (0.4 in the reference) unless ``learn_std``, then a learned
-    state-independent ``log_std[A]`` initialised at ``log(std)``.
+    state-independent ``log_std[A]`` initialised at ``log(std)``. ``init_scale > 0`` draws the
+    output layer's weights and bias from U(-init_scale, init_scale) (the reference: 0.01).
     """
 
     kind = "gaussian"
@@ -37,13 +49,21 @@ class GaussianPolicy(nn.Module):
         std: float = 0.4,
         learn_std: bool = False,
         body: nn.Module | None = None,
+        mean: str = "tanh",
+        init_scale: float = 0.0,
     ) -> None:
         super().__init__()
         if std <= 0:
             raise ValueError(f"std must be > 0, got {std}")
+        if mean not in ("tanh", "linear"):
+            raise ValueError(f"mean must be 'tanh' or 'linear', got {mean!r}")
         self.action_dim = action_dim
+        self.linear_mean = mean == "linear"
+        self.clip_samples = not self.linear_mean
         self.body = make_body(tuple(obs_shape), hidden) if body is None else body
         self.head = nn.Linear(hidden, action_dim)
+        if init_scale > 0:
+            init_uniform(self.head, init_scale)
         log_std = torch.full((action_dim,), math.log(std))
         if learn_std:
             self.log_std = nn.Parameter(log_std)
@@ -56,8 +76,8 @@ class GaussianPolicy(nn.Module):
 
     def dist(self, obs: torch.Tensor) -> tuple[str, torch.Tensor, torch.Tensor]:
         """The ``awr_loss`` distribution tuple ``("gaussian", mean[B, A], log_std[A])``."""
-        mean = torch.tanh(full_precision(self.head, self.body(obs)))
-        return ("gaussian", mean, self.log_std)
+        mean = full_precision(self.head, self.body(obs))
+        return ("gaussian", mean if self.linear_mean else torch.tanh(mean), self.log_std)
 
     def mu(self, obs: torch.Tensor) -> torch.Tensor:
         """Behaviour parameters ``[B, 2A]`` = ``cat(mean, log_std)`` to store in the replay."""
@@ -114,10 +134,11 @@ def sample_from_mu(
     *,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    clip: bool = True,
 ) -> torch.Tensor:
     """``n`` actions per row of ``mu[..., P]``: float ``[..., n, A]`` clipped to ``[-1, 1]``
-    (Gaussian) or int64 ``[..., n]`` (categorical, Gumbel-max). ``temperature`` scales the std /
-    divides the logits; 0 gives the mode."""
+    unless ``clip=False`` (Gaussian) or int64 ``[..., n]`` (categorical, Gumbel-max).
+    ``temperature`` scales the std / divides the logits; 0 gives the mode."""
     if kind == "gaussian":
         A = mu.shape[-1] // 2
         mean, log_std = mu[..., None, :A], mu[..., None, A:]
@@ -125,7 +146,8 @@ def sample_from_mu(
         if temperature == 0:
             return mean.expand(shape).clone()
         noise = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return (mean + temperature * torch.exp(log_std) * noise).clamp(-1.0, 1.0)
+        sample = mean + temperature * torch.exp(log_std) * noise
+        return sample.clamp(-1.0, 1.0) if clip else sample
     if kind == "categorical":
         logits = mu[..., None, :].expand(*mu.shape[:-1], n, mu.shape[-1])
         if temperature == 0:

@@ -32,7 +32,8 @@ def full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class RunningNorm(nn.Module):
-    """Running mean/variance of observations (parallel Welford), ``(x - mean) / std`` clipped.
+    """Running mean/variance of observations (parallel Welford), ``(x - mean) / std`` clipped
+    to ``[-clip, clip]`` (``clip=0``: not clipped), ``std = sqrt(var + eps)``.
 
     Updated only while collecting (:meth:`update`), frozen in the forward pass; its buffers go
     into ``state_dict`` and therefore into checkpoints.
@@ -67,7 +68,8 @@ class RunningNorm(nn.Module):
         """Normalise ``x`` (returned as float32)."""
         mean = self.mean.to(torch.float32)
         std = torch.sqrt(self.var.to(torch.float32) + self.eps)
-        return ((x.to(torch.float32) - mean) / std).clamp(-self.clip, self.clip)
+        z = (x.to(torch.float32) - mean) / std
+        return z.clamp(-self.clip, self.clip) if self.clip > 0 else z
 
 
 class _MinAtarTorso(nn.Module):

@@ -70,13 +70,16 @@ def qwr_critic_loss(
     lam: float = 0.95,
     normalize_q: bool = True,
     value_scale: bool = True,
+    clip_samples: bool = True,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """L2 loss of ``Q(s_t, a_t)`` against the margin target.
 
     ``n`` actions are sampled from the stored ``next_mu`` at each of ``s_{t+1..t+T}``, scored by
     ``target_q`` and backed up with F = ``mode`` (lse / max / mean) and TD(``lam``) over the
-    margin; ``value_scale`` makes the network predict ``(1 - gamma) Q``.
+    margin; ``value_scale`` makes the network predict ``(1 - gamma) Q``. ``clip_samples``:
+    Gaussian samples clipped to ``[-1, 1]`` (False for a linear-mean policy, whose replay holds
+    unclipped actions).
     ``tau`` is in the units of the unscaled Q (the paper's, and the reference's, which scales
     its values back before the backup): over ``(1 - gamma) Q`` the LSE runs at temperature
     ``(1 - gamma) tau``. With ``normalize_q`` the LSE is over a scale-free Q and the scale
@@ -86,7 +89,9 @@ def qwr_critic_loss(
     B, T = batch.reward.shape
     if value_scale and not normalize_q:
         tau = (1.0 - gamma) * tau
-    next_actions = sample_from_mu(kind, _flat(batch.next_mu), n, generator=generator)
+    next_actions = sample_from_mu(
+        kind, _flat(batch.next_mu), n, generator=generator, clip=clip_samples
+    )
     q_next = target_q_samples(target_q, _flat(batch.next_obs), next_actions).view(B, T, n)
     target = qwr_margin_target(
         q_next,
@@ -129,7 +134,8 @@ def qwr_actor_loss(
         actions = torch.arange(K, device=batch.mu.device).expand(B, K)
         sample_weight = torch.softmax(batch.mu, dim=-1)
     else:
-        actions = sample_from_mu(policy.kind, batch.mu, n, generator=generator)
+        clip = getattr(policy, "clip_samples", True)
+        actions = sample_from_mu(policy.kind, batch.mu, n, generator=generator, clip=clip)
         sample_weight = None
     q = target_q_samples(target_q, batch.obs, actions)
     loss = awr_loss(

@@ -26,7 +26,7 @@ from qwr_fast.data.datasets import dataset_replay, load_dataset
 from qwr_fast.data.replay import Replay
 from qwr_fast.distributed import data_parallel
 from qwr_fast.kernels import skip_value_checks, warn_if_bf16_emulated
-from qwr_fast.nn.policy import CategoricalPolicy, GaussianPolicy, sample_from_mu
+from qwr_fast.nn.policy import CategoricalPolicy, GaussianPolicy, init_uniform, sample_from_mu
 from qwr_fast.nn.sampled_q import SampledQ
 from qwr_fast.nn.torsos import RunningNorm, make_body, share_first_layer
 from qwr_fast.nn.value import StateValue
@@ -156,6 +156,15 @@ class QWRConfig(TrackingConfig):
     """std of the Gaussian policy (initial value when learned)"""
     learn_std: bool = False
     """learn a state-independent log std"""
+    policy_mean: Literal["tanh", "linear"] = "tanh"
+    """Gaussian mean: tanh-squashed, samples clipped to the action bounds; or linear with
+    unclipped samples (the reference's; the env's bounds clip what reaches it, the replay keeps
+    the unclipped action)"""
+    init_scale: float = 0.0
+    """> 0: the policy's and the Q network's output layers start at U(-init_scale,
+    init_scale) (the reference: 0.01); 0: PyTorch's default init"""
+    adam_eps: float = 1e-8
+    """Adam's epsilon of both optimisers (the reference: 1e-5)"""
     hidden: int = 256
     """width of the MLP bodies and of the Q head"""
     shared_first_layer: bool = False
@@ -163,6 +172,10 @@ class QWRConfig(TrackingConfig):
     both losses; the target network keeps its own copy)"""
     normalize_obs: bool = True
     """running observation normaliser (vector observations; updated while collecting)"""
+    norm_clip: float = 10.0
+    """clip of the normalised observations (0: none, as the reference)"""
+    norm_eps: float = 1e-8
+    """epsilon added to the normaliser's variance (the reference: 1e-5)"""
     eval_every: int = 1000
     """env steps between evaluations (rounded up to whole epochs)"""
     eval_episodes: int = 5
@@ -210,7 +223,8 @@ class QWRConfig(TrackingConfig):
         check_fields(self, positive, ">= 1")
         check_fields(self, "checkpoint_minutes", ">= 0")
         check_fields(self, "critic_steps actor_steps n_samples", ">= 0")
-        check_fields(self, "tau beta max_weight policy_std policy_lr q_lr", "> 0")
+        check_fields(self, "tau beta max_weight policy_std policy_lr q_lr adam_eps", "> 0")
+        check_fields(self, "init_scale norm_clip norm_eps", ">= 0")
         check_fields(self, "lam", "[0, 1]")
         check_fields(self, "gamma", "[0, 1)")
 
@@ -343,7 +357,7 @@ class QWRTrainer(Trainer):
         """Normaliser, policy, critic (Q, or V for AWR/BC), target, optimisers, loss fns."""
         cfg, dev = self.cfg, self.device
         self.norm = (
-            RunningNorm(self.obs_shape).to(dev)
+            RunningNorm(self.obs_shape, eps=cfg.norm_eps, clip=cfg.norm_clip).to(dev)
             if cfg.normalize_obs and len(self.obs_shape) == 1
             else None
         )
@@ -354,6 +368,8 @@ class QWRTrainer(Trainer):
                 hidden=cfg.hidden,
                 std=cfg.policy_std,
                 learn_std=cfg.learn_std,
+                mean=cfg.policy_mean,
+                init_scale=cfg.init_scale,
             ).to(dev)
         else:
             self.policy = CategoricalPolicy(
@@ -376,12 +392,17 @@ class QWRTrainer(Trainer):
             self.critic = SampledQ(
                 obs_dim, hidden=cfg.hidden, body=body, body_dim=cfg.hidden, **action_kw
             ).to(dev)
+        self.clip_samples = getattr(self.policy, "clip_samples", True)
+        if cfg.init_scale > 0:  # the Q (or V) output layer near zero, as the policy's head
+            init_uniform(self.critic.out, cfg.init_scale)
         self.target = copy.deepcopy(self.critic)
         self.sync = TargetSync(self.critic, self.target, every=cfg.target_every)
         # fused: one kernel per step for all parameters (CPU and CUDA); 0.33 vs 0.80 ms per
         # critic Adam step on one CPU thread at the MuJoCo config (bench/qwr_step_breakdown.py)
         # (capturable: its step count stays on the device, so a CUDA graph can hold the step)
-        adam = functools.partial(torch.optim.Adam, fused=True, capturable=cfg.cuda_graphs)
+        adam = functools.partial(
+            torch.optim.Adam, eps=cfg.adam_eps, fused=True, capturable=cfg.cuda_graphs
+        )
         self.opt_pi = adam(self.policy.parameters(), lr=cfg.policy_lr)
         self.opt_q = adam(self.critic.parameters(), lr=cfg.q_lr)
         self.critic_fn = self.critic_loss
@@ -416,7 +437,8 @@ class QWRTrainer(Trainer):
     def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Collector behaviour: ``(one action sampled from mu, mu)``."""
         mu = self.policy_mu(obs)
-        return sample_from_mu(self.kind, mu, 1, generator=self.gen).squeeze(1), mu
+        a = sample_from_mu(self.kind, mu, 1, generator=self.gen, clip=self.clip_samples)
+        return a.squeeze(1), mu
 
     def to_env(self, action: torch.Tensor) -> np.ndarray:
         return self.actions.to_env(action)
@@ -456,6 +478,7 @@ class QWRTrainer(Trainer):
             lam=c.lam,
             normalize_q=c.normalize_q,
             value_scale=c.value_scale,
+            clip_samples=self.clip_samples,
         )
 
     def actor_loss(self, batch):
@@ -541,7 +564,9 @@ class QWRTrainer(Trainer):
 
         def act(obs):
             mu = self.policy_mu(self.obs_tensor(obs))
-            a = sample_from_mu(self.kind, mu, 1, temperature=temperature, generator=gen)
+            a = sample_from_mu(
+                self.kind, mu, 1, temperature=temperature, generator=gen, clip=self.clip_samples
+            )
             return self.actions.to_env(a.squeeze(1))
 
         seed = self.cfg.seed + 10_000 + self.num_evals

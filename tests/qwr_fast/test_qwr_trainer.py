@@ -480,3 +480,41 @@ def test_collect_writes_exactly_out_even_without_the_npz_suffix(tmp_path):
     path = collect_dataset(CollectConfig(env="BitFlip-8", steps=20, out=str(tmp_path / "data")))
     assert path == str(tmp_path / "data") and os.listdir(tmp_path) == ["data"]  # no temp left
     assert load_dataset(path, "BitFlip-8")["reward"].shape == (20,)
+
+
+def test_reference_parameterisation(tmp_path):
+    """--policy-mean linear (unclipped samples, the replay keeps them, the env gets them
+    clipped), --init-scale (near-zero output layers), --adam-eps, --norm-clip 0 / --norm-eps:
+    the reference's choices, each reaching the part it names."""
+    trainer = QWRTrainer(
+        QWRConfig(
+            **{**TINY, "env": "Pendulum-v1", "run_dir": str(tmp_path)},
+            policy_mean="linear",
+            init_scale=0.01,
+            adam_eps=1e-5,
+            norm_clip=0.0,
+            norm_eps=1e-5,
+        )
+    )
+    assert float(trainer.policy.head.weight.detach().abs().max()) <= 0.01
+    assert float(trainer.critic.out.weight.detach().abs().max()) <= 0.01
+    assert float(trainer.target.out.weight.abs().max()) <= 0.01
+    assert trainer.opt_q.param_groups[0]["eps"] == 1e-5 == trainer.opt_pi.param_groups[0]["eps"]
+    assert (trainer.norm.clip, trainer.norm.eps) == (0.0, 1e-5)
+    x = torch.full((1, 3), 1e6)  # far outside the statistics: unclipped
+    assert float(trainer.norm(x).abs().max()) > 10.0
+    with torch.no_grad():
+        trainer.policy.head.bias.fill_(0.9)  # mean ~0.9, std 0.4: many samples above 1
+    assert not trainer.clip_samples
+    trainer.collect(200)
+    stored = trainer.replay.action[: trainer.replay.size]
+    assert float(stored.max()) > 1.0  # the replay keeps the unclipped action
+    env_actions = trainer.to_env(stored.reshape(-1, 1))
+    assert float(np.abs(env_actions).max()) <= 2.0  # Pendulum's bound: clipped on the way
+    stats = trainer.update()
+    assert all(np.isfinite(v) for v in stats.values())
+    # and the default keeps the tanh mean with clipped samples
+    default = QWRTrainer(
+        QWRConfig(**{**TINY, "env": "Pendulum-v1", "run_dir": str(tmp_path / "d")})
+    )
+    assert default.clip_samples and not default.policy.linear_mean
