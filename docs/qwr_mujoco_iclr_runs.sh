@@ -8,10 +8,20 @@
 # (The ninth-eleventh sessions' probe, docs/runs/mujoco_iclr_100000/, ran this script's older
 # form: without --q-lr 5e-4 --target-every 100, and before --tau meant the unscaled Q's units, so
 # its tau 1.0 acted on the (1 - gamma)-scaled Q: 100 times softer.)
-# Usage: [RUNS="Hopper-v5:qwr-lse:1 ..."] [CORE=0] bash docs/qwr_mujoco_iclr_runs.sh [TOTAL_STEPS]
+# VARIANT=reference adds the reference's policy parameterisation and init (issue 20, part 2: a
+# linear Gaussian mean with unclipped samples, output layers at U(-0.01, 0.01), Adam eps 1e-5,
+# an unclipped observation normaliser with eps 1e-5); its runs land in
+# runs/mujoco_paper_ref_<steps>/.
+# Usage: [RUNS="Hopper-v5:qwr-lse:1 ..."] [CORE=0] [VARIANT=reference]
+#        bash docs/qwr_mujoco_iclr_runs.sh [TOTAL_STEPS]
 set -euo pipefail
 export PRESET=mujoco
-export ROOT=${ROOT:-runs/mujoco_paper_${1:-100000}}
 export RUNS=${RUNS:-"Hopper-v5:qwr-lse:1 Hopper-v5:qwr-lse:2"}
 export EXTRA_ARGS="--n-samples 8 --critic-steps 3000 --actor-steps 3000 --replay-size 50000 --q-lr 5e-4 --target-every 100 --tau 1.0 --no-normalize-q"
+if [ "${VARIANT:-}" = reference ]; then
+  EXTRA_ARGS="$EXTRA_ARGS --policy-mean linear --init-scale 0.01 --adam-eps 1e-5 --norm-clip 0 --norm-eps 1e-5"
+  export ROOT=${ROOT:-runs/mujoco_paper_ref_${1:-100000}}
+else
+  export ROOT=${ROOT:-runs/mujoco_paper_${1:-100000}}
+fi
 exec bash "$(dirname "$0")/qwr_100k_runs.sh" "$@"
