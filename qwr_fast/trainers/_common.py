@@ -67,10 +67,15 @@ __all__ = [
 
 def check_per_fields(cfg) -> None:
     """The prioritised-replay fields of a config (``per_alpha``, ``per_beta0``,
-    ``per_beta_steps``, ``per_eps``)."""
+    ``per_beta_steps``, ``per_eps``), and ``prioritized`` against ``compile``."""
     check_fields(cfg, "per_alpha per_beta_steps", ">= 0")
     check_fields(cfg, "per_beta0", "[0, 1]")
     check_fields(cfg, "per_eps", "> 0")
+    if getattr(cfg, "compile", False) and cfg.prioritized:
+        raise ValueError(
+            "--compile compiles the whole update step, sampling included; the "
+            "--prioritized sampler walks a sum tree on the host: drop one of the two"
+        )
 
 
 def resolve_device(choice: str) -> torch.device:

@@ -202,11 +202,6 @@ class AQLConfig(TrackingConfig):
         check_fields(self, "num_proposal num_uniform updates_per_epoch learning_starts", ">= 0")
         if self.algo != "exhaustive-dqn" and self.num_proposal + self.num_uniform < 1:
             raise ValueError("--num-proposal + --num-uniform must be >= 1")
-        if self.compile and self.prioritized:
-            raise ValueError(
-                "--compile compiles the whole update step, sampling included; the "
-                "--prioritized sampler walks a sum tree on the host: drop one of the two"
-            )
         if self.algo == "aql" and self.num_proposal < 1:
             raise ValueError("--algo aql needs --num-proposal >= 1 (use uniform-ql for N=0)")
         if self.bins == 1 or self.bins < 0:

@@ -143,11 +143,6 @@ class DQNConfig(TrackingConfig):
         check_fields(self, "checkpoint_minutes", ">= 0")
         check_fields(self, "lr", "> 0")
         check_fields(self, "gamma", "[0, 1)")
-        if self.compile and self.prioritized:
-            raise ValueError(
-                "--compile compiles the whole update step, sampling included; the "
-                "--prioritized sampler walks a sum tree on the host: drop one of the two"
-            )
         check_fields(self, "eps_start eps_end eps_fraction", "[0, 1]")
         check_per_fields(self)
 
