@@ -622,8 +622,19 @@ class Trainer:
         return due
 
     def run_epoch(self) -> dict:
-        """One epoch of the algorithm (collect, update); returns its losses."""
-        raise NotImplementedError
+        """One epoch of an off-policy trainer: ``steps_per_epoch`` env steps collected (mode 2:
+        received from the actors; offline: counted), then ``update()``; returns its losses.
+        (ppo-train, on-policy, has its own.)"""
+        cfg = self.cfg
+        if cfg.actors:
+            self.receive()
+        elif self.collector is not None:
+            self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
+        else:
+            self.global_step += cfg.steps_per_epoch
+        stats = self.update()
+        self.epoch += 1
+        return stats
 
     def train_row(self, stats: dict, steps_per_s: float) -> dict:
         """The ``train.csv`` row after an epoch with losses ``stats``."""

@@ -570,17 +570,6 @@ class AQLTrainer(Trainer):
             f"curve: {self.cfg.run_dir}/curve.png"
         )
 
-    def run_epoch(self) -> dict[str, float]:
-        """Collect ``steps_per_epoch`` env steps, then ``updates_per_epoch`` updates."""
-        cfg = self.cfg
-        if cfg.actors:
-            self.receive()
-        else:
-            self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
-        stats = self.update()
-        self.epoch += 1
-        return stats
-
     def train_row(self, stats: dict, steps_per_s: float) -> dict:
         nan = float("nan")
         return {

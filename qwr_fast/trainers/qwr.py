@@ -612,19 +612,6 @@ class QWRTrainer(Trainer):
             f"curve: {self.cfg.run_dir}/curve.png"
         )
 
-    def run_epoch(self) -> dict[str, float]:
-        """Collect ``steps_per_epoch`` env steps (offline: count them), then update."""
-        cfg = self.cfg
-        if cfg.actors:
-            self.receive()
-        elif self.collector is not None:
-            self.collect(min(cfg.steps_per_epoch, cfg.total_steps - self.global_step))
-        else:
-            self.global_step += cfg.steps_per_epoch
-        stats = self.update()
-        self.epoch += 1
-        return stats
-
     def train_row(self, stats: dict, steps_per_s: float) -> dict:
         nan = float("nan")
         return {
