@@ -73,7 +73,13 @@ for name in sorted(os.listdir(root)):
     if not rows:
         continue
     wall_path = os.path.join(root, name, "wall_s.txt")
-    parts = open(wall_path).read().split() if os.path.exists(wall_path) else ["?"]
+    # one line per part; /usr/bin/time adds "Command exited with non-zero status N" before the
+    # time of a part that was stopped (SIGTERM: 143), which is skipped
+    parts = (
+        [w for w in open(wall_path).read().split("\n") if w.strip().replace(".", "", 1).isdigit()]
+        if os.path.exists(wall_path)
+        else ["?"]
+    )
     wall = f"{sum(float(x) for x in parts):.0f}" if parts and "?" not in parts else "running/?"
     best = max(float(r["return_mean"]) for r in rows)
     print(f"{name}: final {float(rows[-1]['return_mean']):.1f} at step {rows[-1]['step']}, "
