@@ -51,4 +51,7 @@ class TargetSync:
             torch._foreach_lerp_(self.target_params, self.online_params, self.polyak)
         else:
             weight = (self._count % self.every == 0).to(self.target_params[0].dtype)
-            torch._foreach_lerp_(self.target_params, self.online_params, weight)
+            # one weight tensor per pair (the List overload): a lone tensor would be taken as
+            # a Scalar, read on the host
+            weights = [weight] * len(self.target_params)
+            torch._foreach_lerp_(self.target_params, self.online_params, weights)

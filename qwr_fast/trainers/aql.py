@@ -27,6 +27,7 @@ from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
 from qwr_fast.data.replay import Replay
 from qwr_fast.distributed import data_parallel
 from qwr_fast.estimators import bootstrap_index, discounts
+from qwr_fast.kernels import skip_value_checks
 from qwr_fast.nn.aql_net import AQLNet
 from qwr_fast.nn.torsos import RunningNorm, make_body
 from qwr_fast.objectives.aql import (
@@ -309,9 +310,11 @@ class AQLTrainer(Trainer):
         ).to(dev)
         self.target = copy.deepcopy(self.net)
         self.sync = TargetSync(self.net, self.target, every=cfg.target_every)
-        self.opt_q = torch.optim.Adam(self.net.q.parameters(), lr=cfg.q_lr)
+        # fused, as qwr-train's: one kernel per step, and the step count stays with the
+        # parameters (the default Adam reads it on the host every step)
+        self.opt_q = torch.optim.Adam(self.net.q.parameters(), lr=cfg.q_lr, fused=True)
         self.opt_p = (
-            torch.optim.Adam(self.net.proposal.parameters(), lr=cfg.proposal_lr)
+            torch.optim.Adam(self.net.proposal.parameters(), lr=cfg.proposal_lr, fused=True)
             if self.net.proposal is not None
             else None
         )
@@ -474,7 +477,9 @@ class AQLTrainer(Trainer):
         stats: dict[str, torch.Tensor] = {}
         if self.global_step < c.learning_starts:
             return {}
-        with trainer_generator_as_default(self.gen):
+        # (the fused ops' value-range checks read values on the host: skipped, the trainer
+        # builds their inputs itself; as qwr-train's update)
+        with skip_value_checks(), trainer_generator_as_default(self.gen):
             for _ in range(c.updates_per_epoch):
                 stats.update(self.update_fn())
                 self.num_updates += 1

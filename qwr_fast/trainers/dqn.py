@@ -199,7 +199,8 @@ class DQNTrainer(Trainer):
         self.mask_slice: slice | None = getattr(self.eval_env, "action_mask_slice", None)
         self.target = copy.deepcopy(self.q)
         self.sync = TargetSync(self.q, self.target, every=cfg.target_every)
-        self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr)
+        # fused: one kernel per step, and no host read of the step count (qwr-train's choice)
+        self.opt = torch.optim.Adam(self.q.parameters(), lr=cfg.lr, fused=True)
         self.rank_streams()
         self.loss_fn = self.loss
         if world.learners > 1 and not world.is_actor:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.vector import AutoresetMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from qwr_fast.checkpoint import CheckpointError, latest_checkpoint
 from qwr_fast.cli.qwr_collect import CollectConfig, collect_dataset
@@ -421,7 +422,10 @@ def test_update_steps_read_no_tensor_value_on_the_host(tmp_path, monkeypatch, en
 
     for name in ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"):
         monkeypatch.setattr(torch.Tensor, name, host_read(name))
-    stats = trainer.update_steps()
+    # and the reads that happen below Python (a tensor taken as a Scalar argument, ...): every
+    # one goes through aten::_local_scalar_dense
+    with NoHostReads():
+        stats = trainer.update_steps()
     if algo != "awr":  # (AWR's steps reach no value-reading check)
         # The rule is live: outside the skip, a fused op's value check reads the host and trips.
         with pytest.raises(AssertionError, match="host read"):
@@ -429,6 +433,16 @@ def test_update_steps_read_no_tensor_value_on_the_host(tmp_path, monkeypatch, en
     monkeypatch.undo()
     assert set(stats) >= {"critic_loss", "actor_loss"}
     assert all(bool(torch.isfinite(v).all()) for v in stats.values())
+
+
+class NoHostReads(TorchDispatchMode):
+    """Raises on every read of a tensor's value into a host scalar (``_local_scalar_dense``,
+    what ``.item()``, ``bool(t)`` and a tensor passed as a Scalar all dispatch to)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default:
+            raise AssertionError(f"host read in the update: {func}")
+        return func(*args, **(kwargs or {}))
 
 
 def test_bad_dataset_files_are_one_line_errors(tmp_path, capsys):

@@ -3,12 +3,15 @@ refused off CUDA, and the replay's packed host-to-device write stores what the p
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
 
 from qwr_fast.cli.train import qwr_train
 from qwr_fast.data.replay import Replay
+from qwr_fast.kernels import skip_value_checks
 from qwr_fast.trainers.aql import AQLConfig, AQLTrainer
 from qwr_fast.trainers.dqn import DQNConfig, DQNTrainer
 from qwr_fast.trainers.qwr import QWRConfig, QWRTrainer
@@ -183,3 +186,32 @@ def test_replay_counters_live_on_the_device():
     assert set(b.obs.flatten().tolist()) == {7.0, 8.0, 9.0, 10.0}  # every stored start drawn
     assert bool((b.next_obs[:, :, 0] <= 11.0).all())
     assert bool(b.stop[b.obs[:, 0] == 10.0, 0].all())  # the newest step stops its slice
+
+
+@pytest.mark.parametrize("make", [pytest.param(_aql, id="aql"), pytest.param(_dqn, id="dqn")])
+def test_aql_and_dqn_steps_read_no_value_on_the_host(tmp_path, monkeypatch, make):
+    """As qwr-train's (tests/qwr_fast/test_qwr_trainer.py): with the fused ops' value checks
+    following the CUDA rule (on unless the update skips them), the update steps, sampling and
+    target sync included, never read a tensor value into a host scalar."""
+    import sys
+
+    from qwr_fast.kernels import _common
+    from tests.qwr_fast.test_qwr_trainer import NoHostReads
+
+    trainer, steps, _ = make(tmp_path, False)
+    host_rule = _common.value_checks_enabled
+    for module in list(sys.modules.values()):
+        if getattr(module, "value_checks_enabled", None) is host_rule:
+            monkeypatch.setattr(
+                module, "value_checks_enabled", lambda device: _common._value_checks_on_cuda
+            )
+    # the steps as update() (aql) / learn() (dqn) run them, without the one read after them
+    skip = skip_value_checks() if isinstance(trainer, AQLTrainer) else contextlib.nullcontext()
+    with skip, trainer_generator_as_default(trainer.gen), NoHostReads():
+        outs = [step() for step in steps[:5]]
+    assert all(bool(torch.isfinite(v).all()) for out in outs for v in out.values())
+    # the rule is live: a fused op's value check outside the skip reads the host and trips
+    if isinstance(trainer, AQLTrainer):
+        gen = trainer_generator_as_default(trainer.gen)
+        with pytest.raises(AssertionError, match="host read"), NoHostReads(), gen:
+            trainer.update_fn()
