@@ -28,7 +28,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["StepMode", "UpdateStep", "check_step_mode", "trainer_generator_as_default"]
+__all__ = ["StepMode", "UpdateStep", "check_step_mode", "step_mode", "trainer_generator_as_default"]
 
 StepMode = Literal["eager", "compile", "cuda-graphs", "compile+cuda-graphs"]
 
