@@ -36,16 +36,26 @@ class RunningNorm(nn.Module):
     to ``[-clip, clip]`` (``clip=0``: not clipped), ``std = sqrt(var + eps)``.
 
     Updated only while collecting (:meth:`update`), frozen in the forward pass; its buffers go
-    into ``state_dict`` and therefore into checkpoints.
+    into ``state_dict`` and therefore into checkpoints. ``max_count > 0`` freezes the
+    statistics once they hold that many samples (the reference: 300K); the batch that crosses
+    it still counts whole.
     """
 
-    def __init__(self, shape: tuple[int, ...], *, eps: float = 1e-8, clip: float = 10.0) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        *,
+        eps: float = 1e-8,
+        clip: float = 10.0,
+        max_count: int = 0,
+    ) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
         self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(0.0, dtype=torch.float64))
         self.eps = eps
         self.clip = clip
+        self.max_count = max_count
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
@@ -56,6 +66,8 @@ class RunningNorm(nn.Module):
             return
         b_mean = x.mean(0)
         b_var = x.var(0, unbiased=False)
+        if self.max_count > 0:  # a batch of weight 0 once full (no host read of the count)
+            n = n * (self.count < self.max_count).to(torch.float64)
         total = self.count + n
         delta = b_mean - self.mean
         self.mean += delta * n / total

@@ -176,6 +176,9 @@ class QWRConfig(TrackingConfig):
     """clip of the normalised observations (0: none, as the reference)"""
     norm_eps: float = 1e-8
     """epsilon added to the normaliser's variance (the reference: 1e-5)"""
+    norm_max_count: int = 0
+    """> 0: the normaliser's statistics stop at this many observations (the reference:
+    300000); 0: never"""
     eval_every: int = 1000
     """env steps between evaluations (rounded up to whole epochs)"""
     eval_episodes: int = 5
@@ -224,7 +227,7 @@ class QWRConfig(TrackingConfig):
         check_fields(self, "checkpoint_minutes", ">= 0")
         check_fields(self, "critic_steps actor_steps n_samples", ">= 0")
         check_fields(self, "tau beta max_weight policy_std policy_lr q_lr adam_eps", "> 0")
-        check_fields(self, "init_scale norm_clip norm_eps", ">= 0")
+        check_fields(self, "init_scale norm_clip norm_eps norm_max_count", ">= 0")
         check_fields(self, "lam", "[0, 1]")
         check_fields(self, "gamma", "[0, 1)")
 
@@ -357,7 +360,12 @@ class QWRTrainer(Trainer):
         """Normaliser, policy, critic (Q, or V for AWR/BC), target, optimisers, loss fns."""
         cfg, dev = self.cfg, self.device
         self.norm = (
-            RunningNorm(self.obs_shape, eps=cfg.norm_eps, clip=cfg.norm_clip).to(dev)
+            RunningNorm(
+                self.obs_shape,
+                eps=cfg.norm_eps,
+                clip=cfg.norm_clip,
+                max_count=cfg.norm_max_count,
+            ).to(dev)
             if cfg.normalize_obs and len(self.obs_shape) == 1
             else None
         )

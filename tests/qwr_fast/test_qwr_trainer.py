@@ -498,7 +498,8 @@ def test_collect_writes_exactly_out_even_without_the_npz_suffix(tmp_path):
 
 def test_reference_parameterisation(tmp_path):
     """--policy-mean linear (unclipped samples, the replay keeps them, the env gets them
-    clipped), --init-scale (near-zero output layers), --adam-eps, --norm-clip 0 / --norm-eps:
+    clipped), --init-scale (near-zero output layers), --adam-eps, --norm-clip 0 / --norm-eps /
+    --norm-max-count:
     the reference's choices, each reaching the part it names."""
     trainer = QWRTrainer(
         QWRConfig(
@@ -508,6 +509,7 @@ def test_reference_parameterisation(tmp_path):
             adam_eps=1e-5,
             norm_clip=0.0,
             norm_eps=1e-5,
+            norm_max_count=20,
         )
     )
     assert float(trainer.policy.head.weight.detach().abs().max()) <= 0.01
@@ -523,6 +525,7 @@ def test_reference_parameterisation(tmp_path):
     trainer.collect(200)
     stored = trainer.replay.action[: trainer.replay.size]
     assert float(stored.max()) > 1.0  # the replay keeps the unclipped action
+    assert float(trainer.norm.count) == 20  # 2 envs a step: full after 10 steps, then frozen
     env_actions = trainer.to_env(stored.reshape(-1, 1))
     assert float(np.abs(env_actions).max()) <= 2.0  # Pendulum's bound: clipped on the way
     stats = trainer.update()
