@@ -16,6 +16,7 @@ GENERATORS = {  # the command results.md names for each table
     "scale-out": ["docs/scale_table.py"],
     "policy fine-tuning on BitFlip": ["docs/pft_table.py"],
     "compile": ["docs/compile_table.py"],
+    "hanabi q-ft": ["docs/hanabi_qft_table.py"],
     "search with fresh chance": [
         "docs/search_table.py",
         *(f"{CHANCE}{mode}_s{seed}.csv" for mode in ("oracle", "fresh") for seed in range(3)),
