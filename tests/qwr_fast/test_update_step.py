@@ -120,7 +120,8 @@ def test_compiled_whole_step_equals_eager(tmp_path, make):
 
 
 def test_cuda_graphs_is_refused_on_cpu_in_one_line(tmp_path, capsys):
-    argv = ["--env", "Pendulum-v1", "--cuda-graphs", "--run-dir", str(tmp_path / "r")]
+    argv = ["--env", "Pendulum-v1", "--cuda-graphs", "--device", "cpu"]  # (CPU on any machine)
+    argv += ["--run-dir", str(tmp_path / "r")]
     assert qwr_train(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--cuda-graphs needs a CUDA device" in err[0]
