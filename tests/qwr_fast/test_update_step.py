@@ -28,6 +28,7 @@ def _qwr(tmp_path, env, algo, compile):
         algo=algo,
         num_envs=2,
         batch_size=16,
+        target_every=3,  # several target syncs within the compared steps
         tensorboard=False,
         compile=compile,
         run_dir=str(tmp_path / f"qwr_{compile}"),
