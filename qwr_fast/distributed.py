@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -190,6 +191,25 @@ def join(device: torch.device, actors: int = 0) -> tuple[World, torch.device]:
     if world.actors:  # every rank takes part in creating it
         _learners = dist.new_group(list(range(world.learners)))
     return world, device
+
+
+def exit_process(status: int) -> int:
+    """End a rank of a process group with ``status``: flush stdout and stderr, then
+    ``os._exit(status)``, skipping the interpreter's teardown. Returns ``status`` unchanged
+    when no process group is up (a single process, a test calling an entry point in-process).
+
+    Why: a gloo group's worker threads release a finished collective's tensors a moment after
+    the collective returns, and that release takes the GIL. When the main thread is already
+    tearing the interpreter down, the worker thread cannot have it and the process aborts
+    ("terminate called without an active exception", pytorch/pytorch#190489), so a run whose
+    every checkpoint and record was written fails under torchrun. Destroying the group first
+    does not help while the trainer's DDP wrapper still holds it. Every entry point calls this
+    last, after its files are written and closed."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return status
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def shard_dir(run_dir: str, rank: int) -> str:

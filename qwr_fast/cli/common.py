@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from qwr_fast.checkpoint import CheckpointError
-from qwr_fast.distributed import env_world, restarted
+from qwr_fast.distributed import env_world, exit_process, restarted
 from qwr_fast.trainers.runlog import (
     RunDirBusy,
     RunDirError,
@@ -286,7 +286,14 @@ def train_main(
     directory, build the trainer, train, print the trainer's ``summary(last_eval)``. Exit
     status 0; 2 after a one-line error (another process holding the run directory is one,
     naming its pid); 130 / 143 after SIGINT / SIGTERM, with one line naming the checkpoint
-    written and the ``--resume`` that continues the run."""
+    written and the ``--resume`` that continues the run. Under ``torchrun`` each rank ends
+    here with that status (:func:`qwr_fast.distributed.exit_process`)."""
+    return exit_process(_train_main(prog, config_cls, trainer_cls, presets, argv))
+
+
+def _train_main(
+    prog: str, config_cls: type, trainer_cls: type, presets: dict, argv: list[str] | None
+) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     notes: list[str] = []  # the --preset auto line, printed once the trainer is built
     cfg = parse_config(prog, config_cls, presets, argv, notes)

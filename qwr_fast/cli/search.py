@@ -53,7 +53,7 @@ from qwr_fast.blueprints import load_blueprint, load_q_blueprint
 from qwr_fast.checkpoint import atomic_write
 from qwr_fast.checks import check_fields
 from qwr_fast.cli.common import USER_ERRORS, error, first_line
-from qwr_fast.distributed import barrier, env_world, join
+from qwr_fast.distributed import barrier, env_world, exit_process, join
 from qwr_fast.nn.dueling_q import QBlueprint
 from qwr_fast.planners.blueprint import BlueprintPlanner
 from qwr_fast.planners.core import Budget
@@ -460,7 +460,12 @@ def run_search(cfg: SearchConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``qwr-search`` (alias ``rl-search``) entry point."""
+    """``qwr-search`` (alias ``rl-search``) entry point; under ``torchrun`` (the search farm)
+    each rank ends here with its status (:func:`qwr_fast.distributed.exit_process`)."""
+    return exit_process(_main(argv))
+
+
+def _main(argv: list[str] | None = None) -> int:
     import tyro
 
     prog = os.path.basename(sys.argv[0]) if argv is None else "qwr-search"

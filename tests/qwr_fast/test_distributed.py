@@ -26,7 +26,7 @@ import torch.multiprocessing as mp
 
 from qwr_fast.checkpoint import load_checkpoint
 from qwr_fast.data.replay import ReplayBatch
-from qwr_fast.distributed import World, data_parallel
+from qwr_fast.distributed import World, data_parallel, exit_process
 from qwr_fast.nn.policy import CategoricalPolicy
 from qwr_fast.nn.sampled_q import SampledQ
 from qwr_fast.nn.torsos import RunningNorm
@@ -342,6 +342,23 @@ def test_resume_with_another_world_size_is_refused(two_rank_run, monkeypatch, ca
     assert qwr_train(["--resume", str(two_rank_run), "--total-steps", "1200"]) == 2
     err = capsys.readouterr().err
     assert "trained by 2 process(es), not 1" in err and "--nproc-per-node=2" in err
+
+
+def _rank_exit(rank: int, init: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    dist.broadcast(torch.arange(4.0), src=0)  # a collective over a tensor Python drops at once
+    exit_process(0)
+    open(f"{out}.{rank}", "w").close()  # not reached: the rank ended in exit_process
+
+
+def test_exit_process_ends_a_rank_and_is_a_no_op_alone(tmp_path):
+    """A rank of a gloo group ends at exit_process with its status, skipping the teardown in
+    which gloo's worker threads can abort a finished process (pytorch/pytorch#190489; seen as
+    test_two_learners_and_two_actors failing under load); alone it returns the status."""
+    assert exit_process(3) == 3
+    out = str(tmp_path / "after")
+    mp.spawn(_rank_exit, args=(f"file://{tmp_path / 'rdzv'}", out), nprocs=2)  # both exit 0
+    assert not os.path.exists(f"{out}.0") and not os.path.exists(f"{out}.1")
 
 
 def test_world_split():
