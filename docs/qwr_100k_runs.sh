@@ -10,8 +10,10 @@
 # EXTRA_ARGS are qwr-train flags added to a fresh run's preset (a resumed run keeps its saved config).
 # Runs land in ${ROOT:-runs/<preset>_<steps>}/<env>_<algo>_s<seed>/ (env without "-v5", "/" -> "_").
 # SUMMARY_ONLY=1 only prints the table of finished runs; RANDOM_EPISODES=K adds a uniformly
-# random policy's mean return over K episodes of each env in RUNS (seed 0). The summary also
-# copies each run's eval.csv, config.json and wall_s.txt (finished or not) to
+# random policy's mean return over K episodes of each env in RUNS (seed 0), its returns kept in
+# ROOT/random.csv (and the archive). The summary also
+# copies each run's eval.csv, config.json, wall_s.txt and final_eval.csv (docs/qwr_final_eval.py
+# --record) (finished or not) to
 # ${ARCHIVE:-docs/runs}/<basename of ROOT>/<run>/, the record kept in git (runs/ is not);
 # ROOT=docs/runs/<name> SUMMARY_ONLY=1 re-prints a table from that record.
 set -euo pipefail
@@ -54,7 +56,7 @@ root, random_episodes, archive, specs = sys.argv[1], int(sys.argv[2]), sys.argv[
 archive = os.path.join(archive, os.path.basename(os.path.normpath(root)))
 if os.path.abspath(archive) != os.path.abspath(root):
     for name in sorted(os.listdir(root)):
-        for kept in ("eval.csv", "config.json", "wall_s.txt"):
+        for kept in ("eval.csv", "config.json", "wall_s.txt", "final_eval.csv"):
             src = os.path.join(root, name, kept)
             if os.path.exists(src):
                 os.makedirs(os.path.join(archive, name), exist_ok=True)
@@ -126,4 +128,21 @@ if random_episodes > 0:
             done |= np.logical_or(term, trunc)
         print(f"| {env_id} random (uniform actions, {random_episodes} episodes) | - | - | "
               f"{ret.mean():.2f} +- {ret.std():.2f} (over episodes) | - |")
+        # the record: ROOT/random.csv, one row per env (a rerun replaces that env's row)
+        path = os.path.join(root, "random.csv")
+        kept = {}
+        if os.path.exists(path):
+            with open(path, newline="") as f:
+                kept = {r["env"]: r for r in csv.DictReader(f)}
+        kept[env_id] = {"env": env_id, "episodes": random_episodes, "seed": 0,
+                        "returns": " ".join(repr(float(x)) for x in ret)}
+        with open(path + ".tmp", "w", newline="") as f:
+            out = csv.DictWriter(f, ["env", "episodes", "seed", "returns"])
+            out.writeheader()
+            out.writerows(kept[k] for k in sorted(kept))
+        os.replace(path + ".tmp", path)
+        if os.path.abspath(archive) != os.path.abspath(root):
+            os.makedirs(archive, exist_ok=True)
+            shutil.copyfile(path, os.path.join(archive, "random.csv.tmp"))
+            os.replace(os.path.join(archive, "random.csv.tmp"), os.path.join(archive, "random.csv"))
 PYEOF

@@ -3,12 +3,17 @@
     python docs/qwr_final_eval.py RUN_DIR [RUN_DIR ...] [--episodes 100] [--temperature 0]
     python docs/qwr_final_eval.py RUN_DIR [RUN_DIR ...] --gait [--episodes 3]   (MuJoCo runs)
 
+    python docs/qwr_final_eval.py RUN_DIR [RUN_DIR ...] --record   (also keeps the returns)
+
 The in-run evaluations use ``eval_episodes`` (5 by default) episodes, so one evaluation moves by
 a whole point on MinAtar. This loads the latest checkpoint of each run into a trainer built in a
 temporary directory (the run directory is only read), with ``eval_episodes=--episodes``, and
 runs ``QWRTrainer.evaluate`` once: one episode per eval env, seeded as the run's next
 evaluation would be. Prints a markdown row per run: env steps, mean, std over episodes and the
-standard error of the mean.
+standard error of the mean. ``--record`` also writes each episode's return to
+``RUN_DIR/final_eval.csv`` (columns ``step,temperature,episode,return``; written atomically),
+the record that ``docs/qwr_100k_runs.sh`` copies to ``docs/runs/`` and
+``docs/minatar_table.py`` reads.
 
 ``--gait`` instead runs ``--episodes`` greedy episodes of each run's latest checkpoint in one
 ``gym.make(env)`` (seeds 100, 101, ...; policy mean, temperature 0) and prints, per episode, its
@@ -19,13 +24,16 @@ terminated (fell) rather than hit the time limit.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import os
 import tempfile
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from qwr_fast.checkpoint import latest_checkpoint, load_checkpoint
+from qwr_fast.checkpoint import atomic_write, latest_checkpoint, load_checkpoint
 from qwr_fast.nn.policy import sample_from_mu
 from qwr_fast.trainers.qwr import QWRConfig, QWRTrainer
 
@@ -48,6 +56,17 @@ def final_eval(run_dir: str, episodes: int, temperature: float) -> tuple[dict, n
         with torch.no_grad():
             returns = trainer.evaluate(temperature)
     return state["config"], returns, state["counters"]["global_step"]
+
+
+def write_record(run_dir: str, step: int, temperature: float, returns: np.ndarray) -> str:
+    """``RUN_DIR/final_eval.csv``: one row per episode (step, temperature, episode, return)."""
+    text = io.StringIO()
+    rows = csv.writer(text, lineterminator="\n")
+    rows.writerow(["step", "temperature", "episode", "return"])
+    rows.writerows([step, f"{temperature:g}", i, repr(float(r))] for i, r in enumerate(returns))
+    path = os.path.join(run_dir, "final_eval.csv")
+    atomic_write(path, lambda f: f.write(text.getvalue()), mode="w")
+    return path
 
 
 @torch.no_grad()
@@ -83,6 +102,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--gait", action="store_true", help="per-episode gait of MuJoCo runs")
+    parser.add_argument("--record", action="store_true", help="write RUN_DIR/final_eval.csv")
     args = parser.parse_args()
     if args.gait:
         print("| run | episode | length | return | forward reward | x travelled | fell |")
@@ -98,6 +118,8 @@ def main() -> None:
     for run_dir in args.run_dirs:
         cfg, returns, step = final_eval(run_dir, args.episodes, args.temperature)
         sem = returns.std(ddof=1) / np.sqrt(len(returns))
+        if args.record:
+            write_record(run_dir, step, args.temperature, returns)
         print(
             f"| {cfg['env']} | {cfg['algo']} | {step} | {returns.mean():.2f} +- "
             f"{returns.std():.2f} | {sem:.2f} |",
