@@ -3,6 +3,9 @@
 # collected by a partly trained QWR-LSE agent, then QWR-LSE offline vs AWR offline vs behaviour
 # cloning on it, preset mujoco, one torch thread, each job pinned to core ${CORE:-0} under its
 # lock. Runs land in runs/offline_hc/: behaviour/, data.npz, <algo>_s<seed>/; the table at the end.
+# The summary copies the record kept in git to ${ARCHIVE:-docs/runs}/offline_hc/: each run's
+# eval.csv, config.json and wall_s.txt, and dataset.json (the dataset's size and mean reward; the
+# data.npz itself stays out of git), from which docs/offline_table.py prints the table.
 # Usage: [SEEDS="0 1 2"] [CORE=0] bash docs/qwr_offline_runs.sh [BEHAVIOUR_STEPS] [DATA_STEPS] [OFFLINE_STEPS]
 #        (defaults 10000 20000 10000; OFFLINE_STEPS counts pseudo env steps: 1000 critic and
 #        1000 actor steps per 1000, as online)
@@ -15,11 +18,16 @@ OFFLINE_STEPS=${3:-10000}
 ROOT=runs/offline_hc
 CORE=${CORE:-0}
 pinned() { flock "/tmp/core${CORE}.lock" taskset -c "$CORE" env OMP_NUM_THREADS=1 "$@"; }
-train() { pinned "$PY" -m qwr_fast.cli qwr-train "$@"; }
+# train RUN_DIR FLAGS...: one run, its wall time appended to RUN_DIR/wall_s.txt
+train() {
+  mkdir -p "$1"
+  pinned /usr/bin/time -a -f "%e" -o "$1/wall_s.txt" "$PY" -m qwr_fast.cli qwr-train \
+    --run-dir "$1" "${@:2}"
+}
 mkdir -p "$ROOT"
 if [ ! -f "$ROOT/behaviour/eval.csv" ]; then
-  train --preset mujoco --env HalfCheetah-v5 --algo qwr-lse --total-steps "$BEHAVIOUR_STEPS" \
-    --seed 0 --eval-every 5000 --run-dir "$ROOT/behaviour" --no-progress --no-tensorboard
+  train "$ROOT/behaviour" --preset mujoco --env HalfCheetah-v5 --algo qwr-lse \
+    --total-steps "$BEHAVIOUR_STEPS" --seed 0 --eval-every 5000 --no-progress --no-tensorboard
 fi
 if [ ! -f "$ROOT/data.npz" ]; then
   pinned "$PY" -m qwr_fast.cli qwr-collect \
@@ -30,14 +38,15 @@ for seed in ${SEEDS:-0 1 2}; do
   for algo in qwr-lse awr bc; do
     dir="$ROOT/${algo}_s${seed}"
     [ -f "$dir/eval.csv" ] && [ "$(tail -n1 "$dir/eval.csv" | cut -d, -f1)" = "$OFFLINE_STEPS" ] && continue
-    train --preset mujoco --env HalfCheetah-v5 --algo "$algo" --dataset "$ROOT/data.npz" \
-      --total-steps "$OFFLINE_STEPS" --seed "$seed" --eval-every 5000 --run-dir "$dir" \
-      --no-progress --no-tensorboard
+    train "$dir" --preset mujoco --env HalfCheetah-v5 --algo "$algo" --dataset "$ROOT/data.npz" \
+      --total-steps "$OFFLINE_STEPS" --seed "$seed" --eval-every 5000 --no-progress --no-tensorboard
   done
 done
-"$PY" - "$ROOT" <<'PYEOF'
+"$PY" - "$ROOT" "${ARCHIVE:-docs/runs}" <<'PYEOF'
 import csv
+import json
 import os
+import shutil
 import sys
 from collections import defaultdict
 
@@ -45,6 +54,20 @@ import numpy as np
 
 root = sys.argv[1]
 data = np.load(os.path.join(root, "data.npz"))
+archive = os.path.join(sys.argv[2], os.path.basename(os.path.normpath(root)))
+os.makedirs(archive, exist_ok=True)
+with open(os.path.join(archive, "dataset.json.tmp"), "w") as f:
+    json.dump({"steps": len(data["reward"]), "mean_reward": float(data["reward"].mean())}, f)
+os.replace(os.path.join(archive, "dataset.json.tmp"), os.path.join(archive, "dataset.json"))
+for name in sorted(os.listdir(root)):
+    for kept in ("eval.csv", "config.json", "wall_s.txt"):
+        src = os.path.join(root, name, kept)
+        if os.path.exists(src):
+            os.makedirs(os.path.join(archive, name), exist_ok=True)
+            dst = os.path.join(archive, name, kept)
+            shutil.copyfile(src, dst + ".tmp")
+            os.replace(dst + ".tmp", dst)
+print(f"run records copied to {archive}/")
 print(f"dataset: {len(data['reward'])} steps; mean reward per step {data['reward'].mean():.3f} "
       f"(x 1000 = {1000 * data['reward'].mean():.0f} per 1000-step episode)")
 with open(os.path.join(root, "behaviour", "eval.csv")) as f:

@@ -5,6 +5,9 @@
 # so runs never share a core; its wall time (the run alone, not the wait for the lock) goes to
 # RUN_DIR/wall_s.txt.
 # Runs land in runs/bitflip32_<steps>/<algo>_s<seed>/; the summary table and curves.png at the end.
+# The summary copies each run's eval.csv, config.json and wall_s.txt to
+# ${ARCHIVE:-docs/runs}/<basename of ROOT>/<run>/, the record kept in git (runs/ is not), from
+# which docs/bitflip_table.py prints the table of docs/results.md.
 # Usage: bash docs/qwr_runs.sh [TOTAL_STEPS [FLAG...]]   (default 8000 env steps per run)
 #   FLAGs go to every run (e.g. --beta 0.5); ROOT=DIR writes elsewhere; CORE=1 uses core 1 and
 #   its lock; SUMMARY_ONLY=1 only prints the table and draws the plot of finished runs.
@@ -27,9 +30,10 @@ for seed in 0 1 2; do
       --run-dir "$run" --no-progress "$@"
   done
 done
-"$PY" - "$ROOT" <<'PYEOF'
+"$PY" - "$ROOT" "${ARCHIVE:-docs/runs}" <<'PYEOF'
 import csv
 import os
+import shutil
 import sys
 from collections import defaultdict
 
@@ -40,6 +44,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 root = sys.argv[1]
+archive = os.path.join(sys.argv[2], os.path.basename(os.path.normpath(root)))
+if os.path.abspath(archive) != os.path.abspath(root):
+    for name in sorted(os.listdir(root)):
+        for kept in ("eval.csv", "config.json", "wall_s.txt"):
+            src = os.path.join(root, name, kept)
+            if os.path.exists(src):
+                os.makedirs(os.path.join(archive, name), exist_ok=True)
+                dst = os.path.join(archive, name, kept)
+                shutil.copyfile(src, dst + ".tmp")
+                os.replace(dst + ".tmp", dst)
+    print(f"run records copied to {archive}/")
 curves = defaultdict(list)
 for name in sorted(os.listdir(root)):
     path = os.path.join(root, name, "eval.csv")

@@ -1,14 +1,17 @@
 """Regenerate every results table that has a committed record, and check docs/results.md.
 
-    python docs/results_tables.py            print every table, each under its title
-    python docs/results_tables.py --check    exit 1 naming every row that docs/results.md lacks
+    python docs/results_tables.py                 print every table, each under its title
+    python docs/results_tables.py --check         exit 1 naming every row that docs/results.md
+                                                  lacks, or if the README's result bullets differ
+    python docs/results_tables.py --write-readme  regenerate the README's result bullets
 
 Each table is printed by its own generator (``python docs/<script>.py RECORDS``) from the small
 records under ``docs/runs/`` (config.json, eval.csv, CSVs; never checkpoints). ``--check`` is
 what the suite runs (``tests/test_results_tables.py``): every table row a generator prints must
 stand in docs/results.md (row order free; results.md may set a cell in bold with ``**``). A
 figure of docs/results.md that no generator prints says, where it stands, that its record was
-not kept.
+not kept. The README's QWR result bullets are what ``python docs/readme_results.py`` prints from
+the same records, between the two ``results:`` markers of README.md.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ GENERATORS = {  # title -> the command results.md names for the table
         *(f"{CHANCE}{mode}_s{seed}.csv" for mode in ("oracle", "fresh") for seed in range(3)),
     ],
     "minatar": ["docs/minatar_table.py"],
+    "mujoco": ["docs/seeds_table.py", "docs/runs/mujoco_100000", "100000"],
 }
 
 
@@ -47,16 +51,52 @@ def missing_rows(title: str, results: str | None = None) -> list[str]:
     return [row for row in table_rows(title) if row not in lines]
 
 
+README_BEGIN = "<!-- results:begin: python docs/results_tables.py --write-readme -->"
+README_END = "<!-- results:end -->"
+
+
+def readme_bullets() -> str:
+    """What ``python docs/readme_results.py`` prints from the records."""
+    return subprocess.run(
+        [sys.executable, "docs/readme_results.py"], cwd=ROOT, capture_output=True, text=True,
+        check=True,
+    ).stdout  # fmt: skip
+
+
+def readme_block(readme: str) -> str:
+    """The text between the README's two ``results:`` markers."""
+    begin, end = readme.index(README_BEGIN) + len(README_BEGIN) + 1, readme.index(README_END)
+    return readme[begin:end]
+
+
+def write_readme() -> None:
+    """Put the regenerated bullets between the markers (an atomic replace of README.md)."""
+    path = ROOT / "README.md"
+    readme = path.read_text()
+    old = readme_block(readme)
+    start = readme.index(README_BEGIN) + len(README_BEGIN) + 1
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(readme[:start] + readme_bullets() + readme[start + len(old) :])
+    tmp.replace(path)
+
+
 def main(argv: list[str]) -> int:
     if argv == ["--check"]:
         bad = {title: rows for title in GENERATORS if (rows := missing_rows(title))}
         for title, rows in bad.items():
             print(f"{title} ({' '.join(GENERATORS[title])}): docs/results.md lacks")
             print("\n".join(f"  {row}" for row in rows))
-        print("all tables match their records" if not bad else "", file=sys.stderr)
-        return 1 if bad else 0
+        readme_ok = readme_block((ROOT / "README.md").read_text()) == readme_bullets()
+        if not readme_ok:
+            print("README.md: the result bullets differ from python docs/readme_results.py")
+        ok = not bad and readme_ok
+        print("every table and the README's bullets match their records" if ok else "")
+        return 0 if ok else 1
+    if argv == ["--write-readme"]:
+        write_readme()
+        return 0
     if argv:
-        print(f"usage: python {sys.argv[0]} [--check]", file=sys.stderr)
+        print(f"usage: python {sys.argv[0]} [--check | --write-readme]", file=sys.stderr)
         return 2
     for title in GENERATORS:
         print(f"## {title}: python {' '.join(GENERATORS[title])}\n")

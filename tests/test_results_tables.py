@@ -1,5 +1,6 @@
 """Every results table that has a generator is what it prints from the committed records
-(issue 20, part 3): ``python docs/results_tables.py --check`` holds, table by table."""
+(issue 20, part 3): ``python docs/results_tables.py --check`` holds, table by table, and the
+README's result bullets are what ``python docs/readme_results.py`` prints from the records."""
 
 from __future__ import annotations
 
@@ -30,3 +31,12 @@ def test_the_check_fails_on_a_changed_figure():
     assert results_tables.missing_rows("minatar", text) == []
     changed = text.replace(rows[2], rows[2].replace(" |", "0 |", 1))
     assert results_tables.missing_rows("minatar", changed) == [rows[2]]
+
+
+def test_readme_result_bullets_are_regenerated_from_the_records():
+    readme = (ROOT / "README.md").read_text()
+    bullets = results_tables.readme_bullets()
+    assert bullets.count("\n- ") == 4, bullets  # BitFlip, MuJoCo, offline, MinAtar
+    assert results_tables.readme_block(readme) == bullets, (
+        "run docs/results_tables.py --write-readme"
+    )
