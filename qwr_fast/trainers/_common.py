@@ -245,6 +245,9 @@ class Trainer:
     """train.csv columns that are counters, not TensorBoard scalars"""
     COUNTERS: tuple[str, ...] = ("global_step", "epoch", "num_evals", "last_eval", "wall")
     """the attributes a checkpoint's ``counters`` entry holds"""
+    SAVED: tuple[str, ...] = ()
+    """the attributes (networks, optimisers, normaliser) whose ``state_dict`` a checkpoint
+    holds under the same name; an attribute that is None is saved as None"""
 
     def __new__(cls, *args, **kwargs):
         # the optional extras of --track / --capture-video are checked before anything runs
@@ -524,16 +527,36 @@ class Trainer:
             "world_size": self.world.size,
         }
 
+    def saved_states(self) -> dict:
+        """``{name: state_dict}`` of the :attr:`SAVED` attributes (None where one is None)."""
+        return {n: None if (m := getattr(self, n)) is None else m.state_dict() for n in self.SAVED}
+
+    def load_saved_states(self, state: dict) -> None:
+        """Restore the :attr:`SAVED` attributes from :meth:`saved_states`."""
+        for name in self.SAVED:
+            if (module := getattr(self, name)) is not None:
+                module.load_state_dict(state[name])
+
+    def learner_state(self, **parts) -> dict:
+        """An off-policy trainer's checkpoint: :meth:`actor_state` on an actor rank; else the
+        :attr:`SAVED` states, ``parts``, the replay and the training envs."""
+        if self.world.is_actor:
+            return self.actor_state()
+        return self.checkpoint_state(
+            **self.saved_states(), **parts, replay=self.replay.state_dict(), **self.env_state()
+        )
+
     def load_counters(self, state: dict) -> None:
         """Restore the ``counters`` of :meth:`checkpoint_state`."""
         for name in self.COUNTERS:
             setattr(self, name, state["counters"][name])
 
     def load_run_state(self, state: dict, np_gen: np.random.Generator | None = None) -> None:
-        """What every off-policy trainer restores after its networks and optimisers: the
+        """Restore :meth:`learner_state` but its ``parts``: the :attr:`SAVED` states, the
         replay, the RNG streams (``np_gen`` too, if the trainer has one), the counters and the
         collector's envs (restarted with this rank's seed at this step where the checkpoint
         holds no env state)."""
+        self.load_saved_states(state)
         self.replay.load_state_dict(state["replay"])
         load_rng_state(state["rng"], self.gen, np_gen)
         self.load_counters(state)

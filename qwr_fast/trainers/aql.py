@@ -271,6 +271,7 @@ class AQLTrainer(Trainer):
     SINGLE_LEARNER_FLAGS = ("compile",)
     TRAIN_COLUMNS, EVAL_COLUMNS = TRAIN_COLUMNS, EVAL_COLUMNS
     COUNTERS = ("global_step", "epoch", "num_updates", "num_evals", "last_eval", "wall")
+    SAVED = ("net", "target", "norm", "opt_q", "opt_p")
 
     def __init__(self, cfg: AQLConfig) -> None:
         cfg.validate()
@@ -538,33 +539,14 @@ class AQLTrainer(Trainer):
 
     # -------------------------------------------------------------- checkpoint
     def state_dict(self) -> dict:
-        if self.world.is_actor:
-            return self.actor_state()
-        return self.checkpoint_state(
-            net=self.net.state_dict(),
-            target=self.target.state_dict(),
-            norm=None if self.norm is None else self.norm.state_dict(),
-            opt_q=self.opt_q.state_dict(),
-            opt_p=None if self.opt_p is None else self.opt_p.state_dict(),
-            sync_count=self.sync.count,
-            replay=self.replay.state_dict(),
-            rng=rng_state(self.gen),
-            **self.env_state(),
-        )
+        return self.learner_state(sync_count=self.sync.count, rng=rng_state(self.gen))
 
     def load_state_dict(self, s: dict) -> None:
         self.check_kind(s, "AQL checkpoint")
         if self.world.is_actor:
             return self.load_actor_state(s)
-        self.net.load_state_dict(s["net"])
-        self.target.load_state_dict(s["target"])
-        if self.norm is not None:
-            self.norm.load_state_dict(s["norm"])
-        self.opt_q.load_state_dict(s["opt_q"])
-        if self.opt_p is not None:
-            self.opt_p.load_state_dict(s["opt_p"])
-        self.sync.count = s["sync_count"]
         self.load_run_state(s)
+        self.sync.count = s["sync_count"]
 
     # -------------------------------------------------------------------- loop
     def summary(self, last: dict) -> str:

@@ -177,6 +177,7 @@ class DQNTrainer(Trainer):
     ROW_STEPS = 1000
     """env steps between train.csv rows; with --actors, one epoch (a chunk per actor)"""
     COUNTERS = ("global_step", "grad_steps", "num_evals", "last_eval", "wall")
+    SAVED = ("q", "target", "opt")
 
     def __init__(self, cfg: DQNConfig) -> None:
         from qwr_fast.envs import make
@@ -370,32 +371,22 @@ class DQNTrainer(Trainer):
         return eval_returns(self.eval_env, act, seed=seed, max_steps=self.cfg.eval_max_steps)
 
     def state_dict(self) -> dict:
-        if self.world.is_actor:
-            return self.actor_state()
-        return self.checkpoint_state(
+        return self.learner_state(
             net={
                 "obs_shape": list(self.obs_shape),
                 "num_actions": self.q.num_actions,
                 "hidden": self.q.hidden,
             },
-            q=self.q.state_dict(),
-            target=self.target.state_dict(),
-            opt=self.opt.state_dict(),
-            replay=self.replay.state_dict(),
             rng=rng_state(self.gen, self.rng),
             # the returns of the episodes ended since the last train.csv row (a checkpoint
             # between rows, by wall time or at a stop signal, must not lose them)
             train_returns=[] if self.collector is None else list(self.collector.finished_returns),
-            **self.env_state(),
         )
 
     def load_state_dict(self, s: dict) -> None:
         self.check_kind(s, "DQN checkpoint")
         if self.world.is_actor:
             return self.load_actor_state(s)
-        self.q.load_state_dict(s["q"])
-        self.target.load_state_dict(s["target"])
-        self.opt.load_state_dict(s["opt"])
         self.load_run_state(s, self.rng)
         self.sync.count = self.grad_steps
         if self.collector is not None:

@@ -271,6 +271,7 @@ class QWRTrainer(Trainer):
     config_cls = QWRConfig
     SINGLE_LEARNER_FLAGS = ("shared_first_layer", "compile", "cuda_graphs")
     TRAIN_COLUMNS, EVAL_COLUMNS = TRAIN_COLUMNS, EVAL_COLUMNS
+    SAVED = ("policy", "critic", "target", "norm", "opt_pi", "opt_q")
 
     def __init__(self, cfg: QWRConfig) -> None:
         cfg.validate()
@@ -582,34 +583,14 @@ class QWRTrainer(Trainer):
 
     # ------------------------------------------------------------ checkpoint
     def state_dict(self) -> dict:
-        if self.world.is_actor:
-            return self.actor_state()
-        return self.checkpoint_state(
-            policy=self.policy.state_dict(),
-            critic=self.critic.state_dict(),
-            target=self.target.state_dict(),
-            norm=None if self.norm is None else self.norm.state_dict(),
-            opt_pi=self.opt_pi.state_dict(),
-            opt_q=self.opt_q.state_dict(),
-            sync_count=self.sync.count,
-            replay=self.replay.state_dict(),
-            rng=rng_state(self.gen),
-            **self.env_state(),
-        )
+        return self.learner_state(sync_count=self.sync.count, rng=rng_state(self.gen))
 
     def load_state_dict(self, s: dict) -> None:
         self.check_kind(s, "QWR checkpoint")
         if self.world.is_actor:
             return self.load_actor_state(s)
-        self.policy.load_state_dict(s["policy"])
-        self.critic.load_state_dict(s["critic"])
-        self.target.load_state_dict(s["target"])
-        if self.norm is not None:
-            self.norm.load_state_dict(s["norm"])
-        self.opt_pi.load_state_dict(s["opt_pi"])
-        self.opt_q.load_state_dict(s["opt_q"])
-        self.sync.count = s["sync_count"]
         self.load_run_state(s)
+        self.sync.count = s["sync_count"]
 
     # -------------------------------------------------------------------- loop
     def summary(self, last: dict) -> str:
