@@ -2,7 +2,8 @@
 # Reproduces the AQL section of docs/results.md: AQL vs UniformQL at equal N + M on BitFlipSubset-{8,16,32}
 # (2^N actions) and exhaustive-max DQN on BitFlipSubset-8, 3 seeds each, preset bitflip, CPU.
 # Three runs at a time, one torch thread each. Runs land in runs/aql_bitflip_<steps>/<env>_<algo>_s<seed>/;
-# the summary table at the end.
+# their records are copied to docs/runs/aql_bitflip_<steps>[_<tag>]/ and docs/aql_table.py prints the
+# table from them at the end.
 # Usage: [SIZES="8 16 32"] [ALGOS="aql uniform-ql"] [EXTRA="--factorised" TAG=factorised] \
 #        [PREFIX="flock /tmp/core0.lock taskset -c 0 env OMP_NUM_THREADS=1"] \
 #        bash docs/aql_runs.sh [TOTAL_STEPS] [NUM_PROPOSAL] [NUM_UNIFORM]
@@ -35,45 +36,15 @@ for job in "${JOBS[@]}"; do
   for seed in 0 1 2; do run $job "$seed" & done
   wait
 done
-"$PY" - "$ROOT" <<'PYEOF'
-import csv
-import os
-import sys
-from collections import defaultdict
-
-import numpy as np
-
-from qwr_fast.envs import make
-
-root = sys.argv[1]
-final, optimum, wall = defaultdict(list), defaultdict(list), defaultdict(list)
-for name in sorted(os.listdir(root)):
-    path = os.path.join(root, name, "eval.csv")
-    if not os.path.exists(path):
-        continue
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        continue
-    key, seed = name.rsplit("_s", 1)
-    env_id = key.split("_", 1)[0]
-    # The optimum of the final evaluation's starts: flip every 0 bit at the first step (the
-    # trainer's eval seeding: eval env seed + 1, reset seed + 10000 + evaluation index).
-    env = make(env_id, 32, seed=int(seed) + 1)
-    obs, _ = env.reset(seed=int(seed) + 10_000 + len(rows) - 1)
-    optimum[key].append(float((1.0 - obs).sum(1).mean()))
-    final[key].append(float(rows[-1]["return_mean"]))
-    with open(os.path.join(root, name, "train.csv")) as f:
-        wall[key].append(float(list(csv.DictReader(f))[-1]["wall_s"]))
-print("| env | algo | seeds | final eval return, mean +- std over seeds | optimum | % of optimum | per seed | wall s/run |")
-print("|---|---|---|---|---|---|---|---|")
-for key, v in final.items():
-    env, algo = key.split("_", 1)
-    opt = np.mean(optimum[key])
-    pct = 100 * np.mean(np.array(v) / np.array(optimum[key]))
-    per = " / ".join(f"{x:.2f}" for x in v)
-    print(
-        f"| {env} | {algo} | {len(v)} | {np.mean(v):.2f} +- {np.std(v):.2f} | {opt:.2f} | "
-        f"{pct:.0f} % | {per} | {np.mean(wall[key]):.0f} |"
-    )
-PYEOF
+# the record kept in git: each run's eval.csv, config.json and train.csv (its last row holds the
+# run's wall seconds) in ${ARCHIVE:-docs/runs}/<basename of ROOT>/<run>/; the table from it
+ARCHIVE=${ARCHIVE:-docs/runs}/$(basename "$ROOT")
+for run in "$ROOT"/*/; do
+  name=$(basename "$run")
+  mkdir -p "$ARCHIVE/$name"
+  for kept in eval.csv config.json train.csv; do
+    [ -f "$run/$kept" ] && cp "$run/$kept" "$ARCHIVE/$name/$kept.tmp" && mv "$ARCHIVE/$name/$kept.tmp" "$ARCHIVE/$name/$kept"
+  done
+done
+echo "run records copied to $ARCHIVE/"
+"$PY" docs/aql_table.py "$ARCHIVE"

@@ -33,6 +33,7 @@ GENERATORS = {  # title -> the command results.md names for the table
     ],
     "minatar": ["docs/minatar_table.py"],
     "mujoco": ["docs/seeds_table.py", "docs/runs/mujoco_100000", "100000"],
+    "aql bitflip 8 and 16": ["docs/aql_table.py", "docs/runs/aql_bitflip_3000_v2"],
 }
 
 
