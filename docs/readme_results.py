@@ -17,7 +17,7 @@ import os
 import numpy as np
 from minatar_table import random_baselines
 from minatar_table import runs as minatar_runs
-from records import final_returns, finished, spread
+from records import eval_rows, final_returns, finished, spread
 
 RUNS = "docs/runs"
 # the paper's QWR figures at 100K env steps (its Table 2; seeds/REFERENCE.md)
@@ -47,7 +47,7 @@ def bitflip() -> str:
         parts.append(f"{NAMES[algo]} {spread(x, 2)} ({x.mean() / 5:.0%} of the optimum 5)")
     return (
         f"- BitFlip-32 (horizon 5, random starts), 20K env steps, {_seeds(seeds)}: "
-        f"{' vs '.join(parts)} ([curves](docs/figures/bitflip32_qwr_vs_awr.png))."
+        f"{' vs '.join(parts)} ([curves](docs/figures/bitflip32_qwr_vs_awr_rerun.png))."
     )
 
 
@@ -81,7 +81,11 @@ def offline() -> str:
     for algo in ("qwr-lse", "awr", "bc"):
         seeds, x = final_returns(runs[algo])
         parts.append(f"{NAMES[algo]} {spread(x, 0)}")
-    return f"- Offline HalfCheetah, one dataset, {_seeds(seeds)}: {', '.join(parts)}."
+    behaviour = float(eval_rows(os.path.join(RUNS, "offline_hc", "behaviour"))[-1]["return_mean"])
+    return (
+        f"- Offline HalfCheetah, one dataset (20K steps of a QWR-LSE agent whose greedy return "
+        f"is {behaviour:.0f}), {_seeds(seeds)}: {', '.join(parts)}."
+    )
 
 
 def minatar() -> str:
