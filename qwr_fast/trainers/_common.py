@@ -659,9 +659,49 @@ class Trainer:
         self.epoch += 1
         return stats
 
+    LABEL = "run"
+    """what the trainer trains, in its messages (QWR, AQL, ...)"""
+    EVAL_NOTE = ""
+    """how the evaluation acts, in :meth:`summary` (e.g. `` (temperature 0)``)"""
+
+    def state_dict(self) -> dict:
+        """An epoch trainer's checkpoint: :meth:`learner_state` with the target syncs done so
+        far and the RNG streams (dqn-train and ppo-train have their own)."""
+        return self.learner_state(sync_count=self.sync.count, rng=rng_state(self.gen))
+
+    def load_state_dict(self, s: dict) -> None:
+        """Restore :meth:`state_dict` (on an actor rank, :meth:`load_actor_state`)."""
+        self.check_kind(s, f"{self.LABEL} checkpoint")
+        if self.world.is_actor:
+            return self.load_actor_state(s)
+        self.load_run_state(s)
+        self.sync.count = s["sync_count"]
+
+    def summary(self, last: dict) -> str:
+        """The one line the entry point prints after the final evaluation ``last``."""
+        return (
+            f"{self.cfg.algo} on {self.cfg.env}: step {last['step']}, eval return "
+            f"{last['return_mean']:.3f} +- {last['return_std']:.3f}{self.EVAL_NOTE}; "
+            f"curve: {self.cfg.run_dir}/curve.png"
+        )
+
+    def train_extras(self) -> dict:
+        """``train.csv`` columns besides the counters and the losses (e.g. ``epsilon``)."""
+        return {}
+
     def train_row(self, stats: dict, steps_per_s: float) -> dict:
-        """The ``train.csv`` row after an epoch with losses ``stats``."""
-        raise NotImplementedError
+        """The ``train.csv`` row after an epoch with losses ``stats``: the counters, the
+        :meth:`train_extras`, and ``stats`` in every other column (NaN where it has none)."""
+        known = {
+            "step": self.global_step,
+            "epoch": self.epoch,
+            **self.train_extras(),
+            "train_return": self.train_return(),
+            "steps_per_s": steps_per_s,
+            "wall_s": self.wall,
+        }
+        nan = float("nan")
+        return {c: known[c] if c in known else stats.get(c, nan) for c in self.TRAIN_COLUMNS}
 
     def eval_row(self) -> tuple[dict, dict]:
         """Evaluate now: ``(eval.csv row, TensorBoard scalars)``."""

@@ -23,8 +23,6 @@ from gymnasium.vector import AutoresetMode
 from qwr_fast.actions import ActionAdapter
 from qwr_fast.checks import check_fields
 from qwr_fast.data.collect import autoreset_mode, make_env
-from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
-from qwr_fast.data.replay import Replay
 from qwr_fast.distributed import data_parallel
 from qwr_fast.estimators import bootstrap_index, discounts
 from qwr_fast.kernels import skip_value_checks
@@ -39,16 +37,15 @@ from qwr_fast.objectives.aql import (
 )
 from qwr_fast.objectives.target_sync import TargetSync
 from qwr_fast.trainers._common import (
-    Trainer,
     check_per_fields,
     eval_returns,
     optimizer_step,
-    rng_state,
     seed_everything,
 )
+from qwr_fast.trainers.config import EpochConfig, QLearnerConfig
+from qwr_fast.trainers.qlearner import QLearner
 from qwr_fast.trainers.runlog import plot_eval_curve
 from qwr_fast.trainers.step import UpdateStep, step_mode, trainer_generator_as_default
-from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["AQLConfig", "PRESETS", "AQLTrainer"]
 
@@ -70,7 +67,7 @@ TRAIN_COLUMNS = [
 
 
 @dataclass
-class AQLConfig(TrackingConfig):
+class AQLConfig(QLearnerConfig, EpochConfig):
     """Train Amortized Q-learning (or the UniformQL / exhaustive-DQN baselines)."""
 
     env: str = "BitFlipSubset-16"
@@ -78,28 +75,10 @@ class AQLConfig(TrackingConfig):
     algo: Literal["aql", "uniform-ql", "exhaustive-dqn"] = "aql"
     """aql: proposal + uniform candidates; uniform-ql: N + M uniform; exhaustive-dqn: all actions"""
     preset: Literal["auto", "none", "bitflip", "mujoco"] = "auto"
-    """family preset applied before the explicit flags (flags given on the command line win);
-    auto: the env's family preset (BitFlip, MuJoCo, ALE, MinAtar, Hanabi ids) when this trainer
-    has one, else none. config.json records the preset applied. A config built in Python applies
-    no preset (auto there means none)"""
     total_steps: int = 100_000
     """env steps to train for (over all envs)"""
-    seed: int = 0
-    """seed of every RNG (python, numpy, torch, envs)"""
     run_dir: str = "runs/aql"
     """run directory: config.json, eval.csv, train.csv, checkpoints, curve.png, tb/"""
-    resume: str | None = None
-    """continue the run in this directory from its latest checkpoint"""
-    overwrite: bool = False
-    """start afresh in a run directory that holds another run's checkpoints or logs
-    (config.json, train.csv, eval.csv, curve.png, tb/), deleting or replacing them (without
-    it, such a directory is an error, never silently clobbered)"""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """torch device (auto: cuda when available)"""
-    actors: int = 0
-    """under torchrun: the last ACTORS ranks only collect (CPU, one thread each, acting one
-    epoch behind the learners with the weights they broadcast after every epoch) and ship
-    their steps to the learners (README: Scaling out); 0: every rank learns"""
     bins: int = 0
     """discretise a Box action space into this many bins per dimension (0: no wrapper)"""
     num_proposal: int = 100
@@ -145,20 +124,6 @@ class AQLConfig(TrackingConfig):
     """proposal samples (taken from the candidate set) of the entropy estimate"""
     grad_clip: float = 10.0
     """global grad-norm clip (0: off)"""
-    prioritized: bool = False
-    """proportional prioritised replay (Schaul et al. 2016) instead of uniform replay"""
-    per_alpha: float = 0.6
-    """prioritised replay: priority exponent alpha (0: uniform)"""
-    per_beta0: float = 0.4
-    """prioritised replay: initial importance-weight exponent beta, annealed linearly to 1"""
-    per_beta_steps: int = 0
-    """prioritised replay: env steps over which beta reaches 1 (0: total_steps)"""
-    per_eps: float = 1e-6
-    """prioritised replay: priority = |TD| + per_eps"""
-    eps_start: float = 1.0
-    """epsilon-greedy: initial probability of a uniform random action"""
-    eps_end: float = 0.05
-    """epsilon-greedy: final probability"""
     eps_fraction: float = 0.3
     """fraction of total_steps over which epsilon decays linearly"""
     hidden: int = 256
@@ -175,21 +140,6 @@ class AQLConfig(TrackingConfig):
     """cap on the steps of one evaluation (an unfinished episode counts its partial return)"""
     checkpoint_every: int = 10_000
     """env steps between checkpoints (rounded up to whole epochs; one at the end always)"""
-    checkpoint_minutes: float = 5.0
-    """minutes of wall time between checkpoints besides checkpoint_every (0: off); written
-    between epochs only, so a resume from one still equals an uninterrupted run"""
-    keep_checkpoints: int = 2
-    """checkpoints kept in the run directory"""
-    threads: int = 1
-    """torch CPU threads"""
-    compile: bool = False
-    """torch.compile each whole update step: replay sample, losses, backward, gradient
-    clipping, optimiser steps and target sync (qwr_fast.trainers.step; not with --prioritized,
-    whose sampler walks a sum tree on the host)"""
-    progress: bool = True
-    """tqdm progress bar"""
-    tensorboard: bool = True
-    """TensorBoard logs in RUN_DIR/tb"""
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range."""
@@ -259,7 +209,7 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class AQLTrainer(Trainer):
+class AQLTrainer(QLearner):
     """Owns the loop of one run (see the module docstring); ``train()`` runs it to the end.
 
     It is also the behaviour its collector acts with: epsilon-greedy over a candidate set
@@ -268,6 +218,8 @@ class AQLTrainer(Trainer):
     """
 
     config_cls = AQLConfig
+    SLICE_FIELD = "n_step"
+    LABEL = "AQL"
     SINGLE_LEARNER_FLAGS = ("compile",)
     TRAIN_COLUMNS, EVAL_COLUMNS = TRAIN_COLUMNS, EVAL_COLUMNS
     COUNTERS = ("global_step", "epoch", "num_updates", "num_evals", "last_eval", "wall")
@@ -335,13 +287,7 @@ class AQLTrainer(Trainer):
             self.make_chunks(self.obs_shape, D, (D,), torch.int64, torch.float32)
         replay_args = (self.local_replay, self.local_envs, self.obs_shape, D, (D,))
         replay_kw = dict(action_dtype=torch.int64, device=dev)
-        self.replay = (
-            None
-            if world.is_actor
-            else PrioritizedReplay(*replay_args, alpha=cfg.per_alpha, eps=cfg.per_eps, **replay_kw)
-            if cfg.prioritized
-            else Replay(*replay_args, **replay_kw)
-        )
+        self.replay = self.make_replay(*replay_args, **replay_kw)
         self.collector = self.make_collector(
             env,
             lambda obs: torch.as_tensor(np.asarray(obs), device=dev),
@@ -365,24 +311,10 @@ class AQLTrainer(Trainer):
             env = discretize(env, cfg.bins)
         return env
 
-    @property
-    def env(self):
-        """The training vector env (None on a mode-2 learner)."""
-        return None if self.collector is None else self.collector.env
-
-    # ------------------------------------------------------------------ acting
     def _net_obs(self, obs: torch.Tensor) -> torch.Tensor:
         obs = obs.to(torch.float32)
         return self.norm(obs) if self.norm is not None else obs
 
-    def epsilon(self, step: int | None = None) -> float:
-        """Exploration probability at env step ``step`` (default: the current one)."""
-        c = self.cfg
-        step = self.global_step if step is None else step
-        frac = min(1.0, step / max(1.0, c.eps_fraction * c.total_steps))
-        return c.eps_start + frac * (c.eps_end - c.eps_start)
-
-    @torch.no_grad()
     def greedy(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``[B, D]``: the argmax of Q over a fresh candidate set (every action for
         exhaustive-dqn)."""
@@ -422,23 +354,6 @@ class AQLTrainer(Trainer):
         return [self.net, self.norm]
 
     # ---------------------------------------------------------------- learning
-    def beta(self) -> float:
-        """Importance-weight exponent of prioritised replay at the current step."""
-        c = self.cfg
-        return annealed_beta(c.per_beta0, self.global_step, c.per_beta_steps or c.total_steps)
-
-    def sample(self) -> tuple:
-        """``(replay batch, importance weights, slots)`` of one gradient step (the weights and
-        slots None without prioritised replay)."""
-        c = self.cfg
-        if c.prioritized:
-            pb = self.replay.sample_prioritized(
-                self.local_batch, c.n_step, beta=self.beta(), generator=self.gen
-            )
-            return pb.batch, pb.weight, pb.index
-        # the default generator: update() lends it the trainer's stream
-        return self.replay.sample(self.local_batch, c.n_step), None, None
-
     def losses(self, sample: tuple) -> dict[str, torch.Tensor]:
         """The critic and proposal losses on ``sample`` (:meth:`sample`); the priorities of
         its slots updated with the TD errors."""
@@ -467,10 +382,7 @@ class AQLTrainer(Trainer):
             boot_action=boot_action,
             weight=weight,
         )
-        td_abs = out.pop("td_abs")
-        if index is not None:
-            self.replay.update_priorities(index, td_abs)
-        return out
+        return self.update_priorities(out, index)
 
     def update(self) -> dict[str, float]:
         """``updates_per_epoch`` gradient steps on the critic and the proposal."""
@@ -537,37 +449,9 @@ class AQLTrainer(Trainer):
         seed = self.cfg.seed + 10_000 + self.num_evals
         return eval_returns(self.eval_env, act, seed=seed, max_steps=self.cfg.eval_max_steps)
 
-    # -------------------------------------------------------------- checkpoint
-    def state_dict(self) -> dict:
-        return self.learner_state(sync_count=self.sync.count, rng=rng_state(self.gen))
-
-    def load_state_dict(self, s: dict) -> None:
-        self.check_kind(s, "AQL checkpoint")
-        if self.world.is_actor:
-            return self.load_actor_state(s)
-        self.load_run_state(s)
-        self.sync.count = s["sync_count"]
-
     # -------------------------------------------------------------------- loop
-    def summary(self, last: dict) -> str:
-        """The one line ``aql-train`` prints after the final evaluation ``last``."""
-        return (
-            f"{self.cfg.algo} on {self.cfg.env}: step {last['step']}, eval return "
-            f"{last['return_mean']:.3f} +- {last['return_std']:.3f}; "
-            f"curve: {self.cfg.run_dir}/curve.png"
-        )
-
-    def train_row(self, stats: dict, steps_per_s: float) -> dict:
-        nan = float("nan")
-        return {
-            "step": self.global_step,
-            "epoch": self.epoch,
-            "epsilon": self.epsilon(),
-            **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[3:8]},
-            "train_return": self.train_return(),
-            "steps_per_s": steps_per_s,
-            "wall_s": self.wall,
-        }
+    def train_extras(self) -> dict:
+        return {"epsilon": self.epsilon()}
 
     def eval_row(self) -> tuple[dict, dict]:
         nan = float("nan")

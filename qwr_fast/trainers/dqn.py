@@ -25,8 +25,6 @@ import torch
 
 from qwr_fast.actions import legal_actions
 from qwr_fast.checks import check_fields
-from qwr_fast.data.prioritized_replay import PrioritizedReplay, annealed_beta
-from qwr_fast.data.replay import Replay
 from qwr_fast.distributed import all_mean, broadcast_weights, data_parallel
 from qwr_fast.nn.dueling_q import DuelingQ
 from qwr_fast.nn.torsos import obs_tensor
@@ -34,7 +32,6 @@ from qwr_fast.objectives.dqn import double_q_loss
 from qwr_fast.objectives.target_sync import TargetSync
 from qwr_fast.trainers._common import (
     SAMPLED_GREEDY_EVAL_COLUMNS,
-    Trainer,
     check_per_fields,
     eval_returns,
     optimizer_step,
@@ -42,9 +39,10 @@ from qwr_fast.trainers._common import (
     rng_state,
     seed_everything,
 )
+from qwr_fast.trainers.config import QLearnerConfig, RunConfig
+from qwr_fast.trainers.qlearner import QLearner
 from qwr_fast.trainers.runlog import Every
 from qwr_fast.trainers.step import UpdateStep, step_mode, trainer_generator_as_default
-from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["DQNConfig", "PRESETS", "DQNTrainer"]
 
@@ -53,28 +51,16 @@ TRAIN_COLUMNS = ["step", "loss", "q_mean", "epsilon", "train_return", "steps_per
 
 
 @dataclass
-class DQNConfig(TrackingConfig):
+class DQNConfig(QLearnerConfig, RunConfig):
     """Train a double-DQN blueprint with a dueling head on a Discrete-action env."""
 
     env: str = "MinAtar/Breakout"
     """env id from qwr_fast.envs"""
     preset: Literal["auto", "none", "minatar", "bitflip"] = "auto"
-    """family preset applied before the explicit flags (flags given on the command line win);
-    auto: the env's family preset (BitFlip, MuJoCo, ALE, MinAtar, Hanabi ids) when this trainer
-    has one, else none. config.json records the preset applied. A config built in Python applies
-    no preset (auto there means none)"""
     total_steps: int = 500_000
     """env steps to train for (over all envs)"""
-    seed: int = 0
-    """seed of every RNG"""
     run_dir: str = "runs/dqn"
     """run directory: checkpoint.pt, config.json, train.csv, eval.csv, curve.png"""
-    resume: str | None = None
-    """continue the run in this directory from its checkpoint.pt"""
-    overwrite: bool = False
-    """start afresh in a run directory that holds another run's checkpoints or logs
-    (config.json, train.csv, eval.csv, curve.png, tb/), deleting or replacing them (without
-    it, such a directory is an error, never silently clobbered)"""
     actors: int = 0
     """under torchrun: the last ACTORS ranks only collect (CPU, one thread each) and ship each
     1000 env steps to the learners, acting with the Q-network the learners broadcast after
@@ -95,24 +81,10 @@ class DQNConfig(TrackingConfig):
     """env steps per gradient step"""
     target_every: int = 1_000
     """gradient steps between hard target syncs"""
-    eps_start: float = 1.0
-    """initial exploration epsilon"""
-    eps_end: float = 0.05
-    """final exploration epsilon"""
     eps_fraction: float = 0.2
     """fraction of total_steps over which epsilon decays linearly"""
     hidden: int = 128
     """width of the body and of the dueling streams"""
-    prioritized: bool = False
-    """proportional prioritised replay (Schaul et al. 2016) instead of uniform replay"""
-    per_alpha: float = 0.6
-    """prioritised replay: priority exponent alpha (0: uniform)"""
-    per_beta0: float = 0.4
-    """prioritised replay: initial importance-weight exponent beta, annealed linearly to 1"""
-    per_beta_steps: int = 0
-    """prioritised replay: env steps over which beta reaches 1 (0: total_steps)"""
-    per_eps: float = 1e-6
-    """prioritised replay: priority = |TD| + per_eps"""
     eval_every: int = 50_000
     """env steps between evaluations"""
     eval_episodes: int = 8
@@ -121,17 +93,6 @@ class DQNConfig(TrackingConfig):
     """cap on the steps of one evaluation"""
     checkpoint_every: int = 50_000
     """env steps between checkpoints (one at the end always)"""
-    checkpoint_minutes: float = 5.0
-    """minutes of wall time between checkpoints besides checkpoint_every (0: off); written
-    between epochs only, so a resume from one still equals an uninterrupted run"""
-    threads: int = 1
-    """torch CPU threads"""
-    compile: bool = False
-    """torch.compile each whole update step: replay sample, losses, backward, gradient
-    clipping, optimiser steps and target sync (qwr_fast.trainers.step; not with --prioritized,
-    whose sampler walks a sum tree on the host)"""
-    progress: bool = True
-    """tqdm progress bar"""
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range."""
@@ -162,7 +123,7 @@ PRESETS: dict[str, dict] = {
 }
 
 
-class DQNTrainer(Trainer):
+class DQNTrainer(QLearner):
     """Owns the loop of one run; ``train()`` runs it to ``total_steps``.
 
     It is also the behaviour its collector acts with: epsilon-greedy over the legal actions.
@@ -214,22 +175,11 @@ class DQNTrainer(Trainer):
             self.make_chunks(self.obs_shape, 1, (), torch.int64, obs_dtype)
         replay_args = (self.local_replay, self.local_envs, self.obs_shape, 1)
         replay_kw = dict(action_dtype=torch.int64, obs_dtype=obs_dtype)
-        self.replay = (
-            None
-            if world.is_actor
-            else PrioritizedReplay(*replay_args, alpha=cfg.per_alpha, eps=cfg.per_eps, **replay_kw)
-            if cfg.prioritized
-            else Replay(*replay_args, **replay_kw)
-        )
+        self.replay = self.make_replay(*replay_args, **replay_kw)
         self.collector = self.make_collector(env, torch.as_tensor)
         self.global_step = self.grad_steps = self.num_evals = 0
         self.wall = 0.0
         self.last_eval = float("nan")
-
-    @property
-    def env(self):
-        """The training vector env (None on a mode-2 learner)."""
-        return None if self.collector is None else self.collector.env
 
     def epoch_steps(self, world) -> tuple[int, str]:
         """One step of every env; with actors, ``ROW_STEPS`` env steps (a chunk each)."""
@@ -239,18 +189,6 @@ class DQNTrainer(Trainer):
 
     def acting_modules(self) -> list:
         return [self.q]
-
-    def epsilon(self, step: int | None = None) -> float:
-        """Exploration probability at env step ``step`` (default: the current one)."""
-        c = self.cfg
-        step = self.global_step if step is None else step
-        frac = min(1.0, step / max(1.0, c.eps_fraction * c.total_steps))
-        return c.eps_start + frac * (c.eps_end - c.eps_start)
-
-    def beta(self) -> float:
-        """Importance-weight exponent of prioritised replay at the current step."""
-        c = self.cfg
-        return annealed_beta(c.per_beta0, self.global_step, c.per_beta_steps or c.total_steps)
 
     def legal_mask(self, obs: torch.Tensor) -> torch.Tensor | None:
         """``[B, K]`` bool legal actions of ``obs`` (:func:`qwr_fast.actions.legal_actions`)."""
@@ -326,18 +264,6 @@ class DQNTrainer(Trainer):
         self.sync.step()
         return {k: v.detach() for k, v in out.items()}
 
-    def sample(self) -> tuple:
-        """``(replay batch, importance weights, slots)`` of one gradient step (the weights and
-        slots None without prioritised replay)."""
-        c = self.cfg
-        if c.prioritized:
-            pb = self.replay.sample_prioritized(
-                self.local_batch, beta=self.beta(), generator=self.gen
-            )
-            return pb.batch, pb.weight, pb.index
-        # the default generator: learn() lends it the trainer's stream
-        return self.replay.sample(self.local_batch), None, None
-
     def loss(self, sample: tuple) -> dict[str, torch.Tensor]:
         """The double-Q loss on ``sample`` (:meth:`sample`); the priorities of its slots
         updated with the TD errors."""
@@ -353,10 +279,7 @@ class DQNTrainer(Trainer):
             weight=weight,
             next_mask=self.legal_mask(b.next_obs[:, 0]),
         )
-        td_abs = out.pop("td_abs")
-        if index is not None:
-            self.replay.update_priorities(index, td_abs)
-        return out
+        return self.update_priorities(out, index)
 
     @torch.no_grad()
     def evaluate(self, eps: float) -> np.ndarray:

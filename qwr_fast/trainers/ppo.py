@@ -39,8 +39,8 @@ from qwr_fast.trainers._common import (
     rng_state,
     seed_everything,
 )
+from qwr_fast.trainers.config import RunConfig
 from qwr_fast.trainers.runlog import check_run_dir
-from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["PPOConfig", "PRESETS", "PPOTrainer"]
 
@@ -60,28 +60,16 @@ TRAIN_COLUMNS = [
 
 
 @dataclass
-class PPOConfig(TrackingConfig):
+class PPOConfig(RunConfig):
     """Train a PPO blueprint (categorical policy + value) on a Discrete-action env."""
 
     env: str = "MinAtar/Breakout"
     """env id from qwr_fast.envs (MinAtar/Breakout, BitFlip-8, ALE/MsPacman-v5, ...)"""
     preset: Literal["auto", "none", "minatar", "bitflip", "atari", "hanabi"] = "auto"
-    """family preset applied before the explicit flags (flags given on the command line win);
-    auto: the env's family preset (BitFlip, MuJoCo, ALE, MinAtar, Hanabi ids) when this trainer
-    has one, else none. config.json records the preset applied. A config built in Python applies
-    no preset (auto there means none)"""
     total_steps: int = 1_000_000
     """env steps to train for (over all envs)"""
-    seed: int = 0
-    """seed of every RNG (python, numpy, torch, envs)"""
     run_dir: str = "runs/ppo"
     """run directory: checkpoint.pt, ckpt_<step>.pt, config.json, train.csv, eval.csv, curve.png"""
-    resume: str | None = None
-    """continue the run in this directory from its checkpoint.pt"""
-    overwrite: bool = False
-    """start afresh in a run directory that holds another run's checkpoints or logs
-    (config.json, train.csv, eval.csv, curve.png, tb/), deleting or replacing them (without
-    it, such a directory is an error, never silently clobbered)"""
     num_envs: int = 8
     """parallel training envs"""
     num_steps: int = 128
@@ -116,15 +104,8 @@ class PPOConfig(TrackingConfig):
     """cap on the steps of one evaluation (an unfinished episode counts its partial return)"""
     checkpoint_every: int = 50_000
     """env steps between checkpoints (rounded up to whole updates; one at the end always)"""
-    checkpoint_minutes: float = 5.0
-    """minutes of wall time between checkpoints besides checkpoint_every (0: off); written
-    between epochs only, so a resume from one still equals an uninterrupted run"""
     keep_checkpoints: int = 0
     """ckpt_<step>.pt snapshots kept (0: all, e.g. for weak blueprints)"""
-    threads: int = 1
-    """torch CPU threads"""
-    progress: bool = True
-    """tqdm progress bar"""
     tensorboard: bool = True
     """TensorBoard logs in RUN_DIR/tb"""
 

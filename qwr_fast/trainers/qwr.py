@@ -43,9 +43,9 @@ from qwr_fast.trainers._common import (
     eval_returns,
     optimizer_step,
     retain_freed_memory,
-    rng_state,
     seed_everything,
 )
+from qwr_fast.trainers.config import EpochConfig
 from qwr_fast.trainers.runlog import plot_eval_curve
 from qwr_fast.trainers.step import (
     UpdateStep,
@@ -53,7 +53,6 @@ from qwr_fast.trainers.step import (
     step_mode,
     trainer_generator_as_default,
 )
-from qwr_fast.trainers.tracking import TrackingConfig
 
 __all__ = ["QWRConfig", "PRESETS", "QWRTrainer"]
 
@@ -72,7 +71,7 @@ TRAIN_COLUMNS = [
 
 
 @dataclass
-class QWRConfig(TrackingConfig):
+class QWRConfig(EpochConfig):
     """Train QWR (LSE / MAX / AVG backup) or the AWR baseline on a vector env."""
 
     env: str = "BitFlip-16"
@@ -82,30 +81,12 @@ class QWRConfig(TrackingConfig):
     behaviour cloning (bc: maximum likelihood of the replay's actions, no critic; the offline
     baseline)"""
     preset: Literal["auto", "none", "bitflip", "mujoco", "atari", "minatar"] = "auto"
-    """family preset applied before the explicit flags (flags given on the command line win);
-    auto: the env's family preset (BitFlip, MuJoCo, ALE, MinAtar, Hanabi ids) when this trainer
-    has one, else none. config.json records the preset applied. A config built in Python applies
-    no preset (auto there means none)"""
     total_steps: int = 100_000
     """env steps to train for (offline: pseudo env steps, steps_per_epoch per epoch)"""
-    seed: int = 0
-    """seed of every RNG (python, numpy, torch, envs)"""
     run_dir: str = "runs/qwr"
     """run directory: config.json, eval.csv, train.csv, checkpoints, curve.png, tb/"""
-    resume: str | None = None
-    """continue the run in this directory from its latest checkpoint"""
-    overwrite: bool = False
-    """start afresh in a run directory that holds another run's checkpoints or logs
-    (config.json, train.csv, eval.csv, curve.png, tb/), deleting or replacing them (without
-    it, such a directory is an error, never silently clobbered)"""
     dataset: str | None = None
     """offline training from this .npz dataset (written by qwr-collect); no env interaction"""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """torch device (auto: cuda when available)"""
-    actors: int = 0
-    """under torchrun: the last ACTORS ranks only collect (CPU, one thread each, acting one
-    epoch behind the learners with the weights they broadcast after every epoch) and ship
-    their steps to the learners (README: Scaling out); 0: every rank learns"""
     num_envs: int = 1
     """parallel training envs (one collection step steps all of them)"""
     steps_per_epoch: int = 1000
@@ -187,13 +168,6 @@ class QWRConfig(TrackingConfig):
     """cap on the steps of one evaluation (an unfinished episode counts its partial return)"""
     checkpoint_every: int = 10_000
     """env steps between checkpoints (rounded up to whole epochs; one at the end always)"""
-    checkpoint_minutes: float = 5.0
-    """minutes of wall time between checkpoints besides checkpoint_every (0: off); written
-    between epochs only, so a resume from one still equals an uninterrupted run"""
-    keep_checkpoints: int = 2
-    """checkpoints kept in the run directory"""
-    threads: int = 1
-    """torch CPU threads"""
     retain_heap: bool = True
     """CPU, glibc: keep freed memory in the process heap (mallopt: mmap threshold 32 MB, trim
     threshold 512 MB) so each step's MB-sized activations stop page-faulting anew
@@ -211,10 +185,6 @@ class QWRConfig(TrackingConfig):
     """CUDA only: capture each update step in a CUDA graph after three warm-up steps and
     replay it (with --compile: the compiled step); needs an env with same-step or disabled
     autoreset (every qwr_fast env and every gymnasium id here)"""
-    progress: bool = True
-    """tqdm progress bar"""
-    tensorboard: bool = True
-    """TensorBoard logs in RUN_DIR/tb"""
 
     def validate(self) -> None:
         """Raise ValueError naming the first field that is out of range."""
@@ -269,6 +239,8 @@ class QWRTrainer(Trainer):
     """
 
     config_cls = QWRConfig
+    LABEL = "QWR"
+    EVAL_NOTE = " (temperature 0)"
     SINGLE_LEARNER_FLAGS = ("shared_first_layer", "compile", "cuda_graphs")
     TRAIN_COLUMNS, EVAL_COLUMNS = TRAIN_COLUMNS, EVAL_COLUMNS
     SAVED = ("policy", "critic", "target", "norm", "opt_pi", "opt_q")
@@ -581,37 +553,7 @@ class QWRTrainer(Trainer):
         seed = self.cfg.seed + 10_000 + self.num_evals
         return eval_returns(self.eval_env, act, seed=seed, max_steps=self.cfg.eval_max_steps)
 
-    # ------------------------------------------------------------ checkpoint
-    def state_dict(self) -> dict:
-        return self.learner_state(sync_count=self.sync.count, rng=rng_state(self.gen))
-
-    def load_state_dict(self, s: dict) -> None:
-        self.check_kind(s, "QWR checkpoint")
-        if self.world.is_actor:
-            return self.load_actor_state(s)
-        self.load_run_state(s)
-        self.sync.count = s["sync_count"]
-
     # -------------------------------------------------------------------- loop
-    def summary(self, last: dict) -> str:
-        """The one line ``qwr-train`` prints after the final evaluation ``last``."""
-        return (
-            f"{self.cfg.algo} on {self.cfg.env}: step {last['step']}, eval return "
-            f"{last['return_mean']:.3f} +- {last['return_std']:.3f} (temperature 0); "
-            f"curve: {self.cfg.run_dir}/curve.png"
-        )
-
-    def train_row(self, stats: dict, steps_per_s: float) -> dict:
-        nan = float("nan")
-        return {
-            "step": self.global_step,
-            "epoch": self.epoch,
-            **{k: stats.get(k, nan) for k in TRAIN_COLUMNS[2:6]},
-            "train_return": self.train_return(),
-            "steps_per_s": steps_per_s,
-            "wall_s": self.wall,
-        }
-
     def eval_row(self) -> tuple[dict, dict]:
         with self.recording():
             r0 = self.evaluate(0.0)

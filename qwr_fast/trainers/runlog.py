@@ -374,24 +374,22 @@ class RunLog:
 
     def train_row(self, row: dict) -> None:
         """Append ``row`` to ``train.csv`` (and its scalars to TensorBoard as ``train/<key>``)."""
-        if self.quiet:
-            return
-        self.train_w.writerow(row)
-        self.train_f.flush()
-        if self.tb is not None:
-            for k, v in row.items():
-                if k not in self.skip:
-                    self.tb.add_scalar(f"train/{k}", v, row["step"])
+        self._append("train", row, {k: v for k, v in row.items() if k not in self.skip})
 
     def eval_row(self, row: dict, scalars: dict[str, float]) -> None:
         """Append ``row`` to ``eval.csv``; ``scalars`` go to TensorBoard as ``eval/<key>``."""
+        self._append("eval", row, scalars)
+
+    def _append(self, name: str, row: dict, scalars: dict[str, float]) -> None:
+        """Write ``row`` to ``<name>.csv`` and flush it; ``scalars`` to TensorBoard as
+        ``<name>/<key>`` at ``row["step"]`` (nothing on a quiet rank)."""
         if self.quiet:
             return
-        self.eval_w.writerow(row)
-        self.eval_f.flush()
+        getattr(self, f"{name}_w").writerow(row)
+        getattr(self, f"{name}_f").flush()
         if self.tb is not None:
             for k, v in scalars.items():
-                self.tb.add_scalar(f"eval/{k}", v, row["step"])
+                self.tb.add_scalar(f"{name}/{k}", v, row["step"])
 
     def progress(
         self, steps: int, steps_per_s: float | None = None, last_eval: float | None = None

@@ -244,3 +244,26 @@ def test_run_dir_turning_read_only_mid_run_is_one_line_and_resumable(tmp_path, m
     monkeypatch.setattr(common, "save_checkpoint", real)
     assert qwr_train(["--resume", str(run), "--no-progress"]) == 0
     assert (run / "ckpt_120.pt").exists()
+
+
+def test_every_trainer_flag_and_default_is_the_contract():
+    """The trainers' flags and defaults are a contract users' scripts depend on: the config
+    fields (declared in each trainer or once in qwr_fast.trainers.config) and their defaults
+    equal the committed snapshot tests/qwr_fast/config_fields.json, taken before the shared
+    fields moved to qwr_fast.trainers.config. A new flag updates the snapshot deliberately."""
+    import dataclasses
+    import json
+    import os
+
+    from qwr_fast.trainers.aql import AQLConfig
+    from qwr_fast.trainers.dqn import DQNConfig
+    from qwr_fast.trainers.ppo import PPOConfig
+    from qwr_fast.trainers.qwr import QWRConfig
+
+    with open(os.path.join(os.path.dirname(__file__), "config_fields.json")) as f:
+        snapshot = json.load(f)
+    configs = {"qwr-train": QWRConfig, "aql-train": AQLConfig}
+    configs |= {"ppo-train": PPOConfig, "dqn-train": DQNConfig}
+    for prog, cls in configs.items():
+        fields = {f.name: f.default for f in dataclasses.fields(cls)}
+        assert fields == snapshot[prog], prog
