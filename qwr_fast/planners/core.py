@@ -221,10 +221,14 @@ class Planner:
     ``oracle_chance`` (see the module docstring)."""
 
     needs_root = True
+    CONFIG: type | None = None
+    """the planner's config dataclass; ``cfg=None`` means its defaults"""
 
     def __init__(self, blueprint, sim, cfg=None, *, oracle_chance: bool = False) -> None:
         if not isinstance(oracle_chance, bool):
             raise TypeError(f"oracle_chance must be a bool, got {type(oracle_chance).__name__}")
+        if cfg is None and self.CONFIG is not None:
+            cfg = self.CONFIG()
         self.blueprint, self.sim, self.cfg = blueprint, sim, cfg
         self.oracle_chance = oracle_chance
         self.num_actions = None if sim is None else int(sim.single_action_space.n)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from qwr_fast.checks import check_fields
-from qwr_fast.planners.core import Blueprint, Planner, SearchResult, obs_tensor, restore
+from qwr_fast.planners.core import Planner, SearchResult, obs_tensor, restore
 
 __all__ = ["MCTSConfig", "MCTS", "Node"]
 
@@ -67,15 +67,7 @@ class Node:
 class MCTS(Planner):
     """PUCT search from a root snapshot; see the module docstring."""
 
-    def __init__(
-        self,
-        blueprint: Blueprint,
-        sim,
-        cfg: MCTSConfig = MCTSConfig(),
-        *,
-        oracle_chance: bool = False,
-    ) -> None:
-        super().__init__(blueprint, sim, cfg, oracle_chance=oracle_chance)
+    CONFIG = MCTSConfig
 
     @property
     def min_search_steps(self) -> int:

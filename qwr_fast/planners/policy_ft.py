@@ -293,15 +293,7 @@ class PolicyFineTune(AmortisedPlanner):
     ``replan_every`` moves it fine-tunes the blueprint from ``root`` and plays the adopted
     policy (or the blueprint) until the next search."""
 
-    def __init__(
-        self,
-        blueprint: torch.nn.Module,
-        sim,
-        cfg: PolicyFineTuneConfig = PolicyFineTuneConfig(),
-        *,
-        oracle_chance: bool = False,
-    ) -> None:
-        super().__init__(blueprint, sim, cfg, oracle_chance=oracle_chance)
+    CONFIG = PolicyFineTuneConfig
 
     def _finetune(self, root, obs, budget, generator, t0: float):
         c = self.cfg

@@ -72,11 +72,13 @@ class QFineTune(AmortisedPlanner):
     ``replan_every`` moves it fine-tunes a copy from ``root`` and plays the adopted Q-network
     (or the blueprint) greedily until the next search."""
 
+    CONFIG = QFineTuneConfig
+
     def __init__(
         self,
         blueprint_q: torch.nn.Module,
         sim,
-        cfg: QFineTuneConfig = QFineTuneConfig(),
+        cfg: QFineTuneConfig | None = None,
         *,
         replay: Replay | None = None,
         oracle_chance: bool = False,

@@ -14,7 +14,6 @@ import torch
 from qwr_fast.checks import check_fields
 from qwr_fast.envs import EnvState
 from qwr_fast.planners.core import (
-    Blueprint,
     Planner,
     SearchResult,
     obs_tensor,
@@ -60,15 +59,7 @@ class Sparta(Planner):
     next one), so that the actions are compared on the same worlds (paired).
     """
 
-    def __init__(
-        self,
-        blueprint: Blueprint,
-        sim,
-        cfg: SpartaConfig = SpartaConfig(),
-        *,
-        oracle_chance: bool = False,
-    ) -> None:
-        super().__init__(blueprint, sim, cfg, oracle_chance=oracle_chance)
+    CONFIG = SpartaConfig
 
     @property
     def min_search_steps(self) -> int:
