@@ -311,10 +311,12 @@ class AQLTrainer(QLearner):
             env = discretize(env, cfg.bins)
         return env
 
+    # ------------------------------------------------------------------ acting
     def _net_obs(self, obs: torch.Tensor) -> torch.Tensor:
         obs = obs.to(torch.float32)
         return self.norm(obs) if self.norm is not None else obs
 
+    @torch.no_grad()
     def greedy(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``[B, D]``: the argmax of Q over a fresh candidate set (every action for
         exhaustive-dqn)."""
