@@ -88,12 +88,17 @@ def offline() -> str:
     )
 
 
+GAME_ORDER = ["Breakout", "Freeway", "Seaquest", "Asterix", "SpaceInvaders"]
+"""the README's order of the MinAtar games (the first three ran first); every game with a
+finished QWR-LSE or AWR run gets its bullet part"""
+
+
 def minatar() -> str:
     root = os.path.join(RUNS, "minatar_100000")
     table = [r for r in minatar_runs(root) if r["step"] >= 100_000]
     rand = random_baselines(root)
     games = []
-    for game in ("Breakout", "Freeway", "Seaquest"):
+    for game in sorted({r["game"] for r in table}, key=GAME_ORDER.index):
         parts = []
         for algo in ("qwr-lse", "awr"):
             rows = sorted((r for r in table if (r["game"], r["algo"]) == (game, algo)),
