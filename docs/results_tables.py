@@ -22,6 +22,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHANCE = "docs/runs/search_chance/breakout_"
+PACMAN = "docs/runs/mspacman/"
 GENERATORS = {  # title -> the command results.md names for the table
     "scale-out": ["docs/scale_table.py"],
     "policy fine-tuning on BitFlip": ["docs/pft_table.py"],
@@ -32,6 +33,25 @@ GENERATORS = {  # title -> the command results.md names for the table
         *(f"{CHANCE}{mode}_s{seed}.csv" for mode in ("oracle", "fresh") for seed in range(3)),
     ],
     "minatar": ["docs/minatar_table.py"],
+    **{
+        f"ms. pacman, {moves} moves, {kind}": [
+            "docs/search_table.py",
+            *(f"{PACMAN}{prefix}{planner}_{budget}_m{moves}.csv" for planner in planners),
+        ]
+        for moves in (100, 250)
+        for kind, prefix, budget, planners in (
+            ("equal env steps", "search_", "b128", ("blueprint", "mcts", "sparta", "policy-ft")),
+            ("equal wall time", "wall_", "s0.2", ("mcts", "sparta", "policy-ft")),
+        )
+    },
+    **{
+        f"ms. pacman, {moves} moves, continued ppo": [
+            "docs/search_table.py",
+            f"{PACMAN}search_blueprint_b128_m{moves}.csv",
+            f"{PACMAN}search_continued_m{moves}.csv",
+        ]
+        for moves in (100, 250)
+    },
     "mujoco": ["docs/seeds_table.py", "docs/runs/mujoco_100000", "100000"],
     "aql bitflip 8 and 16": ["docs/aql_table.py", "docs/runs/aql_bitflip_3000_v2"],
     "aql bitflip 32": ["docs/aql_table.py", "docs/runs/aql_bitflip_20000"],
