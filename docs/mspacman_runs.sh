@@ -6,8 +6,11 @@
 # restoring its roots with fresh chance (the default), on episodes capped at MAX_MOVES moves
 # (a capped episode counts its partial score). Runs land in runs/mspacman/; the search CSVs and
 # the blueprint's eval.csv/config.json are copied to docs/runs/mspacman/ by STAGE=record.
+# STICKY=0 plays the search stages on the deterministic game (qwr-search --sticky-action-prob
+# 0, the real game and the simulators alike; the blueprint is the same, trained with sticky
+# actions), their files named *_p0.csv; left unset, the v5 game (sticky actions 0.25).
 # Usage: [STAGE=blueprint|search|wall|continued|record] [BP_STEPS=250000] [BLUEPRINT=CKPT]
-#        [EPISODES=10] [BUDGET=128] [SECONDS_PER_MOVE=0.2] [MAX_MOVES=100]
+#        [EPISODES=10] [BUDGET=128] [SECONDS_PER_MOVE=0.2] [MAX_MOVES=100] [STICKY=0]
 #        [PLANNERS="blueprint mcts sparta policy-ft"] bash docs/mspacman_runs.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +23,8 @@ EPISODES=${EPISODES:-10}
 BUDGET=${BUDGET:-128}
 MAX_MOVES=${MAX_MOVES:-100}
 SECONDS_PER_MOVE=${SECONDS_PER_MOVE:-0.2}
+GAME=(); SUF=""
+if [ -n "${STICKY:-}" ]; then GAME=(--sticky-action-prob "$STICKY"); SUF="_p${STICKY}"; fi
 mkdir -p "$ROOT"
 case "${STAGE:-blueprint}" in
 blueprint)
@@ -35,8 +40,8 @@ search)
     OMP_NUM_THREADS=1 "$PY" -m qwr_fast.cli qwr-search --env ALE/MsPacman-v5 \
       --blueprint "$BLUEPRINT" --planner "$planner" --episodes "$EPISODES" --seed 0 \
       --budget-steps "$budget" --horizon 10 --width 12 --max-moves "$MAX_MOVES" --no-progress \
-      --out "$ROOT/search_${planner}_b${BUDGET}_m${MAX_MOVES}.csv" \
-      --episodes-out "$ROOT/episodes_${planner}_b${BUDGET}_m${MAX_MOVES}.csv"
+      "${GAME[@]}" --out "$ROOT/search_${planner}_b${BUDGET}_m${MAX_MOVES}${SUF}.csv" \
+      --episodes-out "$ROOT/episodes_${planner}_b${BUDGET}_m${MAX_MOVES}${SUF}.csv"
   done
   ;;
 wall)  # equal wall time per move instead: SECONDS_PER_MOVE of search (policy-ft: 10x per search)
@@ -46,15 +51,17 @@ wall)  # equal wall time per move instead: SECONDS_PER_MOVE of search (policy-ft
     OMP_NUM_THREADS=1 "$PY" -m qwr_fast.cli qwr-search --env ALE/MsPacman-v5 \
       --blueprint "$BLUEPRINT" --planner "$planner" --episodes "$EPISODES" --seed 0 \
       --budget-seconds "$seconds" --horizon 10 --width 12 --max-moves "$MAX_MOVES" \
-      --no-progress --out "$ROOT/wall_${planner}_s${SECONDS_PER_MOVE}_m${MAX_MOVES}.csv" \
-      --episodes-out "$ROOT/wall_episodes_${planner}_s${SECONDS_PER_MOVE}_m${MAX_MOVES}.csv"
+      --no-progress "${GAME[@]}" \
+      --out "$ROOT/wall_${planner}_s${SECONDS_PER_MOVE}_m${MAX_MOVES}${SUF}.csv" \
+      --episodes-out "$ROOT/wall_episodes_${planner}_s${SECONDS_PER_MOVE}_m${MAX_MOVES}${SUF}.csv"
   done
   ;;
 continued)  # the blueprint run trained on to BP_STEPS (the paper's "continue PPO" row), played
   # as the blueprint row is (actions sampled from the policy), on the same capped episodes
   OMP_NUM_THREADS=1 "$PY" -m qwr_fast.cli qwr-search --env ALE/MsPacman-v5 \
     --blueprint "$BP/checkpoint.pt" --planner blueprint --episodes "$EPISODES" --seed 0 \
-    --max-moves "$MAX_MOVES" --no-progress --out "$ROOT/search_continued_m${MAX_MOVES}.csv"
+    --max-moves "$MAX_MOVES" --no-progress "${GAME[@]}" \
+    --out "$ROOT/search_continued_m${MAX_MOVES}${SUF}.csv"
   ;;
 record)
   mkdir -p docs/runs/mspacman/ppo_${BP_STEPS}

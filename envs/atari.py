@@ -124,6 +124,7 @@ class AtariVectorEnv(LoopVectorEnv):
         if not 0.0 <= sticky_action_prob < 1.0:
             raise ValueError(f"sticky_action_prob must lie in [0, 1), got {sticky_action_prob}")
         self.env_id = env_id
+        self.sticky_action_prob = float(sticky_action_prob)
         self.options = (
             ("sticky_action_prob", float(sticky_action_prob)),
             ("noop_max", int(noop_max)),

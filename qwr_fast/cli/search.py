@@ -23,7 +23,10 @@ Chance: the planners restore every snapshot with fresh chance drawn from their o
 (seeded by ``--seed``), so no search sees the chance events (sticky actions, spawns, card
 draws) the real game will draw next. ``--oracle-chance`` restores snapshots exactly instead
 (a deterministic simulator of the real game, i.e. foresight no real player has); the CSV's
-``oracle_chance`` column records which ran.
+``oracle_chance`` column records which ran. ``--sticky-action-prob`` sets the sticky-action
+probability of ALE and MinAtar games (0: the deterministic game) for the real game and the
+simulators alike; the ``sticky_action_prob`` column records the game's (NaN where the family
+has none).
 
 Episodes: episode e draws everything (the game's reset, the planner's sampling, the belief
 samples) from seeds derived from ``--seed`` and e only. So under ``torchrun`` (the search farm,
@@ -87,6 +90,7 @@ CSV_COLUMNS = [
     "horizon",
     "width",
     "oracle_chance",
+    "sticky_action_prob",
 ]
 
 
@@ -164,6 +168,11 @@ class SearchConfig:
     oracle_chance: bool = False
     """restore the planners' snapshots exactly, RNG included, so that every search sees the
     real game's next chance events (default: fresh chance per restore)"""
+    sticky_action_prob: float | None = None
+    """ALE and MinAtar: the probability that the game repeats the previous action instead of
+    the chosen one (ALE: per emulator frame; MinAtar: per step), in the real game and in the
+    planners' simulators alike; 0 is the deterministic game (None: the family's default, 0.25
+    for ALE v5, 0.1 for MinAtar)"""
 
 
 def make_planner(cfg: SearchConfig, net, sim, replay=None):
@@ -236,6 +245,8 @@ def config_key(cfg: SearchConfig) -> str:
     """What makes two episodes with the same number the same episode: a hash of every setting
     but the number of episodes, the output files, the progress lines and the threads."""
     fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_IN_KEY}
+    if fields["sticky_action_prob"] is None:  # as before the flag: older files keep their keys
+        del fields["sticky_action_prob"]
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -324,12 +335,28 @@ def resolve_defaults(cfg: SearchConfig) -> SearchConfig:
     return dataclasses.replace(cfg, z=z, lr=lr)
 
 
+def sticky_kwargs(cfg: SearchConfig) -> dict:
+    """The env kwargs of ``--sticky-action-prob`` (none when it is left at None)."""
+    p = cfg.sticky_action_prob
+    if p is None:
+        return {}
+    if not cfg.env.startswith(("ALE/", "MinAtar/")):
+        raise ValueError(
+            f"--sticky-action-prob applies to ALE/<Game>-v5 and MinAtar/<Game> envs; {cfg.env} "
+            "has no sticky actions"
+        )
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"--sticky-action-prob must lie in [0, 1), got {p}")
+    return {"sticky_action_prob": float(p)}
+
+
 def run_search(cfg: SearchConfig) -> dict:
     """Play ``cfg.episodes`` episodes; returns the CSV row (also appended to ``cfg.out``)."""
     from qwr_fast.envs import make
 
     cfg = resolve_defaults(cfg)
     check_fields(cfg, "episodes width max_moves threads", ">= 1")
+    env_kw = sticky_kwargs(cfg)
     check_out_header(cfg.out)
     if cfg.planner != "blueprint" and cfg.budget_steps is None and cfg.budget_seconds is None:
         raise ValueError(f"--planner {cfg.planner} needs --budget-steps and/or --budget-seconds")
@@ -341,8 +368,8 @@ def run_search(cfg: SearchConfig) -> dict:
         net, bp_cfg = load_blueprint(cfg.blueprint)
     if bp_cfg["env"] != cfg.env:
         raise ValueError(f"--blueprint was trained on {bp_cfg['env']}, not on --env {cfg.env}")
-    env = make(cfg.env, 1, seed=cfg.seed)
-    sim = make(cfg.env, cfg.width, seed=cfg.seed)
+    env = make(cfg.env, 1, seed=cfg.seed, **env_kw)
+    sim = make(cfg.env, cfg.width, seed=cfg.seed, **env_kw)
     beliefs = hasattr(env, "belief_states")
     mask = getattr(env, "action_mask_slice", None)
     if beliefs and cfg.planner == "mcts":
@@ -447,6 +474,7 @@ def run_search(cfg: SearchConfig) -> dict:
         "horizon": cfg.horizon,
         "width": cfg.width,
         "oracle_chance": cfg.oracle_chance,
+        "sticky_action_prob": getattr(env, "sticky_action_prob", float("nan")),
     }
     if cfg.out is not None and env_world().is_main:
         new = not os.path.exists(cfg.out) or os.path.getsize(cfg.out) == 0

@@ -164,6 +164,24 @@ def test_atari_reseed_with_sticky_actions():
         assert base.ale.getFloat("repeat_action_probability") == 0.0
 
 
+def test_atari_without_sticky_actions_is_deterministic_after_any_reseed():
+    """``sticky_action_prob=0`` (qwr-search ``--sticky-action-prob 0``, the deterministic
+    game): the only chance left is the no-op count of a reset, so simulators restored with
+    different reseeds agree step for step within an episode."""
+    _need("ale_py", "atari")
+    _need("cv2", "atari")
+    real = envs.make("ALE/Breakout-v5", 1, seed=2, sticky_action_prob=0.0)
+    real.reset(seed=0)
+    for k in range(3):
+        real.step(np.full(1, 2 + k % 2))
+    sim = envs.make("ALE/Breakout-v5", 3, seed=2, sticky_action_prob=0.0)
+    sim.set_state(real.get_state(), reseed=[7, 8, 9])
+    split = rollout(sim, [np.full(3, 2 + k % 2) for k in range(25)])
+    assert not any(s[2].any() or s[3].any() for s in split)  # no episode ended
+    assert_same(_row(split, 0), _row(split, 1))
+    assert_same(_row(split, 0), _row(split, 2))
+
+
 def test_mujoco_reseed_changes_only_the_reset_noise():
     _need("mujoco", "mujoco")
     result = check_reseed(  # through discretize: the wrapper forwards reseed

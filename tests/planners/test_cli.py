@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import pytest
 
@@ -199,3 +200,49 @@ def test_atari_blueprint_and_search_smoke(tmp_path, game):
     assert main(argv) == 0
     row = next(csv.DictReader(out.open()))
     assert row["moves_per_episode"] == "2.0" and 0 < float(row["env_steps_per_move"]) <= 18
+
+
+def test_sticky_action_prob_sets_the_game_and_the_simulators_and_is_recorded(tmp_path, capsys):
+    """``--sticky-action-prob 0`` plays the deterministic game (real env and simulators), the
+    CSV records the game's probability (the family default when the flag is left out), a
+    family without sticky actions refuses the flag, and episode files written before the flag
+    existed keep their keys."""
+    from qwr_fast.cli.search import SearchConfig, config_key, sticky_kwargs
+
+    bp = PPOTrainer(
+        PPOConfig(
+            env="MinAtar/Breakout",
+            num_envs=2,
+            num_steps=8,
+            num_minibatches=2,
+            hidden=8,
+            eval_episodes=1,
+            run_dir=str(tmp_path / "bp"),
+            progress=False,
+            tensorboard=False,
+        )
+    ).save()
+    out = tmp_path / "res.csv"
+    argv = ["--env", "MinAtar/Breakout", "--blueprint", bp, "--planner", "sparta", "--episodes"]
+    argv += ["1", "--budget-steps", "12", "--horizon", "2", "--width", "6", "--max-moves", "3"]
+    argv += ["--out", str(out), "--no-progress"]
+    assert main(argv) == 0 and main([*argv, "--sticky-action-prob", "0"]) == 0
+    assert [r["sticky_action_prob"] for r in csv.DictReader(out.open())] == ["0.1", "0.0"]
+    cfg = SearchConfig(env="MinAtar/Breakout", sticky_action_prob=0.0)
+    env_kw = sticky_kwargs(cfg)
+    assert env_kw == {"sticky_action_prob": 0.0}
+    from qwr_fast.envs import make
+
+    for env in (make(cfg.env, 1, **env_kw), make(cfg.env, 4, **env_kw)):
+        assert env.sticky_action_prob == 0.0
+    assert make("ALE/Pong-v5", 1, **env_kw).sticky_action_prob == 0.0
+    # the key of a configuration without the flag is the one written before it existed
+    old = SearchConfig(env="MinAtar/Breakout", blueprint="bp.pt", planner="policy-ft")
+    assert config_key(dataclasses.replace(old, budget_steps=256)) == "da5d3e02edd811b3"
+    assert config_key(dataclasses.replace(old, sticky_action_prob=0.0)) != config_key(old)
+    capsys.readouterr()
+    bad = ["--blueprint", bp, "--planner", "sparta", "--budget-steps", "8", "--no-progress"]
+    assert main(["--env", "BitFlip-4", *bad, "--sticky-action-prob", "0"]) == 2
+    assert "--sticky-action-prob applies to ALE/<Game>-v5" in capsys.readouterr().err
+    assert main(["--env", "MinAtar/Breakout", *bad, "--sticky-action-prob", "1"]) == 2
+    assert "--sticky-action-prob must lie in [0, 1), got 1.0" in capsys.readouterr().err
