@@ -171,6 +171,7 @@ def test_atari_without_sticky_actions_is_deterministic_after_any_reseed():
     _need("ale_py", "atari")
     _need("cv2", "atari")
     real = envs.make("ALE/Breakout-v5", 1, seed=2, sticky_action_prob=0.0)
+    assert real.sticky_action_prob == 0.0  # what qwr-search's CSV records
     real.reset(seed=0)
     for k in range(3):
         real.step(np.full(1, 2 + k % 2))
