@@ -52,6 +52,21 @@ GENERATORS = {  # title -> the command results.md names for the table
         ]
         for moves in (100, 250)
     },
+    **{
+        f"ms. pacman deterministic, 250 moves, {kind}": [
+            "docs/search_table.py",
+            *(f"{PACMAN}{prefix}{planner}_{budget}_m250_p0.csv" for planner in planners),
+        ]
+        for kind, prefix, budget, planners in (
+            ("equal env steps", "search_", "b128", ("blueprint", "mcts", "sparta", "policy-ft")),
+            ("equal wall time", "wall_", "s0.2", ("mcts", "sparta", "policy-ft")),
+        )
+    },
+    "ms. pacman deterministic, 250 moves, continued ppo": [
+        "docs/search_table.py",
+        f"{PACMAN}search_blueprint_b128_m250_p0.csv",
+        f"{PACMAN}search_continued_m250_p0.csv",
+    ],
     "mujoco": ["docs/seeds_table.py", "docs/runs/mujoco_100000", "100000"],
     "aql bitflip 8 and 16": ["docs/aql_table.py", "docs/runs/aql_bitflip_3000_v2"],
     "aql bitflip 32": ["docs/aql_table.py", "docs/runs/aql_bitflip_20000"],
