@@ -9,8 +9,10 @@
 # STICKY=0 plays the search stages on the deterministic game (qwr-search --sticky-action-prob
 # 0, the real game and the simulators alike; the blueprint is the same, trained with sticky
 # actions), their files named *_p0.csv; left unset, the v5 game (sticky actions 0.25).
+# HORIZON=H (default 10; the paper's is 30) sets every planner's --horizon, policy-ft then
+# searching once per H moves with H B env steps (H x the seconds); files named *_hH.csv.
 # Usage: [STAGE=blueprint|search|wall|continued|record] [BP_STEPS=250000] [BLUEPRINT=CKPT]
-#        [EPISODES=10] [BUDGET=128] [SECONDS_PER_MOVE=0.2] [MAX_MOVES=100] [STICKY=0]
+#        [EPISODES=10] [BUDGET=128] [SECONDS_PER_MOVE=0.2] [MAX_MOVES=100] [STICKY=0] [HORIZON=10]
 #        [PLANNERS="blueprint mcts sparta policy-ft"] bash docs/mspacman_runs.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,10 +23,12 @@ BP=$ROOT/ppo_${BP_STEPS}
 BLUEPRINT=${BLUEPRINT:-$BP/ckpt_150528.pt}  # the search's blueprint: the run's 150K-step checkpoint
 EPISODES=${EPISODES:-10}
 BUDGET=${BUDGET:-128}
+HORIZON=${HORIZON:-10}
 MAX_MOVES=${MAX_MOVES:-100}
 SECONDS_PER_MOVE=${SECONDS_PER_MOVE:-0.2}
 GAME=(); SUF=""
 if [ -n "${STICKY:-}" ]; then GAME=(--sticky-action-prob "$STICKY"); SUF="_p${STICKY}"; fi
+[ "$HORIZON" != 10 ] && SUF="${SUF}_h${HORIZON}"
 mkdir -p "$ROOT"
 case "${STAGE:-blueprint}" in
 blueprint)
@@ -35,22 +39,22 @@ blueprint)
   ;;
 search)
   for planner in ${PLANNERS:-blueprint mcts sparta policy-ft}; do
-    # policy-ft searches once per 10 moves (--horizon 10): its budget per search is 10 B
-    budget=$BUDGET; [ "$planner" = policy-ft ] && budget=$((10 * BUDGET))
+    # policy-ft searches once per H moves (--horizon H): its budget per search is H B
+    budget=$BUDGET; [ "$planner" = policy-ft ] && budget=$((HORIZON * BUDGET))
     OMP_NUM_THREADS=1 "$PY" -m qwr_fast.cli qwr-search --env ALE/MsPacman-v5 \
       --blueprint "$BLUEPRINT" --planner "$planner" --episodes "$EPISODES" --seed 0 \
-      --budget-steps "$budget" --horizon 10 --width 12 --max-moves "$MAX_MOVES" --no-progress \
+      --budget-steps "$budget" --horizon "$HORIZON" --width 12 --max-moves "$MAX_MOVES" --no-progress \
       "${GAME[@]}" --out "$ROOT/search_${planner}_b${BUDGET}_m${MAX_MOVES}${SUF}.csv" \
       --episodes-out "$ROOT/episodes_${planner}_b${BUDGET}_m${MAX_MOVES}${SUF}.csv"
   done
   ;;
-wall)  # equal wall time per move instead: SECONDS_PER_MOVE of search (policy-ft: 10x per search)
+wall)  # equal wall time per move instead: SECONDS_PER_MOVE of search (policy-ft: H x per search)
   for planner in ${PLANNERS:-mcts sparta policy-ft}; do
     seconds=$SECONDS_PER_MOVE
-    [ "$planner" = policy-ft ] && seconds=$("$PY" -c "print(10 * $SECONDS_PER_MOVE)")
+    [ "$planner" = policy-ft ] && seconds=$("$PY" -c "print($HORIZON * $SECONDS_PER_MOVE)")
     OMP_NUM_THREADS=1 "$PY" -m qwr_fast.cli qwr-search --env ALE/MsPacman-v5 \
       --blueprint "$BLUEPRINT" --planner "$planner" --episodes "$EPISODES" --seed 0 \
-      --budget-seconds "$seconds" --horizon 10 --width 12 --max-moves "$MAX_MOVES" \
+      --budget-seconds "$seconds" --horizon "$HORIZON" --width 12 --max-moves "$MAX_MOVES" \
       --no-progress "${GAME[@]}" \
       --out "$ROOT/wall_${planner}_s${SECONDS_PER_MOVE}_m${MAX_MOVES}${SUF}.csv" \
       --episodes-out "$ROOT/wall_episodes_${planner}_s${SECONDS_PER_MOVE}_m${MAX_MOVES}${SUF}.csv"
