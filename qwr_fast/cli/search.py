@@ -24,9 +24,9 @@ Chance: the planners restore every snapshot with fresh chance drawn from their o
 draws) the real game will draw next. ``--oracle-chance`` restores snapshots exactly instead
 (a deterministic simulator of the real game, i.e. foresight no real player has); the CSV's
 ``oracle_chance`` column records which ran. ``--sticky-action-prob`` sets the sticky-action
-probability of ALE and MinAtar games (0: the deterministic game) for the real game and the
-simulators alike; the ``sticky_action_prob`` column records the game's (NaN where the family
-has none).
+probability of ALE and MinAtar games (0: none; an ALE game is then deterministic) for the
+real game and the simulators alike; the ``sticky_action_prob`` column records the game's
+(NaN where the family has none).
 
 Episodes: episode e draws everything (the game's reset, the planner's sampling, the belief
 samples) from seeds derived from ``--seed`` and e only. So under ``torchrun`` (the search farm,
@@ -171,8 +171,9 @@ class SearchConfig:
     sticky_action_prob: float | None = None
     """ALE and MinAtar: the probability that the game repeats the previous action instead of
     the chosen one (ALE: per emulator frame; MinAtar: per step), in the real game and in the
-    planners' simulators alike; 0 is the deterministic game (None: the family's default, 0.25
-    for ALE v5, 0.1 for MinAtar)"""
+    planners' simulators alike; 0: no sticky actions, which makes an ALE game deterministic
+    (MinAtar's spawns stay random) (None: the family's default, 0.25 for ALE v5, 0.1 for
+    MinAtar)"""
 
 
 def make_planner(cfg: SearchConfig, net, sim, replay=None):

@@ -208,10 +208,10 @@ def test_atari_blueprint_and_search_smoke(tmp_path, game):
 
 
 def test_sticky_action_prob_sets_the_game_and_the_simulators_and_is_recorded(tmp_path, capsys):
-    """``--sticky-action-prob 0`` plays the deterministic game (real env and simulators), the
-    CSV records the game's probability (the family default when the flag is left out), a
-    family without sticky actions refuses the flag, and episode files written before the flag
-    existed keep their keys."""
+    """``--sticky-action-prob 0`` plays the game without sticky actions (real env and
+    simulators), the CSV records the game's probability (the family default when the flag is
+    left out), a family without sticky actions refuses the flag, and episode files written
+    before the flag existed keep their keys."""
     from qwr_fast.cli.search import SearchConfig, config_key, sticky_kwargs
 
     pytest.importorskip("minatar", reason="needs the extra: pip install qwr_fast[minatar]")
