@@ -67,6 +67,12 @@ GENERATORS = {  # title -> the command results.md names for the table
         f"{PACMAN}search_blueprint_b128_m250_p0.csv",
         f"{PACMAN}search_continued_m250_p0.csv",
     ],
+    "ms. pacman, 250 moves, policy-ft at the paper's horizon": [
+        "docs/search_table.py",
+        f"{PACMAN}search_blueprint_b128_m250.csv",
+        f"{PACMAN}search_policy-ft_b128_m250.csv",
+        f"{PACMAN}search_policy-ft_b128_m250_h30.csv",
+    ],
     "mujoco": ["docs/seeds_table.py", "docs/runs/mujoco_100000", "100000"],
     "aql bitflip 8 and 16": ["docs/aql_table.py", "docs/runs/aql_bitflip_3000_v2"],
     "aql bitflip 32": ["docs/aql_table.py", "docs/runs/aql_bitflip_20000"],
