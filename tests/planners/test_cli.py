@@ -207,7 +207,9 @@ def test_atari_blueprint_and_search_smoke(tmp_path, game):
     assert row["moves_per_episode"] == "2.0" and 0 < float(row["env_steps_per_move"]) <= 18
 
 
-def test_sticky_action_prob_sets_the_game_and_the_simulators_and_is_recorded(tmp_path, capsys):
+def test_sticky_action_prob_sets_the_game_and_the_simulators_and_is_recorded(
+    tmp_path, capsys, monkeypatch
+):
     """``--sticky-action-prob 0`` plays the game without sticky actions (real env and
     simulators), the CSV records the game's probability (the family default when the flag is
     left out), a family without sticky actions refuses the flag, and episode files written
@@ -220,15 +222,26 @@ def test_sticky_action_prob_sets_the_game_and_the_simulators_and_is_recorded(tmp
     argv = ["--env", "MinAtar/Breakout", "--blueprint", bp, "--planner", "sparta", "--episodes"]
     argv += ["1", "--budget-steps", "12", "--horizon", "2", "--width", "6", "--max-moves", "3"]
     argv += ["--out", str(out), "--no-progress"]
-    assert main(argv) == 0 and main([*argv, "--sticky-action-prob", "0"]) == 0
-    assert [r["sticky_action_prob"] for r in csv.DictReader(out.open())] == ["0.1", "0.0"]
-    cfg = SearchConfig(env="MinAtar/Breakout", sticky_action_prob=0.0)
-    env_kw = sticky_kwargs(cfg)
-    assert env_kw == {"sticky_action_prob": 0.0}
-    from qwr_fast.envs import make
+    import qwr_fast.envs
 
-    for env in (make(cfg.env, 1, **env_kw), make(cfg.env, 4, **env_kw)):
-        assert env.sticky_action_prob == 0.0
+    made = []  # every env the search builds: the real game and the simulators
+
+    def recording_make(*args, **kwargs):
+        env = make(*args, **kwargs)
+        made.append(env)
+        return env
+
+    make = qwr_fast.envs.make
+    monkeypatch.setattr(qwr_fast.envs, "make", recording_make)
+    assert main(argv) == 0
+    assert [e.sticky_action_prob for e in made] == [0.1, 0.1]  # the family's default
+    made.clear()
+    assert main([*argv, "--sticky-action-prob", "0"]) == 0
+    assert [(e.num_envs, e.sticky_action_prob) for e in made] == [(1, 0.0), (6, 0.0)]
+    assert [r["sticky_action_prob"] for r in csv.DictReader(out.open())] == ["0.1", "0.0"]
+    assert sticky_kwargs(SearchConfig(env="ALE/Pong-v5", sticky_action_prob=0)) == {
+        "sticky_action_prob": 0.0
+    }
     # the key of a configuration without the flag is the one written before it existed
     old = SearchConfig(env="MinAtar/Breakout", blueprint="bp.pt", planner="policy-ft")
     assert config_key(dataclasses.replace(old, budget_steps=256)) == "da5d3e02edd811b3"
