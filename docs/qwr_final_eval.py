@@ -69,6 +69,14 @@ def write_record(run_dir: str, step: int, temperature: float, returns: np.ndarra
     return path
 
 
+def forward_reward(env: gym.Env, info: dict) -> float:
+    """The step's forward reward: ``info["reward_forward"]`` on the -v5 envs; the -v4 ones only
+    report ``x_velocity``, which their reward weighs by ``_forward_reward_weight``."""
+    if "reward_forward" in info:
+        return info["reward_forward"]
+    return env.unwrapped._forward_reward_weight * info["x_velocity"]
+
+
 @torch.no_grad()
 def gait(run_dir: str, episodes: int) -> None:
     """Per greedy episode of a MuJoCo run: length, return, forward reward, x travelled, fell."""
@@ -85,7 +93,7 @@ def gait(run_dir: str, episodes: int) -> None:
                 obs, r, term, trunc, info = env.step(trainer.actions.to_env(a)[0])
                 ret, fwd, length, done = (
                     ret + r,
-                    fwd + info["reward_forward"],
+                    fwd + forward_reward(env, info),
                     length + 1,
                     term or trunc,
                 )

@@ -20,7 +20,8 @@ from minatar_table import runs as minatar_runs
 from records import eval_rows, final_returns, finished, spread
 
 RUNS = "docs/runs"
-# the paper's QWR figures at 100K env steps (its Table 2; seeds/REFERENCE.md)
+# the paper's QWR figures at 100K env steps (Kozakowski et al., "Q-Value Weighted
+# Regression", its Table 2)
 PAPER = {
     ("HalfCheetah", "qwr-lse"): 2323,
     ("Hopper", "qwr-lse"): 1758,
