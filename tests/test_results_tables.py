@@ -19,7 +19,7 @@ _spec.loader.exec_module(results_tables)
 def test_committed_tables_equal_what_their_records_regenerate(title):
     """Row by row, in any order; results.md may set a cell in bold (``**``)."""
     rows = results_tables.table_rows(title)
-    assert len(rows) >= 4, f"{title} printed no table"
+    assert len(rows) >= 3, f"{title} printed no table"  # header, separator, one row at least
     missing = results_tables.missing_rows(title)
     assert not missing, f"rows the {title} generator prints that docs/results.md lacks: {missing}"
 
