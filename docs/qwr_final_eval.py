@@ -1,7 +1,8 @@
 """Re-evaluate finished ``qwr-train`` runs on many episodes (issue 4, results 2 and 3).
 
     python docs/qwr_final_eval.py RUN_DIR [RUN_DIR ...] [--episodes 100] [--temperature 0]
-    python docs/qwr_final_eval.py RUN_DIR [RUN_DIR ...] --gait [--episodes 3]   (MuJoCo runs)
+    python docs/qwr_final_eval.py RUN_DIR [RUN_DIR ...] --gait [--episodes 3] [--gait-csv PATH]
+                                                                     (MuJoCo runs)
 
     python docs/qwr_final_eval.py RUN_DIR [RUN_DIR ...] --record   (also keeps the returns)
 
@@ -18,7 +19,8 @@ the record that ``docs/qwr_100k_runs.sh`` copies to ``docs/runs/`` and
 ``--gait`` instead runs ``--episodes`` greedy episodes of each run's latest checkpoint in one
 ``gym.make(env)`` (seeds 100, 101, ...; policy mean, temperature 0) and prints, per episode, its
 length, return, forward reward, the distance the torso travelled along x and whether it
-terminated (fell) rather than hit the time limit.
+terminated (fell) rather than hit the time limit; ``--gait-csv PATH`` also writes those rows to
+PATH (the ``gait.csv`` records under ``docs/runs/``).
 """
 
 from __future__ import annotations
@@ -77,9 +79,14 @@ def forward_reward(env: gym.Env, info: dict) -> float:
     return env.unwrapped._forward_reward_weight * info["x_velocity"]
 
 
+GAIT_COLUMNS = ["run", "episode", "length", "return", "forward_reward", "x_travelled", "fell"]
+
+
 @torch.no_grad()
-def gait(run_dir: str, episodes: int) -> None:
-    """Per greedy episode of a MuJoCo run: length, return, forward reward, x travelled, fell."""
+def gait(run_dir: str, episodes: int) -> list[list]:
+    """Per greedy episode of a MuJoCo run, a row of ``GAIT_COLUMNS`` (return and forward reward
+    rounded to whole points, x travelled in metres to 0.01)."""
+    rows = []
     state = load_checkpoint(latest_checkpoint(run_dir))
     with tempfile.TemporaryDirectory(prefix="qwr_final_eval_") as tmp:
         trainer = _trainer(state, tmp, 1)
@@ -97,11 +104,9 @@ def gait(run_dir: str, episodes: int) -> None:
                     length + 1,
                     term or trunc,
                 )
-            print(
-                f"| {run_dir} | {episode} | {length} | {ret:.0f} | {fwd:.0f} | "
-                f"{env.unwrapped.data.qpos[0] - x0:.2f} | {term} |",
-                flush=True,
-            )
+            x = env.unwrapped.data.qpos[0] - x0
+            rows.append([run_dir, episode, length, f"{ret:.0f}", f"{fwd:.0f}", f"{x:.2f}", term])
+    return rows
 
 
 def main() -> None:
@@ -111,12 +116,20 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.0)
     parser.add_argument("--gait", action="store_true", help="per-episode gait of MuJoCo runs")
     parser.add_argument("--record", action="store_true", help="write RUN_DIR/final_eval.csv")
+    parser.add_argument("--gait-csv", help="with --gait: also write every run's rows to this CSV")
     args = parser.parse_args()
     if args.gait:
         print("| run | episode | length | return | forward reward | x travelled | fell |")
         print("|---|---:|---:|---:|---:|---:|---|")
+        rows = []
         for run_dir in args.run_dirs:
-            gait(run_dir, args.episodes)
+            rows += gait(run_dir, args.episodes)
+            for row in rows[-args.episodes :]:
+                print("| " + " | ".join(map(str, row)) + " |", flush=True)
+        if args.gait_csv:
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerows([GAIT_COLUMNS, *rows])
+            atomic_write(args.gait_csv, lambda f: f.write(text.getvalue()), mode="w")
         return
     print(
         f"| env | algo | env steps | return over {args.episodes} episodes (temperature "
