@@ -10,7 +10,10 @@
 #                        runs land in runs/mujoco_ref_<steps>/
 #   VARIANT=paper-backup the paper-time backup alone: LSE at tau 1.0 on the unscaled Q, no Q
 #                        normalisation; runs land in runs/mujoco_lse1_<steps>/
-# Usage: [RUNS="HalfCheetah-v5:qwr-lse:0 ..."] [CORE=0] [VARIANT=reference|paper-backup]
+#   VARIANT=update-ratio the paper-time update ratio alone: 3000 critic + 3000 actor gradient steps
+#                        per 1000 env steps (the preset's 1000 + 1000; ~3x the cost);
+#                        runs land in runs/mujoco_upd3_<steps>/
+# Usage: [RUNS="HalfCheetah-v5:qwr-lse:0 ..."] [CORE=0] [VARIANT=reference|paper-backup|update-ratio]
 #        bash docs/qwr_mujoco_runs.sh [TOTAL_STEPS]
 set -euo pipefail
 export PRESET=mujoco
@@ -23,6 +26,9 @@ case "${VARIANT:-}" in
   paper-backup)
     export EXTRA_ARGS="--tau 1.0 --no-normalize-q"
     export ROOT=${ROOT:-runs/mujoco_lse1_${1:-100000}} ;;
-  *) echo "VARIANT must be empty, reference or paper-backup, got '$VARIANT'" >&2; exit 2 ;;
+  update-ratio)
+    export EXTRA_ARGS="--critic-steps 3000 --actor-steps 3000"
+    export ROOT=${ROOT:-runs/mujoco_upd3_${1:-100000}} ;;
+  *) echo "VARIANT must be empty, reference, paper-backup or update-ratio, got '$VARIANT'" >&2; exit 2 ;;
 esac
 exec bash "$(dirname "$0")/qwr_100k_runs.sh" "$@"

@@ -80,6 +80,7 @@ GENERATORS = {  # title -> the command results.md names for the table
         "100000",
     ],
     "mujoco, paper-time backup": ["docs/seeds_table.py", "docs/runs/mujoco_lse1_100000", "100000"],
+    "mujoco, update ratio": ["docs/seeds_table.py", "docs/runs/mujoco_upd3_100000", "100000"],
     "aql bitflip 8 and 16": ["docs/aql_table.py", "docs/runs/aql_bitflip_3000_v2"],
     "aql bitflip 32": ["docs/aql_table.py", "docs/runs/aql_bitflip_20000"],
     "bitflip-32": ["docs/seeds_table.py", "docs/runs/bitflip32_20000_g05", "20000"],
