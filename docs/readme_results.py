@@ -54,24 +54,37 @@ def bitflip() -> str:
 
 def mujoco() -> str:
     runs = finished(os.path.join(RUNS, "mujoco_100000"), 100000)
-    lse = []
+    lse, lse_lost, other_lost = [], [], []  # *_lost: seed 0 ran before records were kept
     for env in ("HalfCheetah", "Humanoid", "Walker2d", "Hopper"):
         seeds, x = final_returns(runs[f"{env}_qwr-lse"])
         lse.append(f"{env} {spread(x, 0)} ({PAPER[env, 'qwr-lse']}; {_seeds(seeds)})")
+        lse_lost += [env] if 0 not in seeds else []
     other = []
     for algo in ("qwr-max", "qwr-avg", "awr"):
         seeds, x = final_returns(runs[f"HalfCheetah_{algo}"])
         other.append(
             f"{NAMES[algo]} {spread(x, 0)} ({PAPER['HalfCheetah', algo]:g}; {_seeds(seeds)})"
         )
+        other_lost += [NAMES[algo]] if 0 not in seeds else []
+    lost = [f"QWR-LSE on {_and(lse_lost)}"] if lse_lost else []
+    lost += [f"{_and(other_lost)} on HalfCheetah"] if other_lost else []
+    lost_note = (
+        f"Seed 0 of {' and of '.join(lost)} ran before records were kept (docs/results.md has "
+        "it, with the 3-seed figures) "
+        if lost
+        else ""
+    )
     return (
         "- MuJoCo at 100K env steps, QWR-LSE (paper in brackets; ours on gymnasium's `-v5` envs, "
         "the paper's on the v2-era ones, whose dynamics differ, Walker2d's most): "
-        f"{', '.join(lse)}; on HalfCheetah {', '.join(other)}. Seed 0 of QWR-LSE and of AWR ran "
-        "before records were kept (docs/results.md has it, with the 3-seed figures) "
+        f"{', '.join(lse)}; on HalfCheetah {', '.join(other)}. {lost_note}"
         "([curves, seed 0](docs/figures/mujoco_100k.png), "
         "[curves, seeds 1-2 and QWR-MAX/AVG](docs/figures/mujoco_100k_rerun.png))."
     )
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def offline() -> str:
